@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Quickstart 2: set up (first run only), lint, and run the test suite. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check src tests benchmarks
+exec .venv/bin/python -m pytest "$@"

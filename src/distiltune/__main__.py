@@ -1,0 +1,3 @@
+from distiltune.cli import main
+
+main()

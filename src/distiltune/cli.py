@@ -1,0 +1,317 @@
+"""The ``distiltune`` command line: a thin typer layer that parses flags and calls the Python API.
+
+User errors (``DistiltuneError``) print as one line on stderr with exit code 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from distiltune.errors import DistiltuneError
+
+app = typer.Typer(
+    name="distiltune",
+    help="Fine-tune, evaluate and predict with Hugging Face encoders for text classification and NLI.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DEMO_SENTENCES = [
+    "An absolute masterpiece: the acting, the score and the story all work beautifully.",
+    "A dull, lifeless film. I kept checking my watch and regretted buying a ticket.",
+    "I expected to hate it, but it won me over by the end.",
+    "The plot made no sense and the jokes fell flat every single time.",
+]
+
+Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")]
+
+
+def main() -> None:
+    """Console-script entry point."""
+    debug = "--debug" in sys.argv
+    try:
+        app()
+    except DistiltuneError as err:
+        if debug:
+            raise
+        typer.echo(f"error: {err.one_line()}", err=True)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+def _setup_logging(quiet: bool = False) -> None:
+    from rich.logging import RichHandler
+
+    log = logging.getLogger("distiltune")
+    console_handler = next((h for h in log.handlers if isinstance(h, RichHandler)), None)
+    if console_handler is None:
+        console_handler = RichHandler(show_time=False, show_path=False, markup=False, console=_console(stderr=True))
+        console_handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(console_handler)
+    # Quietness belongs to the console handler: the logger itself stays at INFO so a run's train.log is complete.
+    console_handler.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, soft_wrap=False)
+
+
+@app.command()
+def train(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="YAML config (e.g. a run's config.yaml).")
+    ] = None,
+    dataset: Annotated[str | None, typer.Option(help="Preset, hub id name[:config], file or folder.")] = None,
+    model: Annotated[str | None, typer.Option(help="Hub id, local directory, or 'minilm' (offline).")] = None,
+    method: Annotated[str | None, typer.Option(help="Tuning method (full, ...).")] = None,
+    epochs: Annotated[float | None, typer.Option(help="Training epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Training batch size.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (default: the method's).")] = None,
+    max_length: Annotated[int | None, typer.Option(help="Max tokens per example.")] = None,
+    text_column: Annotated[str | None, typer.Option(help="Text column.")] = None,
+    text_pair_column: Annotated[str | None, typer.Option(help="Second-sentence column (pairs/NLI).")] = None,
+    label_column: Annotated[str | None, typer.Option(help="Label column.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    output_dir: Annotated[str | None, typer.Option(help="Where run directories go (default runs/).")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Run directory name (default: timestamp_model_dataset_method).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override any config key: --set train.lr=3e-5.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and the final table.")] = False,
+    debug: Debug = False,
+) -> None:
+    """Fine-tune a model and write a run directory (model, metrics, history, predictions, plots)."""
+    import distiltune
+
+    _setup_logging(quiet)
+    flags = {
+        "data.dataset": dataset,
+        "model.name": model,
+        "method.name": method,
+        "train.epochs": epochs,
+        "train.batch_size": batch_size,
+        "train.lr": lr,
+        "data.max_length": max_length,
+        "data.text_column": text_column,
+        "data.text_pair_column": text_pair_column,
+        "data.label_column": label_column,
+        "train.seed": seed,
+        "run.output_dir": output_dir,
+        "run.name": name,
+    }
+    from distiltune.config import _parse_overrides
+
+    overrides = {key: value for key, value in flags.items() if value is not None}
+    overrides.update(_parse_overrides(set_ or []))
+    run = distiltune.train(config, overrides)
+    print_metrics(run.metrics, title=f"Run {run.dir}")
+    typer.echo(f"Run directory: {run.dir}")
+
+
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    dataset: Annotated[str, typer.Option(help="File, folder, preset or hub id to evaluate on.")],
+    output: Annotated[Path | None, typer.Option(help="Metrics JSON path (default: RUN_DIR/eval_<name>.json).")] = None,
+    debug: Debug = False,
+) -> None:
+    """Evaluate a trained run on new labelled data."""
+    import distiltune
+
+    _setup_logging()
+    metrics = distiltune.evaluate(run_dir, dataset, output=output)
+    print_metrics({"evaluation": metrics}, title=f"{run_dir} on {dataset}")
+    typer.echo(f"Metrics written to {metrics['written_to']}")
+
+
+@app.command()
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify.")] = None,
+    pair: Annotated[tuple[str, str] | None, typer.Option(help="One sentence pair: --pair PREMISE HYPOTHESIS.")] = None,
+    input_file: Annotated[Path | None, typer.Option("--input", help="CSV/TSV/JSONL/Parquet file of texts.")] = None,
+    output: Annotated[Path | None, typer.Option(help="Write predictions as JSONL here.")] = None,
+    top_k: Annotated[int, typer.Option(help="How many labels (with scores) to return per input.")] = 1,
+    batch_size: Annotated[int, typer.Option(help="Inference batch size.")] = 64,
+    debug: Debug = False,
+) -> None:
+    """Predict labels for texts, a sentence pair, or a file."""
+    import distiltune
+    from distiltune.errors import DataError
+
+    _setup_logging(quiet=True)
+    classifier = distiltune.load(run_dir)
+    pairs: list[str] | None = None
+    records: list[dict[str, Any]] = []
+    if input_file is not None:
+        frame = _read_predict_input(input_file, classifier)
+        text_list = frame["text"].tolist()
+        pairs = frame["text_pair"].tolist() if "text_pair" in frame.columns else None
+    elif pair is not None:
+        text_list, pairs = [pair[0]], [pair[1]]
+    elif texts:
+        text_list = list(texts)
+    else:
+        raise DataError("Nothing to predict.", "Pass texts, --pair A B, or --input FILE.")
+    if classifier.is_pair and pairs is None:
+        raise DataError("This model was trained on sentence pairs.", "Use --pair A B or an --input file with pairs.")
+    results = classifier.predict(text_list, pairs, top_k=top_k, batch_size=batch_size)
+    for i, result in enumerate(results):
+        record = {"text": text_list[i], **({"text_pair": pairs[i]} if pairs is not None else {}), **result}
+        records.append(record)
+    if output is not None:
+        from distiltune.runs import write_jsonl
+
+        output.parent.mkdir(parents=True, exist_ok=True)
+        write_jsonl(output, records)
+        typer.echo(f"Wrote {len(records)} predictions to {output}")
+    else:
+        for record in records:
+            typer.echo(json.dumps(record, ensure_ascii=False))
+
+
+@app.command()
+def demo(
+    epochs: Annotated[float, typer.Option(help="Training epochs.")] = 2.0,
+    output_dir: Annotated[str, typer.Option(help="Where the run directory goes.")] = "runs",
+    debug: Debug = False,
+) -> None:
+    """Offline demo: fine-tune the packaged MiniLM on 1,500 bundled IMDb reviews, report test metrics and
+    classify a few new sentences. Needs no network."""
+    import distiltune
+
+    _setup_logging()
+    run = distiltune.train(
+        None,
+        {
+            "data.dataset": "imdb-demo",
+            "model.name": "minilm",
+            "train.epochs": epochs,
+            "run.output_dir": output_dir,
+            "train.batch_size": 16,
+            "train.lr": 5e-5,
+        },
+    )
+    print_metrics(run.metrics, title="distiltune demo: MiniLM-L6 fine-tuned on 1,500 IMDb reviews")
+    classifier = run.load()
+    console = _console()
+    from rich.table import Table
+
+    table = Table(title="Predictions on new sentences")
+    table.add_column("text")
+    table.add_column("label")
+    table.add_column("score", justify="right")
+    for text, result in zip(DEMO_SENTENCES, classifier.predict(DEMO_SENTENCES), strict=True):
+        table.add_row(text, result["label"], f"{result['score']:.3f}")
+    console.print(table)
+    typer.echo(f"Run directory: {run.dir}")
+    typer.echo(f'Try: distiltune predict {run.dir} "What a wonderful film" --top-k 2')
+
+
+@app.command("presets")
+def list_presets() -> None:
+    """List the dataset presets."""
+    from distiltune.presets import presets
+
+    for name, preset in presets().items():
+        typer.echo(f"{name:16} {preset.source:22} {preset.description}")
+
+
+def _read_predict_input(path: Path, classifier: Any) -> Any:
+    from distiltune.data.columns import resolve_columns, standardize
+    from distiltune.data.sources import read_table
+    from distiltune.errors import DataError
+
+    if not path.exists():
+        raise DataError(f"Input file not found: {path}.")
+    frame = read_table(path)
+    data = classifier.config.data
+    text = data.text_column if data.text_column in frame.columns else None
+    pair = data.text_pair_column if data.text_pair_column and data.text_pair_column in frame.columns else None
+    if classifier.is_pair and pair is None:
+        raise DataError(
+            f"{path}: this model needs sentence pairs, but there is no column "
+            f"'{data.text_pair_column}'. Columns are: {', '.join(frame.columns)}."
+        )
+    columns = resolve_columns(frame, str(path), text, pair, None, need_label=False)
+    columns = type(columns)(text=columns.text, text_pair=columns.text_pair, label=None)
+    return standardize(frame, columns, str(path))
+
+
+def print_metrics(metrics: dict[str, Any], title: str) -> None:
+    """A readable table: one column per evaluated split, one row per headline metric."""
+    from rich.table import Table
+
+    splits = [name for name, value in metrics.items() if isinstance(value, dict) and "accuracy" in value]
+    table = Table(title=title)
+    table.add_column("metric")
+    for split in splits:
+        table.add_column(split, justify="right")
+    rows = [
+        "accuracy",
+        "precision_macro",
+        "recall_macro",
+        "f1_macro",
+        "f1_weighted",
+        "precision",
+        "recall",
+        "f1",
+        "samples",
+    ]
+    for row in rows:
+        if any(row in metrics[s] for s in splits):
+            table.add_row(row, *[_fmt(metrics[s].get(row)) for s in splits])
+    console = _console()
+    console.print(table)
+    extra = {
+        k: metrics.get(k)
+        for k in (
+            "train_seconds",
+            "train_samples_per_second",
+            "trainable_params",
+            "total_params",
+            "best_epoch",
+            "device",
+            "precision",
+        )
+        if k in metrics
+    }
+    if extra:
+        console.print("  ".join(f"{k}={_fmt(v)}" for k, v in extra.items()))
+    for split in splits:
+        per_class = metrics[split].get("per_class")
+        if per_class and len(per_class) <= 20:
+            detail = Table(title=f"Per class ({split})")
+            for column in ("label", "precision", "recall", "f1", "support"):
+                detail.add_column(column, justify="left" if column == "label" else "right")
+            for label, values in per_class.items():
+                detail.add_row(label, *[_fmt(values[c]) for c in ("precision", "recall", "f1", "support")])
+            console.print(detail)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if value < 100 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "-" if value is None else str(value)

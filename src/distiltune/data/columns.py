@@ -1,0 +1,206 @@
+"""Map raw columns to ``text[, text_pair], label``, clean rows and build the label space."""
+
+from __future__ import annotations
+
+import logging
+import numbers
+from dataclasses import dataclass
+
+import pandas as pd
+
+from distiltune.errors import DataError
+
+logger = logging.getLogger("distiltune")
+
+TEXT_CANDIDATES = ("text", "sentence", "sentence1", "premise", "question1", "review", "content", "document")
+PAIR_CANDIDATES = {"sentence1": "sentence2", "premise": "hypothesis", "question1": "question2"}
+LABEL_CANDIDATES = ("label", "labels", "class", "target", "sentiment", "category", "gold_label")
+
+
+@dataclass(frozen=True)
+class Columns:
+    text: str
+    label: str | None
+    text_pair: str | None = None
+
+
+def resolve_columns(
+    frame: pd.DataFrame, source: str, text: str | None, pair: str | None, label: str | None, need_label: bool = True
+) -> Columns:
+    """Pick the text/pair/label columns (explicit names win) and fail with the list of columns if absent."""
+    available = list(frame.columns)
+
+    def require(kind: str, name: str) -> str:
+        if name not in available:
+            raise DataError(
+                f"{source}: no {kind} column '{name}'. Columns are: {', '.join(available)}.",
+                f"Pass --{kind.replace(' ', '-')}-column with one of them.",
+            )
+        return name
+
+    def detect(kind: str, candidates: tuple[str, ...]) -> str:
+        found = next((c for c in candidates if c in available), None)
+        if found is None:
+            raise DataError(
+                f"{source}: cannot find a {kind} column. Columns are: {', '.join(available)}.",
+                f"Pass --{kind.replace(' ', '-')}-column to name it.",
+            )
+        return found
+
+    text_col = require("text", text) if text else detect("text", TEXT_CANDIDATES)
+    if pair:
+        pair_col: str | None = require("text pair", pair)
+    else:
+        guess = PAIR_CANDIDATES.get(text_col)
+        pair_col = guess if guess in available else None
+    if label:
+        label_col: str | None = require("label", label) if need_label or label in available else None
+    elif need_label:
+        label_col = detect("label", LABEL_CANDIDATES)
+    else:
+        label_col = next((c for c in LABEL_CANDIDATES if c in available), None)
+    return Columns(text=text_col, label=label_col, text_pair=pair_col)
+
+
+def standardize(frame: pd.DataFrame, columns: Columns, source: str) -> pd.DataFrame:
+    """Rename to text/text_pair/label, drop rows with empty text or a missing label (counted warning)."""
+    out = pd.DataFrame({"text": frame[columns.text]})
+    if columns.text_pair:
+        out["text_pair"] = frame[columns.text_pair]
+    if columns.label:
+        out["label"] = frame[columns.label]
+    out = out.reset_index(drop=True)
+    for column in ("text", "text_pair"):
+        if column in out:
+            values = out[column]
+            non_string = values.map(lambda v: v is not None and not isinstance(v, str) and not pd.isna(v))
+            if non_string.any():
+                row = int(non_string.idxmax())
+                raise DataError(
+                    f"{source}: column '{getattr(columns, column)}' must hold text, but row {row + 1} holds "
+                    f"{type(values[row]).__name__} {values[row]!r}.",
+                    "Point the text column at a string column.",
+                )
+    empty_text = out["text"].map(_is_blank)
+    if "text_pair" in out:
+        empty_text |= out["text_pair"].map(_is_blank)
+    missing_label = out["label"].map(_is_missing) if "label" in out else pd.Series(False, index=out.index)
+    dropped = empty_text | missing_label
+    if dropped.all():
+        raise DataError(
+            f"{source}: every row has an empty text or a missing label ({len(out)} rows).",
+            "Check the column mapping (--text-column/--label-column) and the file contents.",
+        )
+    if dropped.any():
+        rows = [i + 1 for i in dropped[dropped].index[:5]]
+        logger.warning(
+            "%s: dropped %d of %d rows with empty text (%d) or missing label (%d); first data rows: %s",
+            source,
+            int(dropped.sum()),
+            len(out),
+            int(empty_text.sum()),
+            int(missing_label.sum()),
+            rows,
+        )
+        out = out[~dropped].reset_index(drop=True)
+    return out
+
+
+@dataclass(frozen=True)
+class LabelSpace:
+    names: list[str]
+    """Label names in id order: id ``i`` is ``names[i]``."""
+    values: list[object]
+    """The raw label value for each id (ints stay ints, strings stay strings)."""
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return dict(enumerate(self.names))
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.names)}
+
+    def encode(self, labels: pd.Series, source: str) -> list[int]:
+        lookup = {_key(v): i for i, v in enumerate(self.values)}
+        lookup.update({name: i for i, name in enumerate(self.names)})
+        unknown = sorted({str(v) for v in labels if _key(v) not in lookup})
+        if unknown:
+            raise DataError(
+                f"{source}: labels not seen in training: {', '.join(unknown[:10])}"
+                f"{' ...' if len(unknown) > 10 else ''}. Training labels are: {', '.join(self.names)}.",
+                "Fix the labels or the label column, or retrain with data that includes them.",
+            )
+        return [lookup[_key(v)] for v in labels]
+
+
+def build_label_space(labels: pd.Series, source: str, names: list[str] | None) -> LabelSpace:
+    """Label ids follow the declared ``names`` for integer labels 0..n-1, else the sorted training values."""
+    kinds = {"number" if _is_number(v) else "string" for v in labels}
+    if len(kinds) > 1:
+        example_number = next(v for v in labels if _is_number(v))
+        example_string = next(v for v in labels if not _is_number(v))
+        raise DataError(
+            f"{source}: labels mix numbers and strings (e.g. {example_number!r} and {example_string!r}).",
+            "Use one kind of label throughout the column.",
+        )
+    if kinds == {"number"}:
+        values = sorted({int(float(v)) for v in labels})
+        if any(float(v) != int(float(v)) for v in labels):
+            raise DataError(f"{source}: numeric labels must be integers.", "Use class ids or class names.")
+        if names:
+            if values[0] < 0 or values[-1] >= len(names):
+                raise DataError(
+                    f"{source}: integer labels {values} do not fit the {len(names)} label names {names}.",
+                    "Fix data.label_names or the labels.",
+                )
+            space = LabelSpace(names=list(names), values=list(range(len(names))))
+        else:
+            space = LabelSpace(names=[str(v) for v in values], values=list(values))
+    else:
+        values = sorted({str(v).strip() for v in labels})
+        space = LabelSpace(names=values, values=values)
+    present = {_key(v) for v in labels}
+    if len(present) < 2:
+        raise DataError(
+            f"{source}: the training data has a single class ({next(iter(present))}).",
+            "Classification needs at least two classes; check the label column.",
+        )
+    return space
+
+
+def _is_number(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, numbers.Number):
+        return True
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return False
+        return True
+    return False
+
+
+def _key(value: object) -> object:
+    if _is_number(value):
+        number = float(value)  # type: ignore[arg-type]
+        return int(number) if number.is_integer() else number
+    return str(value).strip()
+
+
+def _is_blank(value: object) -> bool:
+    return (
+        value is None
+        or (isinstance(value, float) and pd.isna(value))
+        or (isinstance(value, str) and not value.strip())
+    )
+
+
+def _is_missing(value: object) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and pd.isna(value):
+        return True
+    return isinstance(value, str) and value.strip().lower() in ("", "nan", "none", "null")

@@ -1,0 +1,56 @@
+"""Batched inference shared by training, ``evaluate``, ``predict`` and serving.
+
+Inputs are sorted by length so each batch pads to its own longest member, and results come back in
+input order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from distiltune.hardware import autocast_context
+
+
+def predict_logits(
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    pairs: Sequence[str] | None = None,
+    *,
+    max_length: int = 256,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    precision: str = "fp32",
+) -> np.ndarray:
+    """Logits for every input, in input order (float32 numpy array of shape [n, num_labels])."""
+    if pairs is not None and len(pairs) != len(texts):
+        raise ValueError(f"got {len(texts)} texts but {len(pairs)} pairs")
+    if len(texts) == 0:
+        return np.zeros((0, model.config.num_labels), dtype=np.float32)
+    encoded = tokenizer(
+        list(texts), list(pairs) if pairs is not None else None, truncation=True, max_length=max_length, padding=False
+    )
+    order = np.argsort([len(ids) for ids in encoded["input_ids"]], kind="stable")
+    keys = [key for key in ("input_ids", "attention_mask", "token_type_ids") if key in encoded]
+    model.eval()
+    outputs: list[np.ndarray] = []
+    with torch.inference_mode(), autocast_context(device, precision):
+        for batch_indices in _chunks(order, batch_size):
+            features = [{key: encoded[key][i] for key in keys} for i in batch_indices]
+            batch = tokenizer.pad(features, return_tensors="pt")
+            batch = {key: value.to(device) for key, value in batch.items()}
+            logits = model(**batch).logits
+            outputs.append(logits.float().cpu().numpy())
+    sorted_logits = np.concatenate(outputs)
+    logits = np.empty_like(sorted_logits)
+    logits[order] = sorted_logits
+    return logits
+
+
+def _chunks(indices: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    for start in range(0, len(indices), size):
+        yield indices[start : start + size]

@@ -1,0 +1,33 @@
+"""Full fine-tuning: every weight of the encoder and the head trains."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from torch import nn
+
+from distiltune.methods.base import MethodConfig
+
+
+@dataclass
+class FullConfig(MethodConfig):
+    name: ClassVar[str] = "full"
+    default_lr: ClassVar[float] = 3e-5
+
+
+def apply_full(model: nn.Module, config: FullConfig) -> nn.Module:
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
+    return model
+
+
+def save_pretrained(model: nn.Module, directory: Path) -> None:
+    model.save_pretrained(directory, safe_serialization=True)
+
+
+def load_pretrained(directory: Path, model_config: Any) -> nn.Module:
+    from distiltune.modeling import load_classifier_from_dir
+
+    return load_classifier_from_dir(directory)

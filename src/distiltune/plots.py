@@ -1,0 +1,98 @@
+"""Matplotlib (Agg) figures from run files: pure functions that read JSON and write PNGs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from distiltune import runs  # noqa: E402
+
+
+def plot_run(run_dir: Path) -> list[Path]:
+    """Loss curves, accuracy/F1 curves and the confusion matrix of one run into ``plots/``."""
+    out_dir = run_dir / runs.PLOTS_DIR
+    out_dir.mkdir(exist_ok=True)
+    history = runs.read_jsonl(run_dir / runs.HISTORY_FILE)
+    metrics = runs.read_json(run_dir / runs.METRICS_FILE)
+    written = [
+        plot_loss_curves({"": history}, out_dir / "loss.png"),
+        plot_metric_curves({"": history}, out_dir / "accuracy_f1.png"),
+    ]
+    split = "test" if "test" in metrics else "validation"
+    if split in metrics:
+        matrix = metrics[split]["confusion_matrix"]
+        written.append(
+            plot_confusion_matrix(
+                matrix["matrix"],
+                matrix["labels"],
+                out_dir / "confusion_matrix.png",
+                title=f"Confusion matrix ({split})",
+            )
+        )
+    return written
+
+
+def plot_loss_curves(histories: dict[str, list[dict[str, Any]]], path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for index, (name, rows) in enumerate(histories.items()):
+        color = f"C{index}"
+        label = f"{name} " if name else ""
+        train = [(r["step"], r["train_loss"]) for r in rows if r.get("train_loss") is not None]
+        valid = [(r["step"], r["eval_loss"]) for r in rows if r.get("eval_loss") is not None]
+        if train:
+            ax.plot(*zip(*train, strict=True), "-o", color=color, label=f"{label}train", markersize=3)
+        if valid:
+            ax.plot(*zip(*valid, strict=True), "--s", color=color, label=f"{label}validation", markersize=3)
+    ax.set(xlabel="step", ylabel="loss", title="Training and validation loss")
+    _finish(fig, ax, path)
+    return path
+
+
+def plot_metric_curves(
+    histories: dict[str, list[dict[str, Any]]], path: Path, metrics: tuple[str, ...] = ("accuracy", "f1_macro")
+) -> Path:
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    styles = {"accuracy": "-o", "f1_macro": "--s"}
+    for index, (name, rows) in enumerate(histories.items()):
+        for metric in metrics:
+            points = [(r["step"], r[metric]) for r in rows if r.get(metric) is not None]
+            if points:
+                label = f"{name} {metric}".strip()
+                ax.plot(
+                    *zip(*points, strict=True), styles.get(metric, "-"), color=f"C{index}", label=label, markersize=3
+                )
+    ax.set(xlabel="step", ylabel="score", title="Validation accuracy and macro F1", ylim=(0, 1.02))
+    _finish(fig, ax, path)
+    return path
+
+
+def plot_confusion_matrix(matrix: list[list[int]], labels: list[str], path: Path, title: str) -> Path:
+    size = max(3.5, 0.7 * len(labels) + 2.5)
+    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    image = ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set(xlabel="predicted", ylabel="gold", title=title)
+    peak = max((max(row) for row in matrix), default=0)
+    for i, row in enumerate(matrix):
+        for j, value in enumerate(row):
+            ax.text(j, i, str(value), ha="center", va="center", color="white" if value > peak / 2 else "black")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _finish(fig: Any, ax: Any, path: Path) -> None:
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

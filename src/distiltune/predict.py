@@ -1,0 +1,155 @@
+"""Load a finished run and predict: ``distiltune.load(run_dir).predict(texts, top_k=...)``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from distiltune import runs
+from distiltune.config import Config
+from distiltune.data.columns import LabelSpace
+from distiltune.errors import RunError
+from distiltune.hardware import resolve_device, resolve_precision
+from distiltune.metrics import softmax
+
+logger = logging.getLogger("distiltune")
+
+
+@dataclass
+class Classifier:
+    """A trained model with its tokenizer, label names and the settings it was trained with."""
+
+    model: Any
+    tokenizer: Any
+    config: Config
+    labels: LabelSpace
+    max_length: int
+    is_pair: bool
+    device: Any
+    precision: str
+    run_dir: Path | None = None
+
+    @classmethod
+    def load(cls, run_dir: str | Path, device: str = "auto", precision: str = "auto") -> Classifier:
+        from distiltune.methods import get_method
+        from distiltune.modeling import load_tokenizer
+
+        run_dir = Path(run_dir)
+        model_dir = check_run_dir(run_dir)
+        config = Config.from_yaml(run_dir / runs.CONFIG_FILE)
+        info = runs.read_json(model_dir / "labels.json")
+        names = [info["id2label"][str(i)] for i in range(len(info["id2label"]))]
+        method = get_method(info.get("method", config.method.name))
+        model = method.load(model_dir, config.model)
+        model_labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        if model_labels != names:
+            raise RunError(
+                f"{run_dir}: the model's labels {model_labels} differ from labels.json {names}.",
+                "The run directory is inconsistent; retrain or restore model/ from a checkpoint.",
+            )
+        tokenizer = load_tokenizer(str(model_dir))
+        resolved_device = resolve_device(device)
+        model.to(resolved_device)
+        model.eval()
+        return cls(
+            model=model,
+            tokenizer=tokenizer,
+            config=config,
+            labels=LabelSpace(names=names, values=names),
+            max_length=int(info["max_length"]),
+            is_pair=bool(info.get("is_pair")),
+            device=resolved_device,
+            precision=resolve_precision(precision, resolved_device),
+            run_dir=run_dir,
+        )
+
+    @property
+    def label_names(self) -> list[str]:
+        return self.labels.names
+
+    def predict_proba(
+        self, texts: Sequence[str], pairs: Sequence[str] | None = None, batch_size: int | None = None
+    ) -> np.ndarray:
+        from distiltune.inference import predict_logits
+
+        if isinstance(texts, str):
+            texts = [texts]
+        if isinstance(pairs, str):
+            pairs = [pairs]
+        logits = predict_logits(
+            self.model,
+            self.tokenizer,
+            list(texts),
+            list(pairs) if pairs is not None else None,
+            max_length=self.max_length,
+            batch_size=batch_size or self.config.train.eval_batch_size,
+            device=self.device,
+            precision=self.precision,
+        )
+        return softmax(logits)
+
+    def predict(
+        self,
+        texts: str | Sequence[str],
+        pairs: str | Sequence[str] | None = None,
+        top_k: int = 1,
+        batch_size: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """For each input: ``{"label": best, "score": p, "scores": [{"label", "score"}, ... top_k]}``."""
+        probabilities = self.predict_proba(texts, pairs, batch_size)
+        top_k = max(1, min(top_k, len(self.label_names)))
+        results = []
+        for row in probabilities:
+            order = np.argsort(-row, kind="stable")[:top_k]
+            scores = [{"label": self.label_names[i], "score": round(float(row[i]), 6)} for i in order]
+            results.append({"label": scores[0]["label"], "score": scores[0]["score"], "scores": scores})
+        return results
+
+    def evaluate_frame(self, frame: pd.DataFrame) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        from distiltune.evaluation import evaluate_frame
+
+        return evaluate_frame(
+            self.model,
+            self.tokenizer,
+            frame,
+            self.label_names,
+            self.max_length,
+            self.config.train.eval_batch_size,
+            self.device,
+            self.precision,
+        )
+
+
+def load(run_dir: str | Path, **kwargs: Any) -> Classifier:
+    """Load a finished run for prediction."""
+    return Classifier.load(run_dir, **kwargs)
+
+
+def check_run_dir(run_dir: Path) -> Path:
+    """Fail with a clear message unless the run has a config, label map, tokenizer and safetensors weights."""
+    if not run_dir.is_dir():
+        raise RunError(f"Run directory not found: {run_dir}.", "Pass a folder created by distiltune train.")
+    model_dir = run_dir / runs.MODEL_DIR
+    if not (run_dir / runs.CONFIG_FILE).is_file() or not model_dir.is_dir():
+        status = run_dir / "status.json"
+        hint = "It may still be running, or it failed before saving a model."
+        if status.exists():
+            hint = f"Its status.json says: {runs.read_json(status).get('status', 'unknown')}."
+        raise RunError(f"{run_dir} holds no finished model (config.yaml and model/ are required).", hint)
+    missing = [name for name in ("labels.json", "config.json") if not (model_dir / name).is_file()]
+    if not any(model_dir.glob("*.safetensors")):
+        missing.append("*.safetensors weights")
+    if not any((model_dir / name).is_file() for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
+        missing.append("tokenizer files")
+    if missing:
+        raise RunError(
+            f"{model_dir} is incomplete: missing {', '.join(missing)}.",
+            "Retrain, or copy the files back from a checkpoint.",
+        )
+    return model_dir

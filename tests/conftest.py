@@ -1,0 +1,195 @@
+"""Shared fixtures: offline environment, tiny random encoders with a real WordPiece tokenizer, tiny data.
+
+Every model here is built on the fly and saved to a temp dir; tests hand the *path* to ``model.name``,
+which is the same code path as a hub id, with no network.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+FIXTURES = Path(__file__).parent / "fixtures"
+sys.path.insert(0, str(FIXTURES))
+
+from make_fixtures import ACTIONS, FILLER, NEGATIVE, POSITIVE, SUBJECTS  # noqa: E402
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+EXTRA_WORDS = [
+    "what",
+    "a",
+    "wonderful",
+    "day",
+    "new",
+    "graphics",
+    "card",
+    "sports",
+    "news",
+    "game",
+    "team",
+    "market",
+    "stock",
+    "price",
+    "computer",
+    "software",
+    "science",
+    "space",
+    "world",
+    "war",
+    "election",
+]
+VOCAB = list(
+    dict.fromkeys(
+        SPECIAL_TOKENS
+        + POSITIVE
+        + NEGATIVE
+        + FILLER
+        + SUBJECTS
+        + ACTIONS
+        + EXTRA_WORDS
+        + list("abcdefghijklmnopqrstuvwxyz")
+        + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"]
+    )
+)
+ARCHITECTURES = ("distilbert", "bert", "roberta")
+
+
+@pytest.fixture(autouse=True)
+def _quiet_and_seeded() -> None:
+    import torch
+
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def build_tokenizer(architecture: str):
+    from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
+    from tokenizers.models import WordPiece
+    from transformers import BertTokenizerFast, DistilBertTokenizerFast, PreTrainedTokenizerFast
+
+    vocab = {token: i for i, token in enumerate(VOCAB)}
+    backend = Tokenizer(WordPiece(vocab, unk_token="[UNK]"))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    special = {
+        "unk_token": "[UNK]",
+        "pad_token": "[PAD]",
+        "cls_token": "[CLS]",
+        "sep_token": "[SEP]",
+        "mask_token": "[MASK]",
+    }
+    if architecture == "distilbert":
+        return DistilBertTokenizerFast(tokenizer_object=backend, **special)
+    if architecture == "bert":
+        return BertTokenizerFast(tokenizer_object=backend, **special)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, model_input_names=["input_ids", "attention_mask"], model_max_length=64, **special
+    )
+
+
+def build_model(architecture: str, num_labels: int = 2):
+    import torch
+    from transformers import (
+        BertConfig,
+        BertForSequenceClassification,
+        DistilBertConfig,
+        DistilBertForSequenceClassification,
+        RobertaConfig,
+        RobertaForSequenceClassification,
+    )
+
+    torch.manual_seed(0)
+    vocab_size = len(VOCAB)
+    if architecture == "distilbert":
+        config = DistilBertConfig(
+            vocab_size=vocab_size,
+            dim=32,
+            n_layers=2,
+            n_heads=2,
+            hidden_dim=64,
+            max_position_embeddings=64,
+            num_labels=num_labels,
+            pad_token_id=0,
+        )
+        return DistilBertForSequenceClassification(config)
+    if architecture == "bert":
+        config = BertConfig(
+            vocab_size=vocab_size,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=64,
+            num_labels=num_labels,
+            pad_token_id=0,
+        )
+        return BertForSequenceClassification(config)
+    config = RobertaConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=66,
+        num_labels=num_labels,
+        pad_token_id=0,
+        bos_token_id=2,
+        eos_token_id=3,
+        type_vocab_size=1,
+    )
+    return RobertaForSequenceClassification(config)
+
+
+def save_tiny_encoder(architecture: str, directory: Path) -> Path:
+    build_tokenizer(architecture).save_pretrained(directory)
+    build_model(architecture).save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_encoders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One saved tiny random encoder per architecture: {"distilbert": path, "bert": path, "roberta": path}."""
+    root = tmp_path_factory.mktemp("encoders")
+    return {arch: save_tiny_encoder(arch, root / arch) for arch in ARCHITECTURES}
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_encoders: dict[str, Path]) -> str:
+    """The default tiny encoder (DistilBERT) as a path string."""
+    return str(tiny_encoders["distilbert"])
+
+
+@pytest.fixture
+def fast_overrides(tmp_path: Path, tiny_model: str) -> dict[str, object]:
+    """Config overrides for a run that takes a second or two: tiny model, short sequences, few steps."""
+    return {
+        "model.name": tiny_model,
+        "data.dataset": str(FIXTURES / "tiny.csv"),
+        "data.text_column": "review",
+        "data.label_column": "sentiment",
+        "data.max_length": 16,
+        "data.validation_fraction": 0.25,
+        "train.epochs": 2,
+        "train.batch_size": 4,
+        "train.lr": 1e-3,
+        "train.precision": "fp32",
+        "train.logging_steps": 1,
+        "run.output_dir": str(tmp_path / "runs"),
+    }
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    return FIXTURES

@@ -1,0 +1,39 @@
+"""Metrics against scikit-learn and by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score
+
+from distiltune.metrics import classification_metrics, softmax
+
+
+def test_binary_metrics_by_hand() -> None:
+    gold = np.array([0, 0, 1, 1, 1])
+    predicted = np.array([0, 1, 1, 1, 0])
+    metrics = classification_metrics(gold, predicted, ["neg", "pos"])
+    assert metrics["accuracy"] == pytest.approx(3 / 5)
+    assert metrics["precision"] == pytest.approx(2 / 3) and metrics["recall"] == pytest.approx(2 / 3)
+    assert metrics["per_class"]["neg"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
+    assert metrics["confusion_matrix"]["matrix"] == [[1, 1], [1, 2]]
+    assert metrics["f1_macro"] == pytest.approx((0.5 + 2 / 3) / 2)
+
+
+def test_multiclass_matches_sklearn_and_has_no_binary_keys() -> None:
+    rng = np.random.default_rng(0)
+    gold, predicted = rng.integers(0, 4, 200), rng.integers(0, 4, 200)
+    metrics = classification_metrics(gold, predicted, ["a", "b", "c", "d"])
+    assert metrics["f1_macro"] == pytest.approx(f1_score(gold, predicted, average="macro"))
+    assert metrics["f1_weighted"] == pytest.approx(f1_score(gold, predicted, average="weighted"))
+    assert "f1" not in metrics and len(metrics["confusion_matrix"]["matrix"]) == 4
+
+
+def test_absent_class_counts_as_zero_not_an_error() -> None:
+    metrics = classification_metrics(np.array([0, 0]), np.array([0, 0]), ["a", "b", "c"])
+    assert metrics["per_class"]["b"]["support"] == 0 and metrics["accuracy"] == 1.0
+
+
+def test_softmax_is_stable() -> None:
+    probabilities = softmax(np.array([[1000.0, 0.0], [0.0, 0.0]]))
+    assert np.allclose(probabilities, [[1.0, 0.0], [0.5, 0.5]])

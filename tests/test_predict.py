@@ -1,0 +1,132 @@
+"""Prediction: round trip through a fresh process, top-k, input order, CLI predict and evaluate."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import distiltune
+from distiltune.cli import app
+
+TEXTS = ["the movie was great and fun", "boring awful plot", "the acting", "love it", "hate this very dull film"]
+
+
+@pytest.fixture
+def trained_run(fast_overrides: dict):
+    return distiltune.train(None, fast_overrides)
+
+
+def test_saved_run_reloaded_in_a_fresh_process_predicts_identically(trained_run) -> None:
+    in_memory = trained_run.load().predict_proba(TEXTS)
+    script = (
+        "import json, sys, distiltune\n"
+        "probabilities = distiltune.load(sys.argv[1]).predict_proba(json.loads(sys.argv[2]))\n"
+        "print(json.dumps(probabilities.tolist()))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(trained_run.dir), json.dumps(TEXTS)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    reloaded = np.array(json.loads(result.stdout.strip().splitlines()[-1]))
+    assert np.allclose(in_memory, reloaded, atol=1e-6)
+
+
+def test_predictions_come_back_in_input_order_whatever_the_batching(trained_run) -> None:
+    classifier = trained_run.load()
+    one_by_one = np.concatenate([classifier.predict_proba([text]) for text in TEXTS])
+    batched = classifier.predict_proba(TEXTS, batch_size=2)
+    assert np.allclose(one_by_one, batched, atol=1e-5)
+
+
+def test_top_k_returns_sorted_label_scores(trained_run) -> None:
+    result = trained_run.load().predict("the movie was great", top_k=5)[0]
+    assert len(result["scores"]) == 2  # capped at the number of labels
+    assert result["scores"][0]["score"] >= result["scores"][1]["score"]
+    assert result["label"] == result["scores"][0]["label"] and result["score"] == result["scores"][0]["score"]
+
+
+def test_cli_predict_texts_file_and_evaluate(trained_run, tmp_path: Path, fixtures_dir: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["predict", str(trained_run.dir), "great fun", "awful", "--top-k", "2"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert [line["text"] for line in lines] == ["great fun", "awful"] and len(lines[0]["scores"]) == 2
+
+    output = tmp_path / "out" / "predictions.jsonl"
+    result = runner.invoke(
+        app, ["predict", str(trained_run.dir), "--input", str(fixtures_dir / "tiny.csv"), "--output", str(output)]
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert len(rows) == 24 and rows[0]["label"] in ("neg", "pos")
+
+    result = runner.invoke(app, ["evaluate", str(trained_run.dir), "--dataset", str(fixtures_dir / "tiny.csv")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((trained_run.dir / "eval_tiny.json").read_text())
+    assert metrics["samples"] == 24 and 0 <= metrics["accuracy"] <= 1
+    assert len((trained_run.dir / "eval_tiny.predictions.jsonl").read_text().splitlines()) == 24
+
+
+def test_cli_train_prints_a_table_and_errors_are_one_line(tiny_model: str, tmp_path: Path, fixtures_dir: Path) -> None:
+    base = [sys.executable, "-m", "distiltune", "train", "--model", tiny_model, "--output-dir", str(tmp_path)]
+    ok = subprocess.run(
+        base
+        + [
+            "--dataset",
+            str(fixtures_dir / "tiny.csv"),
+            "--text-column",
+            "review",
+            "--label-column",
+            "sentiment",
+            "--max-length",
+            "16",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--set",
+            "train.precision=fp32",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "accuracy" in ok.stdout and "f1_macro" in ok.stdout and "Run directory:" in ok.stdout
+
+    bad = subprocess.run(
+        base + ["--dataset", str(fixtures_dir / "tiny.csv"), "--label-column", "stars"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2
+    errors = [line for line in bad.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Columns are: review, sentiment" in errors[0]
+    assert "Traceback" not in bad.stderr
+
+
+def test_pair_prediction_from_the_cli(fast_overrides: dict, fixtures_dir: Path) -> None:
+    run = distiltune.train(
+        None,
+        {
+            **fast_overrides,
+            "data.dataset": str(fixtures_dir / "pairs.tsv"),
+            "data.text_column": None,
+            "data.label_column": None,
+            "train.max_steps": 2,
+        },
+    )
+    result = CliRunner().invoke(app, ["predict", str(run.dir), "--pair", "the man runs", "a man runs", "--top-k", "2"])
+    assert result.exit_code == 0, result.output
+    line = json.loads(result.stdout.strip())
+    assert line["text_pair"] == "a man runs" and len(line["scores"]) == 2
