@@ -63,6 +63,15 @@ class ModelConfig:
     """Hub revision (branch, tag or commit) to load."""
     trust_remote_code: bool = False
     """Run model code from the hub. Off unless you set it: it executes code from the model repository."""
+    head: Literal["auto", "mlp"] = "auto"
+    """Classification head: auto keeps the architecture's own; mlp puts our MLP head on the encoder
+    (works with the full, lora and head methods)."""
+    pooling: Literal["cls", "mean"] = "cls"
+    """How the mlp head pools token states: the first token (cls) or the mean over real tokens (mean)."""
+    head_hidden_size: int | None = None
+    """Hidden size of the mlp head; unset uses the encoder's hidden size."""
+    head_dropout: float = 0.1
+    """Dropout before each linear layer of the mlp head."""
 
 
 @dataclass
@@ -168,6 +177,15 @@ class Config:
         if d.text_pair_column is not None and d.text_pair_column == d.text_column:
             raise ConfigError("data.text_pair_column must differ from data.text_column.")
         self.method.validate()
+        if self.model.head != "auto":
+            from distiltune.heads import head_config_from_model_config
+
+            head_config_from_model_config(self.model).validate()
+            if not self.method.supports_custom_head:
+                raise ConfigError(
+                    f"model.head={self.model.head} does not work with method '{self.method.name}'.",
+                    "Use --head auto, or the full, lora or head method.",
+                )
         return self
 
     # --- serialisation -------------------------------------------------------------------------

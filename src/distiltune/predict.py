@@ -147,9 +147,21 @@ def check_run_dir(run_dir: Path) -> Path:
         missing.append("*.safetensors weights")
     if not any((model_dir / name).is_file() for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
         missing.append("tokenizer files")
+    if (model_dir / "labels.json").is_file():
+        missing += _missing_method_files(model_dir)
     if missing:
         raise RunError(
             f"{model_dir} is incomplete: missing {', '.join(missing)}.",
             "Retrain, or copy the files back from a checkpoint.",
         )
     return model_dir
+
+
+def _missing_method_files(model_dir: Path) -> list[str]:
+    """Files the run's method needs in ``model/`` (an adapter's config and weights, ...)."""
+    from distiltune.methods import METHODS
+
+    method = METHODS.get(str(runs.read_json(model_dir / "labels.json").get("method", "full")))
+    if method is None:
+        return []
+    return [name for name in method.required_files if not (model_dir / name).is_file()]

@@ -24,6 +24,8 @@ from distiltune.data import PreparedData, load_data
 from distiltune.data.tokenize import token_lengths, tokenize_frame
 from distiltune.errors import ConfigError
 from distiltune.hardware import resolve_device, resolve_precision
+from distiltune.heads import attach_head
+from distiltune.memory import PeakMemory
 from distiltune.methods import count_parameters, get_method
 from distiltune.metrics import SELECTABLE_METRICS
 from distiltune.modeling import load_model_for_classification, load_tokenizer, model_max_length
@@ -82,7 +84,9 @@ def _train_in(run_dir: Path, config: Config) -> Run:
         config.model.trust_remote_code,
         attention_dropout=0.0 if config.train.fast_attention else None,
     )
-    limit = model_max_length(model.config, tokenizer)
+    model = attach_head(model, config.model)
+    # Prompt/prefix virtual tokens take position embeddings of their own.
+    limit = model_max_length(model.config, tokenizer) - config.method.reserved_positions()
     max_length = data.config.max_length or 256
     if max_length > limit:
         if config.data.max_length is not None:
@@ -121,11 +125,12 @@ def _train_in(run_dir: Path, config: Config) -> Run:
     trainer, history = _build_trainer(config, model, tokenizer, train_set, eval_set, run_dir, device, precision)
     started = time.perf_counter()
     train_samples_per_second = None
-    if method.trains:
-        output = trainer.train()
-        train_samples_per_second = output.metrics.get("train_samples_per_second")
-    else:
-        trainer.evaluate()
+    with PeakMemory(device) as peak_memory:
+        if method.trains:
+            output = trainer.train()
+            train_samples_per_second = output.metrics.get("train_samples_per_second")
+        else:
+            trainer.evaluate()
     train_seconds = time.perf_counter() - started
     model = trainer.model
 
@@ -137,6 +142,8 @@ def _train_in(run_dir: Path, config: Config) -> Run:
         model_dir / "labels.json",
         {"id2label": data.labels.id2label, "max_length": max_length, "is_pair": data.is_pair, "method": method.name},
     )
+    if method.export is not None:
+        method.export(model, model_dir, config.method)
 
     from distiltune.evaluation import evaluate_frame
 
@@ -165,6 +172,7 @@ def _train_in(run_dir: Path, config: Config) -> Run:
             "train_samples_per_second": train_samples_per_second,
             "train_rows": len(data.train),
             **parameters,
+            **peak_memory.as_dict(),
             "device": str(device),
             "precision": precision,
         }

@@ -36,7 +36,8 @@ def get_method_config_class(name: str) -> type[MethodConfig]:
 
 
 def _register_builtin_methods() -> None:
-    from distiltune.methods import full
+    from distiltune.methods import full, head, lora, prompt
+    from distiltune.methods.adapters import ADAPTER_FILES
 
     register_method(
         Method(
@@ -46,6 +47,50 @@ def _register_builtin_methods() -> None:
             full.save_pretrained,
             full.load_pretrained,
             description="All weights train.",
+        )
+    )
+    register_method(
+        Method(
+            "lora",
+            lora.LoraMethodConfig,
+            lora.apply_lora,
+            lora.save_lora,
+            lora.load_lora,
+            description="LoRA adapters on the attention projections; the head trains in full.",
+            required_files=ADAPTER_FILES,
+            export=lora.export_merged,
+        )
+    )
+    register_method(
+        Method(
+            "prompt",
+            prompt.PromptConfig,
+            prompt.apply_prompt,
+            prompt.save_prompt,
+            prompt.load_prompt,
+            description="Soft prompt tuning: trainable virtual tokens before the input, plus the head.",
+            required_files=ADAPTER_FILES,
+        )
+    )
+    register_method(
+        Method(
+            "prefix",
+            prompt.PrefixConfig,
+            prompt.apply_prefix,
+            prompt.save_prompt,
+            prompt.load_prompt,
+            description="Prefix tuning / P-tuning v2: trainable key/value prefixes on every layer, plus the head.",
+            required_files=ADAPTER_FILES,
+        )
+    )
+    register_method(
+        Method(
+            "head",
+            head.HeadOnlyConfig,
+            head.apply_head_only,
+            full.save_pretrained,
+            full.load_pretrained,
+            description="Linear probe: the encoder is frozen, only the classification head trains.",
         )
     )
 

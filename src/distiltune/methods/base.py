@@ -24,8 +24,15 @@ class MethodConfig:
     default_lr: ClassVar[float] = 3e-5
     """The learning rate used when ``train.lr`` is unset: each method has its own sweet spot."""
 
+    supports_custom_head: ClassVar[bool] = True
+    """False where the method cannot run with ``--head mlp`` (prompt/prefix rely on peft's built-in heads)."""
+
     def validate(self) -> None:
         """Raise ConfigError on inconsistent options."""
+
+    def reserved_positions(self) -> int:
+        """Position embeddings the method uses itself (virtual tokens), taken from the usable max length."""
+        return 0
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,11 @@ class Method:
     trains: bool = True
     """False for baselines that are evaluated without an optimizer step."""
     description: str = ""
+    required_files: tuple[str, ...] = ()
+    """Files besides config.json/labels.json/tokenizer that ``model/`` must hold (checked before loading)."""
+    export: Callable[[nn.Module, Path, Any], None] | None = None
+    """Optional extra outputs written after ``save`` and the tokenizer, e.g. LoRA's merged model
+    (arguments: the trained model, ``model/``, the method config)."""
 
 
 def count_parameters(model: nn.Module) -> dict[str, float]:

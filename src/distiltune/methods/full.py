@@ -24,10 +24,14 @@ def apply_full(model: nn.Module, config: FullConfig) -> nn.Module:
 
 
 def save_pretrained(model: nn.Module, directory: Path) -> None:
+    """The whole model as safetensors (a transformers classifier, or ours with an MLP head)."""
     model.save_pretrained(directory, safe_serialization=True)
 
 
 def load_pretrained(directory: Path, model_config: Any) -> nn.Module:
+    from distiltune.heads import EncoderWithHead, has_custom_head
     from distiltune.modeling import load_classifier_from_dir
 
+    if has_custom_head(directory):
+        return EncoderWithHead.from_pretrained(directory)
     return load_classifier_from_dir(directory)

@@ -1,0 +1,122 @@
+"""LoRA (peft): low-rank updates on the attention projections; the classification head trains in full.
+
+Target modules come from :data:`LORA_TARGET_MODULES` (peft's own table plus the families it lacks, DistilBERT
+first among them). The head, found by :func:`~distiltune.heads.head_module_names`, goes into peft's
+``modules_to_save``: peft only adds ``classifier``/``score`` by itself, which leaves DistilBERT's randomly
+initialised ``pre_classifier`` frozen and unsaved, so a reloaded model would predict at random.
+``merge: true`` also writes ``model/merged/``, a plain transformers model with the update folded in.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from torch import nn
+
+from distiltune.errors import ConfigError
+from distiltune.heads import EncoderWithHead, head_module_names
+from distiltune.methods.adapters import load_adapter, save_adapter, wrap
+from distiltune.methods.base import MethodConfig
+
+logger = logging.getLogger("distiltune")
+
+MERGED_DIR = "merged"
+
+#: Attention projections LoRA adapts, per ``config.model_type``: peft's table, plus families it has no entry for.
+LORA_TARGET_MODULES: dict[str, list[str]] = {
+    "distilbert": ["q_lin", "v_lin"],
+    "albert": ["query", "value"],
+    "camembert": ["query", "value"],
+    "mpnet": ["q", "v"],
+    "xlnet": ["layer_1", "layer_2"],  # XLNet's attention projections are bare Parameters: adapt the FFN instead
+    "longformer": ["query", "value"],
+    "ernie": ["query", "value"],
+    "modernbert": ["Wqkv"],
+}
+
+
+@dataclass
+class LoraMethodConfig(MethodConfig):
+    name: ClassVar[str] = "lora"
+    default_lr: ClassVar[float] = 5e-4
+    """Low-rank updates start at zero and are small: they want ~10x full fine-tuning's step size."""
+
+    r: int = 8
+    """Rank of the low-rank update matrices."""
+    alpha: int = 16
+    """Scaling numerator: the update is multiplied by alpha / r."""
+    dropout: float = 0.1
+    """Dropout on the LoRA branch's input."""
+    target_modules: list[str] | None = None
+    """Module names to adapt; unset picks the architecture's attention projections (q_lin/v_lin, query/value...)."""
+    merge: bool = False
+    """Also write model/merged/: the update folded into the weights, loadable with plain transformers."""
+
+    def validate(self) -> None:
+        if self.r < 1:
+            raise ConfigError(f"method.r must be >= 1, got {self.r}.")
+        if self.alpha <= 0:
+            raise ConfigError(f"method.alpha must be > 0, got {self.alpha}.")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"method.dropout must be in [0, 1), got {self.dropout}.")
+        if self.target_modules is not None and not self.target_modules:
+            raise ConfigError("method.target_modules is empty.", "Leave it unset to auto-detect, or name modules.")
+
+
+def target_modules_for(model: nn.Module) -> list[str]:
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_TARGETS
+
+    model_type = getattr(model.config, "model_type", "")
+    targets = LORA_TARGET_MODULES.get(model_type) or PEFT_TARGETS.get(model_type)
+    if not targets or not isinstance(targets, list):
+        raise ConfigError(
+            f"No default LoRA target modules for model type '{model_type}'.",
+            "Name the attention projections: --set method.target_modules=[query,value].",
+        )
+    return list(targets)
+
+
+def apply_lora(model: nn.Module, config: LoraMethodConfig) -> nn.Module:
+    from peft import LoraConfig, TaskType
+
+    targets = config.target_modules or target_modules_for(model)
+    peft_config = LoraConfig(
+        # Our MLP head is not a transformers class: peft wraps it as a plain model.
+        task_type=None if isinstance(model, EncoderWithHead) else TaskType.SEQ_CLS,
+        r=config.r,
+        lora_alpha=config.alpha,
+        lora_dropout=config.dropout,
+        target_modules=targets,
+        modules_to_save=head_module_names(model),
+    )
+    return wrap(model, peft_config)
+
+
+def save_lora(model: nn.Module, directory: Path) -> None:
+    save_adapter(model, directory)
+
+
+def load_lora(directory: Path, model_config: Any) -> nn.Module:
+    return load_adapter(directory, model_config)
+
+
+def merged_model(model: nn.Module) -> nn.Module:
+    """A copy of the trained PEFT model with the LoRA update folded into the weights (no adapter overhead)."""
+    return copy.deepcopy(model).merge_and_unload()
+
+
+def export_merged(model: nn.Module, directory: Path, config: LoraMethodConfig) -> None:
+    """With ``merge: true``, write model/merged/: weights, config and tokenizer, loadable with plain transformers
+    (``AutoModelForSequenceClassification.from_pretrained``), or with EncoderWithHead for an MLP head."""
+    if not config.merge:
+        return
+    from transformers import AutoTokenizer
+
+    target = directory / MERGED_DIR
+    merged_model(model).save_pretrained(target, safe_serialization=True)
+    AutoTokenizer.from_pretrained(str(directory)).save_pretrained(target)
+    logger.info("Wrote the merged LoRA model to %s", target)
