@@ -81,7 +81,14 @@ def train(
     ] = None,
     dataset: Annotated[str | None, typer.Option(help="Preset, hub id name[:config], file or folder.")] = None,
     model: Annotated[str | None, typer.Option(help="Hub id, local directory, or 'minilm' (offline).")] = None,
-    method: Annotated[str | None, typer.Option(help="Tuning method (full, ...).")] = None,
+    method: Annotated[
+        str | None, typer.Option(help="Tuning method: full, lora, prompt, prefix, head (options: --set method.KEY=V).")
+    ] = None,
+    head: Annotated[str | None, typer.Option(help="Classification head: auto (the model's own) or mlp.")] = None,
+    pooling: Annotated[str | None, typer.Option(help="Pooling of the mlp head: cls or mean.")] = None,
+    merge: Annotated[
+        bool, typer.Option("--merge", help="LoRA: also write model/merged/ that plain transformers loads.")
+    ] = False,
     epochs: Annotated[float | None, typer.Option(help="Training epochs.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Training batch size.")] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate (default: the method's).")] = None,
@@ -108,6 +115,9 @@ def train(
         "data.dataset": dataset,
         "model.name": model,
         "method.name": method,
+        "method.merge": True if merge else None,
+        "model.head": head,
+        "model.pooling": pooling,
         "train.epochs": epochs,
         "train.batch_size": batch_size,
         "train.lr": lr,

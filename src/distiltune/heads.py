@@ -189,9 +189,7 @@ def head_module_names(model: nn.Module) -> list[str]:
     """
     base_name = getattr(model, "base_model_prefix", "")
     return [
-        name
-        for name, child in model.named_children()
-        if name != base_name and any(True for _ in child.parameters())
+        name for name, child in model.named_children() if name != base_name and any(True for _ in child.parameters())
     ]
 
 
