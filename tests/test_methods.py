@@ -200,3 +200,37 @@ def test_incomplete_adapter_run_is_refused_before_loading(method_runs: dict, tmp
     (copy / "model" / "adapter_config.json").unlink()
     with pytest.raises(RunError, match="missing adapter_config.json"):
         distiltune.load(copy)
+
+
+@pytest.mark.parametrize("architecture", ["bert", "roberta"])
+def test_prefix_reaches_the_attention_of_encoders_that_take_past_key_values(architecture: str) -> None:
+    from distiltune.methods.prompt import PrefixConfig
+
+    model = get_method("prefix").apply(build_model(architecture), PrefixConfig(num_virtual_tokens=4)).eval()
+    inputs = {"input_ids": torch.tensor([[2, 7, 9, 11, 3]]), "attention_mask": torch.ones(1, 5, dtype=torch.long)}
+    with torch.no_grad():
+        before = model(**inputs).logits
+        model.prompt_encoder["default"].embedding.weight.mul_(5.0)
+        after = model(**inputs).logits
+    assert not torch.allclose(before, after), "the prefixes do not change the output"
+    names = _trainable_names(model)
+    assert all("prompt_encoder" in name or "modules_to_save" in name for name in names), names
+
+
+def test_cli_flags_select_the_method_head_pooling_and_merge(tiny_model: str, tmp_path: Path) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from distiltune.cli import app
+
+    # These arguments are all CLI flags, with no --set.
+    args = ["train", "--model", tiny_model, "--dataset", str(FIXTURES / "tiny.csv"), "--text-column", "review"]
+    args += ["--label-column", "sentiment", "--max-length", "16", "--epochs", "1", "--output-dir", str(tmp_path)]
+    args += ["--method", "lora", "--merge", "--head", "mlp", "--pooling", "mean", "--name", "cli"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    config = yaml.safe_load((tmp_path / "cli" / "config.yaml").read_text())
+    assert config["method"]["name"] == "lora" and config["method"]["merge"] is True
+    assert config["model"]["head"] == "mlp" and config["model"]["pooling"] == "mean"
+    merged = tmp_path / "cli" / "model" / "merged"
+    assert (merged / "model.safetensors").is_file() and (merged / "head_config.json").is_file()
