@@ -31,13 +31,17 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
-METHODS = ("full", "lora", "prompt", "prefix", "head")
+METHODS = ("full", "lora", "prompt", "prefix", "head", "head+mlp")
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default="imdb,rte", help="Comma-separated: imdb, rte.")
-    parser.add_argument("--methods", default=",".join(METHODS), help="Comma-separated tuning methods.")
+    parser.add_argument(
+        "--methods",
+        default=",".join(METHODS),
+        help="Comma-separated tuning methods; append +mlp for the MLP head with mean pooling (e.g. head+mlp).",
+    )
     parser.add_argument("--model", default="minilm", help="Encoder (default: the packaged offline MiniLM).")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="Folder holding imdb/ and rte/.")
     parser.add_argument("--train-size", type=int, default=2000, help="IMDb training reviews (RTE uses all 2,490).")
@@ -88,15 +92,21 @@ def prepare_rte(args: argparse.Namespace) -> dict[str, Any]:
 def run_one(task: str, method: str, seed: int, data: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     import distiltune
 
+    method_name, _, head = method.partition("+")
     overrides = {
         **data,
         "model.name": args.model,
-        "method.name": method,
+        "method.name": method_name,
         "train.epochs": args.epochs,
         "train.batch_size": args.batch_size,
         "train.seed": seed,
         "run.output_dir": str(args.runs_dir / task),
     }
+    if head == "mlp":
+        # all-MiniLM-L6-v2 was trained as a mean-pooling sentence encoder: our MLP head with mean pooling.
+        overrides.update({"model.head": "mlp", "model.pooling": "mean"})
+    elif head:
+        raise SystemExit(f"Unknown method suffix '+{head}' (only +mlp).")
     if args.lr is not None:
         overrides["train.lr"] = args.lr
     for item in args.overrides:
@@ -152,17 +162,17 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def print_table(table: list[dict[str, Any]]) -> None:
     header = (
-        f"{'task':5} {'method':7} {'accuracy':>15} {'F1':>15} {'trainable':>11} {'%':>7} {'lr':>7} "
+        f"{'task':5} {'method':8} {'accuracy':>15} {'F1':>15} {'trainable':>11} {'%':>7} {'lr':>7} "
         f"{'time s':>8} {'samples/s':>9} {'peak MB':>8}"
     )
     print(header)
     print("-" * len(header))
     for row in table:
         if "error" in row:
-            print(f"{row['task']:5} {row['method']:7} FAILED: {row['error'][:90]}")
+            print(f"{row['task']:5} {row['method']:8} FAILED: {row['error'][:90]}")
             continue
         print(
-            f"{row['task']:5} {row['method']:7} {row['accuracy']:.4f}±{row['accuracy_sd']:.4f} "
+            f"{row['task']:5} {row['method']:8} {row['accuracy']:.4f}±{row['accuracy_sd']:.4f} "
             f"{row['f1_macro']:.4f}±{row['f1_macro_sd']:.4f} {row['trainable_params']:>11,} "
             f"{row['trainable_percent']:>7.3f} {row['lr']:>7.0e} {row['train_seconds']:>8.1f} "
             f"{row['train_samples_per_second'] or 0:>9.1f} {row['peak_memory_mb']:>8.0f}"
