@@ -9,7 +9,7 @@ The full benchmark (about an hour per seed on 2 CPU cores; minutes on a GPU):
 
     .venv/bin/python benchmarks/methods.py --train-size 2000 --eval-size 2000 --epochs 3 --seeds 1
 
-A smoke run: ``--train-size 200 --eval-size 200 --epochs 1 --max-length 128``. Prints a table and writes
+A smoke run: ``--train-size 200 --eval-size 200 --rte-train-size 200 --epochs 1 --max-length 128``. Prints a table and writes
 benchmarks/results/methods_<date>_<host>.json.
 """
 
@@ -48,6 +48,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--eval-size", type=int, default=2000, help="IMDb test reviews evaluated on.")
     parser.add_argument("--validation-size", type=int, default=500, help="IMDb validation rows (best checkpoint).")
     parser.add_argument("--max-length", type=int, default=256, help="Max tokens for IMDb (RTE uses 128).")
+    parser.add_argument("--rte-train-size", type=int, default=None, help="RTE training pairs (default: all 2,490).")
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=None, help="One lr for every method (default: each its own).")
@@ -86,6 +87,7 @@ def prepare_rte(args: argparse.Namespace) -> dict[str, Any]:
         "data.label_column": "label",
         "data.label_names": ["entailment", "not_entailment"],
         "data.max_length": 128,
+        "data.max_train_samples": args.rte_train_size,
     }
 
 
@@ -197,18 +199,22 @@ def main() -> None:
             data[task] = prepare_rte(args)
         else:
             raise SystemExit(f"Unknown task {task!r}: use imdb and/or rte.")
-    rows = []
+    stamp = time.strftime("%Y-%m-%d")
+    output = args.output or REPO / "benchmarks" / "results" / f"methods_{stamp}_{platform.node()}.json"
+    rows: list[dict[str, Any]] = []
     for task in tasks:
         for seed in range(42, 42 + args.seeds):
             for method in methods:
                 print(f"== {task} / {method} / seed {seed}", file=sys.stderr, flush=True)
                 rows.append(run_one(task, method, seed, data[task], args))
-    table = summarise(rows)
-    print_table(table)
+                write_results(output, args, rows)  # after every run: an interrupted benchmark keeps what it measured
+    print_table(summarise(rows))
+    print(f"Wrote {output}")
+
+
+def write_results(output: Path, args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     import torch
 
-    stamp = time.strftime("%Y-%m-%d")
-    output = args.output or REPO / "benchmarks" / "results" / f"methods_{stamp}_{platform.node()}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     environment = {
@@ -217,10 +223,8 @@ def main() -> None:
         "torch": torch.__version__,
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
-    output.write_text(
-        json.dumps({"settings": settings, "environment": environment, "table": table, "runs": rows}, indent=2) + "\n"
-    )
-    print(f"Wrote {output}")
+    result = {"settings": settings, "environment": environment, "table": summarise(rows), "runs": rows}
+    output.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -58,9 +58,14 @@ class Method:
 
 
 def count_parameters(model: nn.Module) -> dict[str, float]:
-    """Trainable and total parameter counts, and the trainable share in percent."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+    """Trainable and total parameter counts, and the trainable share in percent.
+
+    peft keeps a frozen copy of each ``modules_to_save`` module (``original_module``) beside the trained one; it
+    is not part of the model that predicts, so it is not counted.
+    """
+    parameters = [p for name, p in model.named_parameters() if ".original_module." not in name]
+    trainable = sum(p.numel() for p in parameters if p.requires_grad)
+    total = sum(p.numel() for p in parameters)
     return {
         "trainable_params": trainable,
         "total_params": total,
