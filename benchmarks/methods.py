@@ -9,8 +9,9 @@ The full benchmark (about an hour per seed on 2 CPU cores; minutes on a GPU):
 
     .venv/bin/python benchmarks/methods.py --train-size 2000 --eval-size 2000 --epochs 3 --seeds 1
 
-A smoke run: ``--train-size 200 --eval-size 200 --rte-train-size 200 --epochs 1 --max-length 128``. Prints a table and writes
-benchmarks/results/methods_<date>_<host>.json.
+A smoke run: ``--train-size 200 --eval-size 200 --rte-train-size 200 --epochs 1 --max-length 128``.
+Prints a table and writes benchmarks/results/methods_<date>_<host>.json (after every run, so an interrupted
+benchmark keeps what it measured).
 """
 
 from __future__ import annotations
