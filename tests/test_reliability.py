@@ -394,3 +394,21 @@ def test_predicting_from_an_unfinished_run_names_its_status(reference_run, tmp_p
     )
     with pytest.raises(RunError, match=r"holds no finished model.*interrupted.*--resume"):
         distiltune.load(run_dir)
+
+
+def test_a_full_disk_while_checkpointing_fails_cleanly(
+    resumable_overrides: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from distiltune.checkpoints import ResumableTrainer
+
+    def no_space_left(self, output_dir):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ResumableTrainer, "_save_rng_state", no_space_left)
+    with pytest.raises(RunError, match=r"checkpoint-4 \(No space left on device\); the previous checkpoints are"):
+        distiltune.train(None, {**resumable_overrides, "run.output_dir": str(tmp_path), "run.name": "run"})
+    assert list((tmp_path / "run" / runs.CHECKPOINTS_DIR).iterdir()) == []  # the half-written folder is gone
+    status = read_status(tmp_path / "run")
+    assert status["status"] == "failed" and "No space left on device" in status["error"]

@@ -91,9 +91,7 @@ def _resume(run_dir: str | Path, config: Any, overrides: Any) -> Run:
             return _train_in(plan.run_dir, plan.config, interrupts=interrupts, checkpoint=plan.checkpoint)
 
 
-def _train_in(
-    run_dir: Path, config: Config, interrupts: Any = None, checkpoint: Path | None = None
-) -> Run:
+def _train_in(run_dir: Path, config: Config, interrupts: Any = None, checkpoint: Path | None = None) -> Run:
     import transformers
 
     method = get_method(config.method.name)

@@ -62,9 +62,7 @@ def resolve_columns(
     return Columns(text=text_col, label=label_col, text_pair=pair_col)
 
 
-def standardize(
-    frame: pd.DataFrame, columns: Columns, source: str, drop_missing_labels: bool = False
-) -> pd.DataFrame:
+def standardize(frame: pd.DataFrame, columns: Columns, source: str, drop_missing_labels: bool = False) -> pd.DataFrame:
     """Rename to text/text_pair/label and drop rows with empty text (counted warning). A missing label is an
     error that names the rows, unless ``drop_missing_labels`` (then those rows are dropped too)."""
     out = pd.DataFrame({"text": frame[columns.text]})
