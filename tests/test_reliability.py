@@ -412,3 +412,13 @@ def test_a_full_disk_while_checkpointing_fails_cleanly(
     assert list((tmp_path / "run" / runs.CHECKPOINTS_DIR).iterdir()) == []  # the half-written folder is gone
     status = read_status(tmp_path / "run")
     assert status["status"] == "failed" and "No space left on device" in status["error"]
+
+
+def test_run_directories_are_never_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runs.time, "strftime", lambda _format: "2026-01-01_00-00-00")  # two runs in one second
+    first = runs.create_run_dir(tmp_path, "org/model", "data.csv", "full")
+    (first / "metrics.json").write_text("{}")
+    second = runs.create_run_dir(tmp_path, "org/model", "data.csv", "full")
+    assert second.name == f"{first.name}-2" and (first / "metrics.json").read_text() == "{}"
+    with pytest.raises(RunError, match="already exists; it is never overwritten"):
+        runs.create_run_dir(tmp_path, "org/model", "data.csv", "full", name=first.name)

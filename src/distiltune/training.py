@@ -24,12 +24,9 @@ from distiltune.data import PreparedData, load_data
 from distiltune.data.tokenize import token_lengths, tokenize_frame
 from distiltune.errors import ConfigError
 from distiltune.hardware import resolve_device, resolve_precision
-from distiltune.interrupts import InterruptCallback
 from distiltune.methods import count_parameters, get_method
 from distiltune.metrics import SELECTABLE_METRICS
 from distiltune.modeling import load_model_for_classification, load_tokenizer, model_max_length
-from distiltune.reproducibility import deterministic_mode
-from distiltune.resume import supervised
 
 logger = logging.getLogger("distiltune")
 
@@ -60,6 +57,9 @@ def train(
     ``resume=RUN_DIR`` continues an interrupted or crashed run from its newest complete checkpoint, with the
     config saved in that run (``config`` and ``overrides`` must then be left out).
     """
+    from distiltune.reproducibility import deterministic_mode
+    from distiltune.resume import supervised
+
     if resume is not None:
         return _resume(resume, config, overrides)
     if isinstance(config, Config):
@@ -76,7 +76,8 @@ def train(
 
 
 def _resume(run_dir: str | Path, config: Any, overrides: Any) -> Run:
-    from distiltune.resume import prepare_resume
+    from distiltune.reproducibility import deterministic_mode
+    from distiltune.resume import prepare_resume, supervised
 
     if config is not None or overrides:
         raise ConfigError(
@@ -148,6 +149,8 @@ def _train_in(run_dir: Path, config: Config, interrupts: Any = None, checkpoint:
 
     train_set = tokenize_frame(data.train, tokenizer, max_length)
     eval_set = tokenize_frame(data.validation, tokenizer, max_length)
+    from distiltune.interrupts import InterruptCallback
+
     extra_callbacks = [InterruptCallback(interrupts)] if interrupts is not None else []
     trainer, history = _build_trainer(
         config, model, tokenizer, train_set, eval_set, run_dir, device, precision, extra_callbacks
