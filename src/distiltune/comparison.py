@@ -191,6 +191,10 @@ def _new_plan(
     base = dataclasses.replace(base, data=data)
     config_dict = base.to_dict()
     config_dict.pop("method")
+    # --resume may run from another working directory: pin local dataset and model paths.
+    for section, key in (("data", "dataset"), ("model", "name")):
+        if Path(config_dict[section][key]).expanduser().exists():
+            config_dict[section][key] = str(Path(config_dict[section][key]).expanduser().resolve())
     return {
         "config": config_dict,
         "method_options": method_options,
