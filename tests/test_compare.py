@@ -252,9 +252,11 @@ def test_bad_compare_requests_fail_before_any_run(fast_overrides: dict, tmp_path
         distiltune.compare(None, fast_overrides, methods="ful,tfidf", output_dir=tmp_path / "a")
     with pytest.raises(ConfigError, match="method.rank is not an option"):
         distiltune.compare(None, {**fast_overrides, "method.rank": 4}, methods="full", output_dir=tmp_path / "b")
+    with pytest.raises(ConfigError, match="exceeds the model's limit of 64"):
+        distiltune.compare(None, {**fast_overrides, "data.max_length": 512}, methods="full", output_dir=tmp_path / "d")
     with pytest.raises(ConfigError, match="seeds"):
         distiltune.compare(None, fast_overrides, methods="tfidf", seeds=0, output_dir=tmp_path / "c")
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+    assert not any((tmp_path / name).exists() for name in "abcd")
     with pytest.raises(ConfigError, match="--resume reuses"):
         distiltune.compare(None, {"train.lr": 1e-3}, resume=tmp_path)
 

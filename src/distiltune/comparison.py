@@ -270,13 +270,19 @@ def _shared_max_length(config: Config, methods: list[str]) -> int | None:
     from distiltune.presets import get_preset
 
     wanted = config.data.max_length
+    uses_encoder = any(name != "tfidf" for name in methods)
     if wanted is None:
         from distiltune.data.sources import looks_like_path
 
         preset = None if looks_like_path(config.data.dataset) else get_preset(config.data.dataset)
         wanted = (preset.max_length if preset else None) or DEFAULT_MAX_LENGTH
-        if any(name != "tfidf" for name in methods):
-            wanted = min(wanted, _model_limit(config))
+        return min(wanted, _model_limit(config)) if uses_encoder else wanted
+    if uses_encoder and wanted > (limit := _model_limit(config)):
+        # Every encoder run would fail on this; say it once, before any of them starts.
+        raise ConfigError(
+            f"data.max_length {wanted} exceeds the model's limit of {limit} tokens.",
+            f"Use --max-length {limit} or less.",
+        )
     return wanted
 
 
