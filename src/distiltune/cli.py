@@ -296,8 +296,8 @@ def print_comparison(comparison: Any) -> None:
         table.add_row(*table_cells(row, digits=3), style="red" if row["seeds_completed"] == 0 else None)
     from rich.console import Console
 
-    # Eleven columns of "mean ± sd" need about 160 characters; narrower consoles would truncate every cell.
-    console = Console(soft_wrap=False, width=max(_console().width, 160))
+    # Eleven columns of "mean ± sd" need about 180 characters; narrower consoles would truncate every cell.
+    console = Console(soft_wrap=False, width=max(_console().width, 180))
     console.print(table)
     for row in comparison.table:
         if row["error"]:
