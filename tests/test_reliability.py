@@ -422,3 +422,29 @@ def test_run_directories_are_never_reused(tmp_path: Path, monkeypatch: pytest.Mo
     assert second.name == f"{first.name}-2" and (first / "metrics.json").read_text() == "{}"
     with pytest.raises(RunError, match="already exists; it is never overwritten"):
         runs.create_run_dir(tmp_path, "org/model", "data.csv", "full", name=first.name)
+
+
+def test_compare_resumes_an_interrupted_run_instead_of_starting_over(
+    resumable_overrides: dict, reference_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = InterruptCallback.on_step_end
+
+    def terminate_at_step_5(self, args, state, control, **kwargs):
+        if state.global_step == 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, args, state, control, **kwargs)
+
+    monkeypatch.setattr(InterruptCallback, "on_step_end", terminate_at_step_5)
+    with pytest.raises(RunInterrupted):
+        distiltune.compare(None, resumable_overrides, methods=["full"], seeds=[42], output_dir=tmp_path)
+    monkeypatch.setattr(InterruptCallback, "on_step_end", original)
+    (compare_dir,) = [path for path in tmp_path.iterdir() if path.is_dir()]
+    resumed = distiltune.compare(resume=compare_dir)
+    run_dir = compare_dir / "full_seed42"
+    assert read_status(run_dir)["resumed_from"] == "checkpoints/checkpoint-5"
+    assert not any(path.name.endswith(".incomplete") for path in compare_dir.iterdir())
+    assert [record.status for record in resumed.runs] == ["completed"]
+    assert (
+        comparable(runs.read_json(run_dir / runs.METRICS_FILE))["validation"]
+        == comparable(reference_run.metrics)["validation"]
+    )

@@ -41,6 +41,10 @@ class Classifier:
         from distiltune.modeling import load_tokenizer
 
         run_dir = Path(run_dir)
+        from distiltune.tfidf import TfidfClassifier, is_tfidf_run
+
+        if is_tfidf_run(run_dir):  # a scikit-learn baseline: no encoder or tokenizer to load
+            return TfidfClassifier.from_run(run_dir)
         model_dir = check_run_dir(run_dir)
         config = Config.from_yaml(run_dir / runs.CONFIG_FILE)
         info = runs.read_json(model_dir / "labels.json")
