@@ -1,5 +1,8 @@
 """Tuning methods side by side on real data with the offline pretrained MiniLM (all-MiniLM-L6-v2).
 
+It runs ``distiltune.compare`` per task (each comparison directory holds its report.html), then once more with
+our MLP head (mean pooling) for ``--mlp-methods``.
+
 Tasks: an IMDb subset from ../shared/data/imdb (train rows from train.jsonl, a validation slice from the rest
 of train, evaluation on rows of test.jsonl) and GLUE RTE from ../shared/data/rte (train / dev; dev is the
 evaluation split, as in the literature). Every method sees the same splits, tokenizer and max length; each
@@ -10,8 +13,8 @@ The full benchmark (about an hour per seed on 2 CPU cores; minutes on a GPU):
     .venv/bin/python benchmarks/methods.py --train-size 2000 --eval-size 2000 --epochs 3 --seeds 1
 
 A smoke run: ``--train-size 200 --eval-size 200 --rte-train-size 200 --epochs 1 --max-length 128``.
-Prints a table and writes benchmarks/results/methods_<date>_<host>.json (after every run, so an interrupted
-benchmark keeps what it measured).
+Prints a table and writes benchmarks/results/methods_<date>_<host>.json (after every comparison, so an
+interrupted benchmark keeps what it measured).
 """
 
 from __future__ import annotations
@@ -20,11 +23,9 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +33,17 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
-METHODS = ("full", "lora", "prompt", "prefix", "head", "head+mlp")
+METHODS = ("full", "lora", "prompt", "prefix", "head", "untuned", "tfidf")
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default="imdb,rte", help="Comma-separated: imdb, rte.")
+    parser.add_argument("--methods", default=",".join(METHODS), help="Comma-separated methods to compare.")
     parser.add_argument(
-        "--methods",
-        default=",".join(METHODS),
-        help="Comma-separated tuning methods; append +mlp for the MLP head with mean pooling (e.g. head+mlp).",
+        "--mlp-methods",
+        default="head",
+        help="Methods compared again with our MLP head (mean pooling); empty to skip.",
     )
     parser.add_argument("--model", default="minilm", help="Encoder (default: the packaged offline MiniLM).")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="Folder holding imdb/ and rte/.")
@@ -92,93 +94,72 @@ def prepare_rte(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def run_one(task: str, method: str, seed: int, data: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+def compare_task(task: str, data: dict[str, Any], methods: list[str], mlp: bool, args: argparse.Namespace) -> Any:
+    """One ``distiltune.compare`` over ``methods`` x seeds on identical splits (with our MLP head when ``mlp``)."""
     import distiltune
 
-    method_name, _, head = method.partition("+")
     overrides = {
         **data,
         "model.name": args.model,
-        "method.name": method_name,
         "train.epochs": args.epochs,
         "train.batch_size": args.batch_size,
-        "train.seed": seed,
-        "run.output_dir": str(args.runs_dir / task),
     }
-    if head == "mlp":
+    if mlp:
         # all-MiniLM-L6-v2 was trained as a mean-pooling sentence encoder: our MLP head with mean pooling.
         overrides.update({"model.head": "mlp", "model.pooling": "mean"})
-    elif head:
-        raise SystemExit(f"Unknown method suffix '+{head}' (only +mlp).")
     if args.lr is not None:
         overrides["train.lr"] = args.lr
     for item in args.overrides:
         key, _, value = item.partition("=")
         overrides[key] = value
-    started = time.perf_counter()
-    try:
-        run = distiltune.train(None, overrides)
-    except Exception as err:  # a failing method is reported, the others still run
-        traceback.print_exc()
-        return {"task": task, "method": method, "seed": seed, "error": f"{type(err).__name__}: {err}"}
-    metrics = run.metrics
-    evaluated = metrics.get("test") or metrics["validation"]
-    return {
-        "task": task,
-        "method": method,
-        "seed": seed,
-        "run_dir": str(run.dir),
-        "lr": run.config.train.lr,
-        "split": "test" if "test" in metrics else "validation",
-        "accuracy": evaluated["accuracy"],
-        "f1_macro": evaluated["f1_macro"],
-        "trainable_params": metrics["trainable_params"],
-        "trainable_percent": metrics["trainable_percent"],
-        "train_seconds": metrics["train_seconds"],
-        "train_samples_per_second": metrics["train_samples_per_second"],
-        "peak_memory_mb": metrics["peak_memory_mb"],
-        "wall_seconds": round(time.perf_counter() - started, 1),
-    }
+    label = f"{task}{' (mlp head)' if mlp else ''}"
+    print(f"== {label}: {', '.join(methods)} x {args.seeds} seed(s)", file=sys.stderr, flush=True)
+    return distiltune.compare(
+        None, overrides, methods=methods, seeds=args.seeds, output_dir=args.runs_dir / "compare" / task
+    )
 
 
-def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    table = []
-    for key in dict.fromkeys((row["task"], row["method"]) for row in rows):
-        group = [row for row in rows if (row["task"], row["method"]) == key]
-        done = [row for row in group if "error" not in row]
-        entry: dict[str, Any] = {"task": key[0], "method": key[1], "seeds": len(done)}
-        if not done:
-            entry["error"] = group[0]["error"]
-            table.append(entry)
-            continue
-        for metric in ("accuracy", "f1_macro"):
-            values = [row[metric] for row in done]
-            entry[metric] = statistics.fmean(values)
-            entry[f"{metric}_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
-        for metric in ("trainable_params", "trainable_percent", "lr"):
-            entry[metric] = done[0][metric]
-        for metric in ("train_seconds", "train_samples_per_second", "peak_memory_mb"):
-            entry[metric] = statistics.fmean(row[metric] for row in done)
-        table.append(entry)
-    return table
+def flatten(task: str, suffix: str, comparison: Any) -> list[dict[str, Any]]:
+    """The comparison's per-method rows as flat numbers (mean and sd over seeds)."""
+    rows = []
+    for row in comparison.table:
+        entry: dict[str, Any] = {
+            "task": task,
+            "method": row["method"] + suffix,
+            "status": row["status"],
+            "seeds": row["seeds_completed"],
+            "error": row.get("error"),
+            "trainable_params": row.get("trainable_params"),
+            "compare_dir": str(comparison.dir),
+        }
+        for key in ("accuracy", "f1_macro", "train_seconds", "train_samples_per_second", "peak_memory_mb"):
+            cell = row.get(key) or {}
+            entry[key] = cell.get("mean")
+            entry[f"{key}_sd"] = cell.get("sd") or 0.0
+        rows.append(entry)
+    return rows
+
+
+def _number(value: Any, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
 
 
 def print_table(table: list[dict[str, Any]]) -> None:
     header = (
-        f"{'task':5} {'method':8} {'accuracy':>15} {'F1':>15} {'trainable':>11} {'%':>7} {'lr':>7} "
+        f"{'task':5} {'method':9} {'accuracy':>15} {'F1 (macro)':>15} {'trainable':>11} "
         f"{'time s':>8} {'samples/s':>9} {'peak MB':>8}"
     )
     print(header)
     print("-" * len(header))
     for row in table:
-        if "error" in row:
-            print(f"{row['task']:5} {row['method']:8} FAILED: {row['error'][:90]}")
+        if not row["seeds"]:
+            print(f"{row['task']:5} {row['method']:9} FAILED: {(row['error'] or row['status'])[:90]}")
             continue
         print(
-            f"{row['task']:5} {row['method']:8} {row['accuracy']:.4f}±{row['accuracy_sd']:.4f} "
-            f"{row['f1_macro']:.4f}±{row['f1_macro_sd']:.4f} {row['trainable_params']:>11,} "
-            f"{row['trainable_percent']:>7.3f} {row['lr']:>7.0e} {row['train_seconds']:>8.1f} "
-            f"{row['train_samples_per_second'] or 0:>9.1f} {row['peak_memory_mb']:>8.0f}"
+            f"{row['task']:5} {row['method']:9} {row['accuracy']:.4f}±{row['accuracy_sd']:.4f} "
+            f"{row['f1_macro']:.4f}±{row['f1_macro_sd']:.4f} {_number(row['trainable_params'], '>11,')} "
+            f"{_number(row['train_seconds'], '>8.1f')} {_number(row['train_samples_per_second'], '>9.1f')} "
+            f"{_number(row['peak_memory_mb'], '>8.0f')}"
         )
 
 
@@ -202,18 +183,19 @@ def main() -> None:
             raise SystemExit(f"Unknown task {task!r}: use imdb and/or rte.")
     stamp = time.strftime("%Y-%m-%d")
     output = args.output or REPO / "benchmarks" / "results" / f"methods_{stamp}_{platform.node()}.json"
-    rows: list[dict[str, Any]] = []
+    mlp_methods = [m.strip() for m in args.mlp_methods.split(",") if m.strip()]
+    table: list[dict[str, Any]] = []
     for task in tasks:
-        for seed in range(42, 42 + args.seeds):
-            for method in methods:
-                print(f"== {task} / {method} / seed {seed}", file=sys.stderr, flush=True)
-                rows.append(run_one(task, method, seed, data[task], args))
-                write_results(output, args, rows)  # after every run: an interrupted benchmark keeps what it measured
-    print_table(summarise(rows))
+        table += flatten(task, "", compare_task(task, data[task], methods, False, args))
+        write_results(output, args, table)  # after every comparison: an interrupted benchmark keeps what it measured
+        if mlp_methods:
+            table += flatten(task, "+mlp", compare_task(task, data[task], mlp_methods, True, args))
+            write_results(output, args, table)
+    print_table(table)
     print(f"Wrote {output}")
 
 
-def write_results(output: Path, args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+def write_results(output: Path, args: argparse.Namespace, table: list[dict[str, Any]]) -> None:
     import torch
 
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -224,7 +206,7 @@ def write_results(output: Path, args: argparse.Namespace, rows: list[dict[str, A
         "torch": torch.__version__,
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
-    result = {"settings": settings, "environment": environment, "table": summarise(rows), "runs": rows}
+    result = {"settings": settings, "environment": environment, "table": table}
     output.write_text(json.dumps(result, indent=2) + "\n")
 
 

@@ -31,7 +31,8 @@ from distiltune.errors import ConfigError, RunError
 from distiltune.interrupts import InterruptCallback, InterruptHandler, RunInterrupted
 from distiltune.status import read_status
 
-TIMING_KEYS = {"train_seconds", "train_samples_per_second", "eval_samples_per_second"}
+# Measurements of the machine, not of the run: wall-clock timings and peak memory.
+TIMING_KEYS = {"train_seconds", "train_samples_per_second", "eval_samples_per_second", "peak_memory_mb"}
 
 
 def comparable(metrics: dict) -> dict:
