@@ -20,6 +20,7 @@ import logging
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -169,7 +170,10 @@ def export_onnx(model: Any, tokenizer: Any, path: Path) -> None:
     wrapper = _LogitsOnly(model, names).eval()
     dynamic_axes = {name: {0: "batch", 1: "sequence"} for name in names}
     dynamic_axes["logits"] = {0: "batch"}
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # The tracer warns about shape checks it freezes (padding_length, is_causal); the parity check is what
+        # proves the graph right for other shapes.
+        warnings.simplefilter("ignore")
         torch.onnx.export(
             wrapper,
             tuple(sample[name] for name in names),
@@ -190,14 +194,24 @@ def quantize_int8(source: Path, target: Path) -> None:
 
     graph = onnx.load(str(source), load_external_data=False).graph
     keep_float = [node.name for node in graph.node if any(marker in node.name for marker in FLOAT_NODE_MARKERS)]
-    quantize_dynamic(
-        source,
-        target,
-        op_types_to_quantize=["MatMul", "Gemm"],
-        per_channel=True,
-        weight_type=QuantType.QInt8,
-        nodes_to_exclude=keep_float,
-    )
+    root = logging.getLogger()
+    # quantize_dynamic logs a "consider pre-processing" hint through logging.warning(), which would also
+    # configure the root logger as a side effect; a NullHandler prevents that and the filter drops the hint.
+    quiet, hint_filter = logging.NullHandler(), _DropMessages("pre-processing before quantization")
+    root.addHandler(quiet)
+    root.addFilter(hint_filter)
+    try:
+        quantize_dynamic(
+            source,
+            target,
+            op_types_to_quantize=["MatMul", "Gemm"],
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=keep_float,
+        )
+    finally:
+        root.removeFilter(hint_filter)
+        root.removeHandler(quiet)
 
 
 def parity_report(
@@ -249,7 +263,9 @@ class OnnxSequenceClassifier:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or torch.get_num_threads()
-        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+        providers = [
+            p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()
+        ]
         self.path = Path(path)
         self.session = ort.InferenceSession(str(path), options, providers=providers)
         self.input_names = [item.name for item in self.session.get_inputs()]
@@ -278,7 +294,9 @@ class OnnxSequenceClassifier:
 def find_export(run_dir: Path, export_dir: str | Path | None = None) -> Path:
     """The export folder to serve: ``export_dir`` if given, else int8 when present, else fp32."""
     candidates = (
-        [Path(export_dir)] if export_dir is not None else [default_export_dir(run_dir, "int8"), default_export_dir(run_dir, None)]
+        [Path(export_dir)]
+        if export_dir is not None
+        else [default_export_dir(run_dir, "int8"), default_export_dir(run_dir, None)]
     )
     for candidate in candidates:
         if (candidate / ONNX_FILE).is_file():
@@ -304,6 +322,15 @@ class _LogitsOnly:
                 return self.model(**dict(zip(names, tensors, strict=True))).logits
 
         return LogitsOnly()
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, fragment: str) -> None:
+        super().__init__()
+        self.fragment = fragment
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.fragment not in record.getMessage()
 
 
 def _require_onnx() -> None:

@@ -131,7 +131,9 @@ def plan_speed(train: TrainConfig, device: Any) -> SpeedPlan:
         cache_tokenized=train.cache_tokenized,
         attn_implementation=None if train.sdpa else "eager",
         fast_attention=train.fast_attention,
-        optimizer="adamw_torch_fused" if train.fused_optimizer and fused_adamw_supported(device_type) else "adamw_torch",
+        optimizer="adamw_torch_fused"
+        if train.fused_optimizer and fused_adamw_supported(device_type)
+        else "adamw_torch",
         dataloader_workers=workers if workers is not None else default_dataloader_workers(device_type),
         pin_memory=device_type == "cuda",
         compile=train.compile,

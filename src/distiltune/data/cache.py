@@ -52,7 +52,11 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     digest.update(type(tokenizer).__name__.encode())
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
-        digest.update(backend.to_str().encode())
+        definition = json.loads(backend.to_str())
+        # Truncation/padding are per-call state that every tokenizer call rewrites: not part of its identity.
+        definition.pop("truncation", None)
+        definition.pop("padding", None)
+        digest.update(json.dumps(definition, sort_keys=True).encode())
     else:
         digest.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
     specials = {
@@ -87,7 +91,7 @@ def cached_tokenize(
     try:
         root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
-        dataset.save_to_disk(str(staging))
+        _save_quietly(dataset, staging)
         try:
             staging.rename(entry)
         except OSError:  # another process wrote the same entry first: theirs is identical
@@ -95,6 +99,17 @@ def cached_tokenize(
     except OSError as err:
         logger.warning("Could not write the tokenization cache under %s (%s); continuing without it.", root, err)
     return dataset, False
+
+
+def _save_quietly(dataset: datasets.Dataset, path: Path) -> None:
+    """save_to_disk without its progress bar (a cache write is not news)."""
+    was_enabled = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        dataset.save_to_disk(str(path))
+    finally:
+        if was_enabled:
+            datasets.enable_progress_bars()
 
 
 __all__ = ["CACHE_ENV", "cache_key", "cache_root", "cached_tokenize", "frame_fingerprint", "tokenizer_fingerprint"]
