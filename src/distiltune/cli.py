@@ -97,6 +97,12 @@ def train(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override any config key: --set train.lr=3e-5.")
     ] = None,
+    compile_model: Annotated[
+        bool,
+        typer.Option(
+            "--compile", help="torch.compile the model (opt-in: minutes of warm-up, rarely worth it on CPU)."
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and the final table.")] = False,
     debug: Debug = False,
 ) -> None:
@@ -118,6 +124,7 @@ def train(
         "train.seed": seed,
         "run.output_dir": output_dir,
         "run.name": name,
+        "train.compile": True if compile_model else None,
     }
     from distiltune.config import _parse_overrides
 
