@@ -158,12 +158,16 @@ def test_cache_hits_when_unchanged_and_misses_when_tokenizer_length_or_data_chan
     assert not list(tmp_path.glob(".tmp-*")), "staging folders are renamed into place, never left behind"
 
 
-def test_training_records_its_speed_features_and_reuses_the_token_cache(fast_overrides: dict) -> None:
+def test_training_records_its_speed_features_and_reuses_the_token_cache(
+    fast_overrides: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DISTILTUNE_CACHE_DIR", str(tmp_path / "cache"))  # empty: other tests share the session one
     first = distiltune.train(None, fast_overrides)
     speed = json.loads((first.dir / "env.json").read_text())["speed"]
     assert speed["dynamic_padding"] and speed["group_by_length"] and speed["cache_tokenized"]
     assert speed["precision"] == "fp32" and speed["attn_implementation"] == "sdpa"
     assert "cached for next time" in (first.dir / "train.log").read_text()
+    assert list((tmp_path / "cache" / "tokenized").iterdir())
 
     second = distiltune.train(None, fast_overrides)
     assert "train: 18 rows (from cache)" in (second.dir / "train.log").read_text().replace("Tokenized ", "")
