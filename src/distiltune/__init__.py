@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from distiltune.comparison import Comparison, compare
     from distiltune.config import Config, load_config
     from distiltune.evaluation import evaluate
     from distiltune.predict import Classifier, load
+    from distiltune.report import render_report
     from distiltune.training import Run, train
 
 _LAZY = {
@@ -20,6 +22,9 @@ _LAZY = {
     "evaluate": "distiltune.evaluation",
     "load": "distiltune.predict",
     "Classifier": "distiltune.predict",
+    "compare": "distiltune.comparison",
+    "Comparison": "distiltune.comparison",
+    "render_report": "distiltune.report",
 }
 
 
@@ -32,4 +37,16 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'distiltune' has no attribute {name!r}")
 
 
-__all__ = ["Classifier", "Config", "Run", "__version__", "evaluate", "load", "load_config", "train"]
+__all__ = [
+    "Classifier",
+    "Comparison",
+    "Config",
+    "Run",
+    "__version__",
+    "compare",
+    "evaluate",
+    "load",
+    "load_config",
+    "render_report",
+    "train",
+]

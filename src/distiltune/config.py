@@ -46,6 +46,9 @@ class DataConfig:
     """Name of the test split (``test`` when present and labelled)."""
     validation_fraction: float = 0.1
     """Stratified fraction of train held out for validation when there is no validation split."""
+    split_seed: int | None = None
+    """Seed for the held-out validation split and row sampling; unset uses ``train.seed``. ``compare`` fixes it so
+    every method and seed sees the same splits."""
     max_length: int | None = None
     """Maximum tokens per example (longer ones are truncated); preset default, else 256."""
     max_train_samples: int | None = None

@@ -77,7 +77,11 @@ def export_run(
         raise ExportError(f"--min-agreement must be >= 0, got {min_agreement}.", "Use e.g. --min-agreement 0.99.")
     from distiltune.predict import Classifier
 
+    from distiltune.tfidf import is_tfidf_run
+
     run_dir = Path(run_dir)
+    if is_tfidf_run(run_dir):
+        raise ExportError(f"{run_dir} is a TF-IDF baseline: only encoder runs export to ONNX.")
     reference = Classifier.load(run_dir, device="cpu", precision="fp32")
     model = merged_for_export(reference.model)
     texts, pairs, gold = parity_inputs(reference, max_samples)

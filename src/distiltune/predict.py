@@ -55,6 +55,12 @@ class Classifier:
             raise RunError(f"Unknown backend '{backend}'.", f"Choose one of: {', '.join(BACKENDS)}.")
 
         run_dir = Path(run_dir)
+        from distiltune.tfidf import TfidfClassifier, is_tfidf_run
+
+        if is_tfidf_run(run_dir):  # a scikit-learn baseline: no encoder or tokenizer to load
+            if backend != "torch":
+                raise RunError(f"{run_dir} is a TF-IDF baseline: it has no {backend} backend.", "Drop --backend.")
+            return TfidfClassifier.from_run(run_dir)
         model_dir = check_run_dir(run_dir)
         config = Config.from_yaml(run_dir / runs.CONFIG_FILE)
         info = runs.read_json(model_dir / "labels.json")

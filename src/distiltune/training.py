@@ -21,6 +21,7 @@ import pandas as pd
 from distiltune import runs
 from distiltune.config import Config, load_config
 from distiltune.data import PreparedData, load_data
+from distiltune.data.fingerprint import splits_fingerprint, token_fingerprint
 from distiltune.data.tokenize import token_lengths, tokenize_frame
 from distiltune.errors import ConfigError
 from distiltune.hardware import resolve_device
@@ -66,6 +67,10 @@ def _train_in(run_dir: Path, config: Config) -> Run:
     import transformers
 
     method = get_method(config.method.name)
+    if method.name == "tfidf":  # a classical baseline: no encoder, no Trainer
+        from distiltune.tfidf import train_tfidf
+
+        return train_tfidf(run_dir, config)
     seed = config.train.seed
     transformers.set_seed(seed)
     data = load_data(config.data, seed=seed)
@@ -184,6 +189,8 @@ def _train_in(run_dir: Path, config: Config) -> Run:
             "train_seconds": round(train_seconds, 3),
             "train_samples_per_second": train_samples_per_second,
             "train_rows": len(data.train),
+            "data_fingerprint": splits_fingerprint(data.splits()),
+            "token_fingerprint": token_fingerprint(train_set, eval_set),
             **parameters,
             "device": str(device),
             "precision": precision,

@@ -47,6 +47,8 @@ class PreparedData:
 
 
 def load_data(config: DataConfig, seed: int = 42) -> PreparedData:
+    """Load, map and split the data; ``config.split_seed`` (when set) replaces ``seed`` for the splits."""
+    seed = config.split_seed if config.split_seed is not None else seed
     preset = get_preset(config.dataset) if not looks_like_path(config.dataset) else None
     config = _apply_preset(config, preset)
     raw, declared_names = read_source(config.dataset)

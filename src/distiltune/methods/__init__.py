@@ -52,4 +52,14 @@ def _register_builtin_methods() -> None:
 
 _register_builtin_methods()
 
+
+def _register_baselines() -> None:
+    from distiltune.baselines import baseline_methods
+
+    for method in baseline_methods():
+        register_method(method)
+
+
+_register_baselines()
+
 __all__ = ["METHODS", "Method", "MethodConfig", "count_parameters", "get_method", "method_names", "register_method"]
