@@ -76,7 +76,6 @@ def export_run(
         # Above 1 is allowed: it can never pass, so it checks parity without writing anything.
         raise ExportError(f"--min-agreement must be >= 0, got {min_agreement}.", "Use e.g. --min-agreement 0.99.")
     from distiltune.predict import Classifier
-
     from distiltune.tfidf import is_tfidf_run
 
     run_dir = Path(run_dir)
