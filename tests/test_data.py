@@ -116,11 +116,11 @@ def test_bundled_demo_preset_loads_offline() -> None:
     assert data.config.max_length == 256
 
 
-def test_rows_with_empty_text_or_label_are_dropped_with_a_count(tmp_path: Path, caplog) -> None:
+def test_rows_with_empty_text_or_label_are_dropped_with_a_count_when_asked(tmp_path: Path, caplog) -> None:
     path = tmp_path / "holes.csv"
     path.write_text("text,label\ngood,pos\n,neg\nbad,\nfine,pos\nawful,neg\nnice,pos\nugly,neg\n")
     with caplog.at_level("WARNING", logger="distiltune"):
-        data = load_data(DataConfig(dataset=str(path), validation_fraction=0.4), seed=0)
+        data = load_data(DataConfig(dataset=str(path), validation_fraction=0.4, drop_missing_labels=True), seed=0)
     assert len(data.train) + len(data.validation) == 5
     assert "dropped 2 of 7 rows" in caplog.text
 

@@ -23,6 +23,7 @@ RUN_FILES = {
     "model",
     "plots",
     "checkpoints",
+    "status.json",
 }
 
 

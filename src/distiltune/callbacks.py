@@ -8,7 +8,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from distiltune.runs import append_jsonl
+from distiltune.runs import append_jsonl, read_jsonl, write_jsonl
 
 
 class HistoryCallback(TrainerCallback):
@@ -41,3 +41,14 @@ class HistoryCallback(TrainerCallback):
         self._losses = []
         self.rows.append(row)
         append_jsonl(self.path, row)
+
+    # Saved into every checkpoint by ResumableTrainer, so a resumed run continues the same history.
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {"rows": len(self.rows), "pending_losses": list(self._losses)}
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        """Drop rows written after the checkpoint (an evaluation can finish just before a crash) and restore
+        the losses logged since the last evaluation."""
+        self.rows = read_jsonl(self.path)[: int(state["rows"])]
+        write_jsonl(self.path, self.rows)
+        self._losses = [float(loss) for loss in state["pending_losses"]]

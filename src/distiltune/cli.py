@@ -44,8 +44,9 @@ def main() -> None:
             raise
         typer.echo(f"error: {err.one_line()}", err=True)
         sys.exit(err.exit_code)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
+    except KeyboardInterrupt as err:
+        # A run that was interrupted says where its checkpoint is and how to resume (distiltune.resume).
+        typer.echo(str(err) or "interrupted", err=True)
         sys.exit(130)
 
 
@@ -103,6 +104,13 @@ def train(
             "--compile", help="torch.compile the model (opt-in: minutes of warm-up, rarely worth it on CPU)."
         ),
     ] = False,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Continue an interrupted or crashed run directory from its newest complete checkpoint."),
+    ] = None,
+    deterministic: Annotated[
+        bool | None, typer.Option("--deterministic", help="Use torch's deterministic kernels (slower on GPU).")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and the final table.")] = False,
     debug: Debug = False,
 ) -> None:
@@ -125,12 +133,19 @@ def train(
         "run.output_dir": output_dir,
         "run.name": name,
         "train.compile": True if compile_model else None,
+        "train.deterministic": deterministic,
     }
     from distiltune.config import _parse_overrides
 
     overrides = {key: value for key, value in flags.items() if value is not None}
     overrides.update(_parse_overrides(set_ or []))
-    run = distiltune.train(config, overrides)
+    from distiltune.interrupts import RunInterrupted
+
+    try:
+        run = distiltune.train(config, overrides, resume=resume)
+    except RunInterrupted as err:  # typer turns a bare KeyboardInterrupt into a silent exit 130
+        typer.echo(str(err), err=True)
+        raise typer.Exit(130) from None
     print_metrics(run.metrics, title=f"Run {run.dir}")
     typer.echo(f"Run directory: {run.dir}")
 

@@ -328,14 +328,18 @@ def _execute(compare_dir: Path, plan: dict[str, Any], record: RunRecord, progres
         record.status, record.error, record.reused = "completed", None, True
         logger.info("%s %s: already completed, skipped.", progress, record.name)
         return
-    if run_dir.exists():
+    resumable = _resumable(run_dir)
+    if run_dir.exists() and not resumable:
         aside = _free_name(compare_dir, f"{record.name}.incomplete")
         run_dir.rename(aside)
         logger.info("%s %s: an unfinished attempt was moved to %s.", progress, record.name, aside.name)
-    logger.info("%s %s: training.", progress, record.name)
+    logger.info("%s %s: %s.", progress, record.name, "resuming from its checkpoint" if resumable else "training")
     started = time.perf_counter()
     try:
-        train(None, _run_overrides(plan, compare_dir, record.method, record.seed))
+        if resumable:  # an interrupted or crashed run continues where it stopped (distiltune.resume)
+            train(resume=run_dir)
+        else:
+            train(None, _run_overrides(plan, compare_dir, record.method, record.seed))
     except Exception as err:  # one method failing must not stop the others
         message = err.one_line() if isinstance(err, DistiltuneError) else f"{type(err).__name__}: {err}"
         record.status, record.error = "failed", " ".join(message.split())[:500]
@@ -344,6 +348,15 @@ def _execute(compare_dir: Path, plan: dict[str, Any], record: RunRecord, progres
         return
     record.status, record.error, record.reused = "completed", None, False
     logger.info("%s %s: done in %.1f s.", progress, record.name, time.perf_counter() - started)
+
+
+def _resumable(run_dir: Path) -> bool:
+    """An unfinished run with its config and a complete checkpoint: resuming it beats starting over."""
+    from distiltune.checkpoints import newest_complete_checkpoint
+
+    return (run_dir / runs.CONFIG_FILE).is_file() and newest_complete_checkpoint(
+        run_dir / runs.CHECKPOINTS_DIR
+    ) is not None
 
 
 def _append_traceback(path: Path, name: str) -> None:

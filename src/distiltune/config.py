@@ -55,6 +55,8 @@ class DataConfig:
     """Use only the first N training rows (after a seeded shuffle); handy for quick runs."""
     max_eval_samples: int | None = None
     """Use only the first N validation/test rows (after a seeded shuffle)."""
+    drop_missing_labels: bool = False
+    """Skip rows whose label cell is empty or NaN (with a counted warning) instead of stopping with an error."""
 
 
 @dataclass

@@ -173,7 +173,10 @@ def check_run_dir(run_dir: Path) -> Path:
         status = run_dir / "status.json"
         hint = "It may still be running, or it failed before saving a model."
         if status.exists():
-            hint = f"Its status.json says: {runs.read_json(status).get('status', 'unknown')}."
+            record = runs.read_json(status)
+            hint = f"Its status.json says: {record.get('status', 'unknown')}."
+            if record.get("resume"):
+                hint += f" Finish it with: {record['resume']}"
         raise RunError(f"{run_dir} holds no finished model (config.yaml and model/ are required).", hint)
     missing = [name for name in ("labels.json", "config.json") if not (model_dir / name).is_file()]
     if not any(model_dir.glob("*.safetensors")):
@@ -185,4 +188,31 @@ def check_run_dir(run_dir: Path) -> Path:
             f"{model_dir} is incomplete: missing {', '.join(missing)}.",
             "Retrain, or copy the files back from a checkpoint.",
         )
+    _check_consistency(model_dir)
     return model_dir
+
+
+def _check_consistency(model_dir: Path) -> None:
+    """Before loading anything heavy: the label map, model config and weight files agree and are whole."""
+    from safetensors import safe_open
+
+    broken = "The run directory is damaged; retrain, or restore model/ from a copy."
+    try:
+        labels = runs.read_json(model_dir / "labels.json")
+        model_config = runs.read_json(model_dir / "config.json")
+        id2label = labels["id2label"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise RunError(f"{model_dir}: labels.json or config.json is not valid ({err}).", broken) from None
+    model_labels = model_config.get("id2label")
+    if isinstance(model_labels, dict) and len(model_labels) != len(id2label):
+        raise RunError(
+            f"{model_dir}: labels.json has {len(id2label)} labels but model/config.json has {len(model_labels)}.",
+            broken,
+        )
+    for weights in sorted(model_dir.glob("*.safetensors")):
+        try:
+            # Opening reads the header and checks it against the file size: a truncated copy fails here.
+            with safe_open(str(weights), framework="pt") as handle:
+                handle.keys()
+        except Exception as err:  # safetensors raises its own error types for damaged files
+            raise RunError(f"{weights} is damaged ({' '.join(str(err).split())[:120]}).", broken) from None

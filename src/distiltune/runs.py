@@ -5,7 +5,8 @@ runs/<YYYY-MM-DD_HH-MM-SS>_<model>_<dataset>_<method>/
   config.yaml        resolved config (re-running it repeats the run)
   env.json           versions, device and precision actually used
   model/             best model: safetensors weights, tokenizer, label maps
-  checkpoints/       best and last Trainer checkpoints (for resuming)
+  checkpoints/       best and last Trainer checkpoints, written atomically (for --resume)
+  status.json        running / completed / failed / interrupted, with the error and the resume command
   history.jsonl      one row per evaluation
   metrics.json       final validation/test metrics, timing, parameters
   predictions.jsonl  per-example gold/predicted/probabilities on the evaluated split

@@ -49,8 +49,21 @@ class Run:
         return Classifier.load(self.dir, **kwargs)
 
 
-def train(config: Config | str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None) -> Run:
-    """Fine-tune according to ``config`` (a Config, or a YAML path) plus dotted ``overrides``."""
+def train(
+    config: Config | str | Path | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
+    resume: str | Path | None = None,
+) -> Run:
+    """Fine-tune according to ``config`` (a Config, or a YAML path) plus dotted ``overrides``.
+
+    ``resume=RUN_DIR`` continues an interrupted or crashed run from its newest complete checkpoint, with the
+    config saved in that run (``config`` and ``overrides`` must then be left out).
+    """
+    from distiltune.reproducibility import deterministic_mode
+    from distiltune.resume import supervised
+
+    if resume is not None:
+        return _resume(resume, config, overrides)
     if isinstance(config, Config):
         config = load_config(None, {**_flatten(config.to_dict()), **_overrides_dict(overrides)})
     else:
@@ -58,12 +71,30 @@ def train(config: Config | str | Path | None = None, overrides: list[str] | dict
     run_dir = runs.create_run_dir(
         config.run.output_dir, config.model.name, config.data.dataset, config.method.name, config.run.name
     )
-    with _log_to(run_dir / runs.LOG_FILE):
+    with _log_to(run_dir / runs.LOG_FILE), supervised(run_dir) as interrupts:
         logger.info("Run directory: %s", run_dir)
-        return _train_in(run_dir, config)
+        with deterministic_mode(config.train.deterministic):
+            return _train_in(run_dir, config, interrupts=interrupts)
 
 
-def _train_in(run_dir: Path, config: Config) -> Run:
+def _resume(run_dir: str | Path, config: Any, overrides: Any) -> Run:
+    from distiltune.reproducibility import deterministic_mode
+    from distiltune.resume import prepare_resume, supervised
+
+    if config is not None or overrides:
+        raise ConfigError(
+            "--resume continues a run with the config saved in its directory; other options cannot change it.",
+            "Drop the other options, or start a new run with --config RUN_DIR/config.yaml and your changes.",
+        )
+    plan = prepare_resume(run_dir)
+    with _log_to(plan.run_dir / runs.LOG_FILE), supervised(plan.run_dir, plan) as interrupts:
+        where = plan.checkpoint.name if plan.checkpoint else "the start (no complete checkpoint)"
+        logger.info("Resuming %s from %s", plan.run_dir, where)
+        with deterministic_mode(plan.config.train.deterministic):
+            return _train_in(plan.run_dir, plan.config, interrupts=interrupts, checkpoint=plan.checkpoint)
+
+
+def _train_in(run_dir: Path, config: Config, interrupts: Any = None, checkpoint: Path | None = None) -> Run:
     import transformers
 
     method = get_method(config.method.name)
@@ -132,13 +163,16 @@ def _train_in(run_dir: Path, config: Config) -> Run:
 
     train_set = _tokenize(data.train, tokenizer, max_length, speed, "train")
     eval_set = _tokenize(data.validation, tokenizer, max_length, speed, "validation")
+    from distiltune.interrupts import InterruptCallback
+
+    extra_callbacks = [InterruptCallback(interrupts)] if interrupts is not None else []
     trainer, history = _build_trainer(
-        config, model, tokenizer, train_set, eval_set, run_dir, device, precision, speed=speed
+        config, model, tokenizer, train_set, eval_set, run_dir, device, precision, extra_callbacks, speed=speed
     )
     started = time.perf_counter()
     train_samples_per_second = None
     if method.trains:
-        output = trainer.train()
+        output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         train_samples_per_second = output.metrics.get("train_samples_per_second")
     else:
         trainer.evaluate()
@@ -214,11 +248,13 @@ def _build_trainer(
     run_dir: Path,
     device: Any,
     precision: str,
+    extra_callbacks: list[Any] | None = None,
     speed: SpeedPlan | None = None,
 ) -> tuple[Any, Any]:
-    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, TrainingArguments
 
     from distiltune.callbacks import HistoryCallback
+    from distiltune.checkpoints import ResumableTrainer
     from distiltune.metrics import trainer_compute_metrics
 
     t = config.train
@@ -228,7 +264,7 @@ def _build_trainer(
     metric = t.metric or "f1_macro"
     eval_interval = steps_per_epoch if t.eval_strategy == "epoch" else t.eval_steps
     history = HistoryCallback(run_dir / runs.HISTORY_FILE)
-    callbacks: list[Any] = [history]
+    callbacks: list[Any] = [history, *(extra_callbacks or [])]
     if t.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=t.early_stopping_patience))
     args = TrainingArguments(
@@ -263,12 +299,12 @@ def _build_trainer(
         dataloader_pin_memory=speed.pin_memory,
         optim=speed.optimizer,
         torch_compile=speed.compile,
-        full_determinism=t.deterministic,
+        full_determinism=False,  # train.deterministic is handled by distiltune.reproducibility.deterministic_mode
         report_to="none",
         disable_tqdm=False,
         save_only_model=False,
     )
-    trainer = Trainer(
+    trainer = ResumableTrainer(
         model=model,
         args=args,
         data_collator=DataCollatorWithPadding(

@@ -7,6 +7,7 @@ the label space from the training split and splits off a stratified validation s
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ from distiltune.config import DataConfig
 from distiltune.data.columns import LabelSpace, build_label_space, resolve_columns, standardize
 from distiltune.data.sources import looks_like_path, read_hub, read_local
 from distiltune.errors import DataError
-from distiltune.presets import Preset, get_preset
+from distiltune.presets import Preset, get_preset, presets
 
 logger = logging.getLogger("distiltune")
 DEFAULT_MAX_LENGTH = 256
@@ -65,7 +66,7 @@ def load_data(config: DataConfig, seed: int = 42) -> PreparedData:
         config.label_column,
     )
     names = config.label_names or declared_names.get(columns.label or "")
-    train = standardize(train_raw, columns, f"{config.dataset} [{config.train_split}]")
+    train = standardize(train_raw, columns, f"{config.dataset} [{config.train_split}]", config.drop_missing_labels)
     labels = build_label_space(train["label"], f"{config.dataset} [{config.train_split}]", names)
     train["label"] = labels.encode(train["label"], config.dataset)
 
@@ -82,7 +83,7 @@ def load_data(config: DataConfig, seed: int = 42) -> PreparedData:
             logger.info("%s: labels are hidden (all -1, as in GLUE test); not evaluated.", source_name)
             return None
         cols = resolve_columns(frame, source_name, columns.text, columns.text_pair, columns.label)
-        out = standardize(frame, cols, source_name)
+        out = standardize(frame, cols, source_name, config.drop_missing_labels)
         out["label"] = labels.encode(out["label"], source_name)
         return out
 
@@ -142,7 +143,7 @@ def load_eval_file(source: str, config: DataConfig, labels: LabelSpace) -> pd.Da
     name = source if len(raw) == 1 else f"{source} [{split}]"
     frame = raw[split]
     cols = resolve_columns(frame, name, config.text_column, config.text_pair_column, config.label_column)
-    out = standardize(frame, cols, name)
+    out = standardize(frame, cols, name, config.drop_missing_labels)
     out["label"] = labels.encode(out["label"], name)
     return out
 
@@ -153,7 +154,16 @@ def read_source(dataset: str) -> tuple[dict[str, pd.DataFrame], dict[str, list[s
     source = preset.resolved_source() if preset else dataset
     if looks_like_path(source):
         return read_local(source), {}
-    return read_hub(source)
+    try:
+        return read_hub(source)
+    except DataError:
+        close = difflib.get_close_matches(dataset.lower(), list(presets()), n=1, cutoff=0.6)
+        if preset is None and close:
+            raise DataError(
+                f"Unknown dataset '{dataset}': not a preset, not a local file, and not loadable from the hub.",
+                f"Did you mean the preset '{close[0]}'? (distiltune presets lists them all.)",
+            ) from None
+        raise
 
 
 def split_validation(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -62,8 +62,9 @@ def resolve_columns(
     return Columns(text=text_col, label=label_col, text_pair=pair_col)
 
 
-def standardize(frame: pd.DataFrame, columns: Columns, source: str) -> pd.DataFrame:
-    """Rename to text/text_pair/label, drop rows with empty text or a missing label (counted warning)."""
+def standardize(frame: pd.DataFrame, columns: Columns, source: str, drop_missing_labels: bool = False) -> pd.DataFrame:
+    """Rename to text/text_pair/label and drop rows with empty text (counted warning). A missing label is an
+    error that names the rows, unless ``drop_missing_labels`` (then those rows are dropped too)."""
     out = pd.DataFrame({"text": frame[columns.text]})
     if columns.text_pair:
         out["text_pair"] = frame[columns.text_pair]
@@ -85,6 +86,13 @@ def standardize(frame: pd.DataFrame, columns: Columns, source: str) -> pd.DataFr
     if "text_pair" in out:
         empty_text |= out["text_pair"].map(_is_blank)
     missing_label = out["label"].map(_is_missing) if "label" in out else pd.Series(False, index=out.index)
+    if missing_label.any() and not drop_missing_labels:
+        rows = [i + 1 for i in missing_label[missing_label].index[:5]]
+        raise DataError(
+            f"{source}: {int(missing_label.sum())} row(s) have an empty or NaN label in column '{columns.label}' "
+            f"(data rows {', '.join(map(str, rows))}{', ...' if missing_label.sum() > 5 else ''}).",
+            "Fill in or delete those rows, or set data.drop_missing_labels=true to skip them.",
+        )
     dropped = empty_text | missing_label
     if dropped.all():
         raise DataError(
