@@ -64,6 +64,12 @@ VOCAB = list(
 ARCHITECTURES = ("distilbert", "bert", "roberta")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests never read or fill the user's ~/.cache/distiltune (tokenization cache)."""
+    os.environ["DISTILTUNE_CACHE_DIR"] = str(tmp_path_factory.mktemp("distiltune-cache"))
+
+
 @pytest.fixture(autouse=True)
 def _quiet_and_seeded() -> None:
     import torch

@@ -105,6 +105,12 @@ def train(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override any config key: --set train.lr=3e-5.")
     ] = None,
+    compile_model: Annotated[
+        bool,
+        typer.Option(
+            "--compile", help="torch.compile the model (opt-in: minutes of warm-up, rarely worth it on CPU)."
+        ),
+    ] = False,
     resume: Annotated[
         Path | None,
         typer.Option(help="Continue an interrupted or crashed run directory from its newest complete checkpoint."),
@@ -136,6 +142,7 @@ def train(
         "train.seed": seed,
         "run.output_dir": output_dir,
         "run.name": name,
+        "train.compile": True if compile_model else None,
         "train.deterministic": deterministic,
     }
     from distiltune.config import _parse_overrides
@@ -178,6 +185,9 @@ def predict(
     output: Annotated[Path | None, typer.Option(help="Write predictions as JSONL here.")] = None,
     top_k: Annotated[int, typer.Option(help="How many labels (with scores) to return per input.")] = 1,
     batch_size: Annotated[int, typer.Option(help="Inference batch size.")] = 64,
+    backend: Annotated[
+        str, typer.Option(help="torch, or onnx to serve the run's ONNX export (see distiltune export).")
+    ] = "torch",
     debug: Debug = False,
 ) -> None:
     """Predict labels for texts, a sentence pair, or a file."""
@@ -185,7 +195,7 @@ def predict(
     from distiltune.errors import DataError
 
     _setup_logging(quiet=True)
-    classifier = distiltune.load(run_dir)
+    classifier = distiltune.load(run_dir, backend=backend)
     pairs: list[str] | None = None
     records: list[dict[str, Any]] = []
     if input_file is not None:
@@ -213,6 +223,49 @@ def predict(
     else:
         for record in records:
             typer.echo(json.dumps(record, ensure_ascii=False))
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    format: Annotated[str, typer.Option("--format", help="Export format (onnx).")] = "onnx",
+    quantize: Annotated[
+        str | None, typer.Option(help="int8: dynamic int8 weights (the classification head stays float).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Export folder (default RUN_DIR/export/onnx or onnx-int8).")
+    ] = None,
+    min_agreement: Annotated[
+        float, typer.Option(help="Refuse the export when it agrees with PyTorch on fewer evaluation rows.")
+    ] = 0.99,
+    force: Annotated[bool, typer.Option("--force", help="Write the export even below --min-agreement.")] = False,
+    max_samples: Annotated[int, typer.Option(help="Evaluation rows used for the parity check.")] = 2000,
+    debug: Debug = False,
+) -> None:
+    """Export a run to ONNX (optionally int8), after a parity check against the PyTorch model."""
+    from distiltune.export import export_run
+
+    _setup_logging()
+    result = export_run(
+        run_dir,
+        format=format,
+        quantize=quantize,
+        output=output,
+        min_agreement=min_agreement,
+        force=force,
+        max_samples=max_samples,
+    )
+    report = result.report
+    accuracy = ""
+    if "onnx_accuracy" in report:
+        accuracy = f"; accuracy torch {report['torch_accuracy']:.4f}, export {report['onnx_accuracy']:.4f}"
+    typer.echo(
+        f"Agreement with PyTorch: {report['agreement']:.4f} on {report['samples']} rows{accuracy}; "
+        f"{report['onnx_samples_per_second']:.1f} vs {report['torch_samples_per_second']:.1f} samples/s (torch fp32)."
+    )
+    if report.get("forced"):
+        typer.echo(f"warning: written below --min-agreement {min_agreement} because of --force.", err=True)
+    typer.echo(f"Export written to {result.path} ({report['size_mb']} MB)")
 
 
 @app.command()

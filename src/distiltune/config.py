@@ -127,6 +127,17 @@ class TrainConfig:
     CPU (SDPA falls back to its slow path whenever attention dropout is on). Hidden-layer dropout stays on."""
     compile: bool = False
     """torch.compile the model (slow warm-up; rarely worth it on CPU)."""
+    dynamic_padding: bool = True
+    """Pad each batch to its own longest example instead of to ``data.max_length`` (training and inference)."""
+    sort_by_length: bool = True
+    """Batch evaluation and prediction inputs sorted by length (less padding); results stay in input order."""
+    cache_tokenized: bool = True
+    """Tokenize each split once and reuse it from disk (keyed by data, tokenizer and max length); the folder is
+    ``$DISTILTUNE_CACHE_DIR`` (default ~/.cache/distiltune)."""
+    sdpa: bool = True
+    """Use PyTorch's scaled-dot-product attention where the model supports it; false forces eager attention."""
+    fused_optimizer: bool = True
+    """Use the fused AdamW kernel (one kernel for all parameters); false uses the plain (foreach) AdamW."""
     deterministic: bool = False
     """Ask torch for deterministic kernels (slower on GPU; CPU runs are deterministic anyway)."""
 

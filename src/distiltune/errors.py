@@ -35,3 +35,7 @@ class ModelError(DistiltuneError):
 
 class RunError(DistiltuneError):
     """A run directory is missing, incomplete or inconsistent."""
+
+
+class ExportError(DistiltuneError):
+    """An export cannot be written (missing extra, or its parity check failed)."""

@@ -26,6 +26,8 @@ def evaluate_frame(
     batch_size: int,
     device: Any,
     precision: str,
+    sort_by_length: bool = True,
+    dynamic_padding: bool = True,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Metrics and per-example predictions (gold, predicted, probabilities) for a labelled frame."""
     started = time.perf_counter()
@@ -39,6 +41,8 @@ def evaluate_frame(
         batch_size=batch_size,
         device=device,
         precision=precision,
+        sort_by_length=sort_by_length,
+        dynamic_padding=dynamic_padding,
     )
     seconds = time.perf_counter() - started
     probabilities = softmax(logits)

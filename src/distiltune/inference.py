@@ -25,8 +25,14 @@ def predict_logits(
     batch_size: int = 64,
     device: torch.device | str = "cpu",
     precision: str = "fp32",
+    sort_by_length: bool = True,
+    dynamic_padding: bool = True,
 ) -> np.ndarray:
-    """Logits for every input, in input order (float32 numpy array of shape [n, num_labels])."""
+    """Logits for every input, in input order (float32 numpy array of shape [n, num_labels]).
+
+    ``sort_by_length`` batches inputs of similar length together; ``dynamic_padding`` pads each batch to its
+    longest member (else to ``max_length``). Neither changes the results beyond float rounding.
+    """
     if pairs is not None and len(pairs) != len(texts):
         raise ValueError(f"got {len(texts)} texts but {len(pairs)} pairs")
     if len(texts) == 0:
@@ -34,14 +40,18 @@ def predict_logits(
     encoded = tokenizer(
         list(texts), list(pairs) if pairs is not None else None, truncation=True, max_length=max_length, padding=False
     )
-    order = np.argsort([len(ids) for ids in encoded["input_ids"]], kind="stable")
+    lengths = [len(ids) for ids in encoded["input_ids"]]
+    order = np.argsort(lengths, kind="stable") if sort_by_length else np.arange(len(lengths))
     keys = [key for key in ("input_ids", "attention_mask", "token_type_ids") if key in encoded]
     model.eval()
     outputs: list[np.ndarray] = []
     with torch.inference_mode(), autocast_context(device, precision):
         for batch_indices in _chunks(order, batch_size):
             features = [{key: encoded[key][i] for key in keys} for i in batch_indices]
-            batch = tokenizer.pad(features, return_tensors="pt")
+            if dynamic_padding:
+                batch = tokenizer.pad(features, return_tensors="pt")
+            else:
+                batch = tokenizer.pad(features, padding="max_length", max_length=max_length, return_tensors="pt")
             batch = {key: value.to(device) for key, value in batch.items()}
             logits = model(**batch).logits
             outputs.append(logits.float().cpu().numpy())

@@ -56,19 +56,24 @@ def load_model_for_classification(
     revision: str | None = None,
     trust_remote_code: bool = False,
     attention_dropout: float | None = None,
+    attn_implementation: str | None = None,
 ) -> Any:
     """A pretrained encoder with a fresh classification head sized for ``id2label``.
 
     ``attention_dropout`` (when not None) replaces the architecture's attention-probability dropout.
+    ``attn_implementation`` (when not None, e.g. "eager") overrides transformers' choice, which is SDPA
+    wherever the architecture supports it.
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     path = resolve_model_name(name)
     overrides: dict[str, Any] = {}
+    if attn_implementation is not None:
+        overrides["attn_implementation"] = attn_implementation
     try:
         if attention_dropout is not None:
             base = AutoConfig.from_pretrained(path, revision=revision, trust_remote_code=trust_remote_code)
-            overrides = {key: attention_dropout for key in ATTENTION_DROPOUT_KEYS if hasattr(base, key)}
+            overrides.update({key: attention_dropout for key in ATTENTION_DROPOUT_KEYS if hasattr(base, key)})
         model = AutoModelForSequenceClassification.from_pretrained(
             path,
             num_labels=len(id2label),
@@ -92,6 +97,13 @@ def load_classifier_from_dir(directory: str | Path) -> Any:
     from transformers import AutoModelForSequenceClassification
 
     return AutoModelForSequenceClassification.from_pretrained(str(directory), use_safetensors=True)
+
+
+def load_classifier_config(directory: str | Path) -> Any:
+    """The saved model config (labels, sizes) without loading weights."""
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(str(directory))
 
 
 def model_max_length(model_config: Any, tokenizer: Any) -> int:

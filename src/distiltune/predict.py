@@ -19,6 +19,7 @@ from distiltune.hardware import resolve_device, resolve_precision
 from distiltune.metrics import softmax
 
 logger = logging.getLogger("distiltune")
+BACKENDS = ("torch", "onnx")
 
 
 @dataclass
@@ -34,23 +35,46 @@ class Classifier:
     device: Any
     precision: str
     run_dir: Path | None = None
+    backend: str = "torch"
 
     @classmethod
-    def load(cls, run_dir: str | Path, device: str = "auto", precision: str = "auto") -> Classifier:
+    def load(
+        cls,
+        run_dir: str | Path,
+        device: str = "auto",
+        precision: str = "auto",
+        backend: str = "torch",
+        export_dir: str | Path | None = None,
+    ) -> Classifier:
+        """Load a run. ``backend="onnx"`` serves its ONNX export (int8 when present, else fp32; or
+        ``export_dir``) with ONNX Runtime instead of the PyTorch model."""
         from distiltune.methods import get_method
         from distiltune.modeling import load_tokenizer
+
+        if backend not in BACKENDS:
+            raise RunError(f"Unknown backend '{backend}'.", f"Choose one of: {', '.join(BACKENDS)}.")
 
         run_dir = Path(run_dir)
         from distiltune.tfidf import TfidfClassifier, is_tfidf_run
 
         if is_tfidf_run(run_dir):  # a scikit-learn baseline: no encoder or tokenizer to load
+            if backend != "torch":
+                raise RunError(f"{run_dir} is a TF-IDF baseline: it has no {backend} backend.", "Drop --backend.")
             return TfidfClassifier.from_run(run_dir)
         model_dir = check_run_dir(run_dir)
         config = Config.from_yaml(run_dir / runs.CONFIG_FILE)
         info = runs.read_json(model_dir / "labels.json")
         names = [info["id2label"][str(i)] for i in range(len(info["id2label"]))]
-        method = get_method(info.get("method", config.method.name))
-        model = method.load(model_dir, config.model)
+        if backend == "onnx":
+            from distiltune.export import OnnxSequenceClassifier, find_export
+            from distiltune.modeling import load_classifier_config
+
+            onnx_dir = find_export(run_dir, export_dir)
+            model = OnnxSequenceClassifier(onnx_dir / "model.onnx", load_classifier_config(model_dir))
+            device, precision = "cpu", "fp32"  # ONNX Runtime picks its own provider; inputs start on the CPU
+        else:
+            method = get_method(info.get("method", config.method.name))
+            model = method.load(model_dir, config.model)
         model_labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
         if model_labels != names:
             raise RunError(
@@ -71,6 +95,7 @@ class Classifier:
             device=resolved_device,
             precision=resolve_precision(precision, resolved_device),
             run_dir=run_dir,
+            backend=backend,
         )
 
     @property
@@ -95,6 +120,8 @@ class Classifier:
             batch_size=batch_size or self.config.train.eval_batch_size,
             device=self.device,
             precision=self.precision,
+            sort_by_length=self.config.train.sort_by_length,
+            dynamic_padding=self.config.train.dynamic_padding,
         )
         return softmax(logits)
 
@@ -127,6 +154,8 @@ class Classifier:
             self.config.train.eval_batch_size,
             self.device,
             self.precision,
+            sort_by_length=self.config.train.sort_by_length,
+            dynamic_padding=self.config.train.dynamic_padding,
         )
 
 

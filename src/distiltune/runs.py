@@ -95,7 +95,9 @@ def append_jsonl(path: Path, row: dict[str, Any]) -> None:
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    # Split on "\n" only: str.splitlines() also breaks at U+2028, U+0085 and friends, which json.dumps with
+    # ensure_ascii=False leaves raw inside strings (IMDb reviews contain U+0085).
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
 
 
 def read_json(path: Path) -> Any:

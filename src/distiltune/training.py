@@ -24,12 +24,13 @@ from distiltune.data import PreparedData, load_data
 from distiltune.data.fingerprint import splits_fingerprint, token_fingerprint
 from distiltune.data.tokenize import token_lengths, tokenize_frame
 from distiltune.errors import ConfigError
-from distiltune.hardware import resolve_device, resolve_precision
+from distiltune.hardware import resolve_device
 from distiltune.heads import attach_head
 from distiltune.memory import PeakMemory
 from distiltune.methods import count_parameters, get_method
 from distiltune.metrics import SELECTABLE_METRICS
 from distiltune.modeling import load_model_for_classification, load_tokenizer, model_max_length
+from distiltune.speed import SpeedPlan, plan_speed
 
 logger = logging.getLogger("distiltune")
 
@@ -113,12 +114,15 @@ def _train_in(run_dir: Path, config: Config, interrupts: Any = None, checkpoint:
             f"Choose one of: {', '.join(m for m in SELECTABLE_METRICS if m not in ('f1', 'precision', 'recall'))}.",
         )
     tokenizer = load_tokenizer(config.model.name, config.model.revision, config.model.trust_remote_code)
+    device = resolve_device(config.train.device)
+    speed = plan_speed(config.train, device)
     model = load_model_for_classification(
         config.model.name,
         data.labels.id2label,
         config.model.revision,
         config.model.trust_remote_code,
         attention_dropout=0.0 if config.train.fast_attention else None,
+        attn_implementation=speed.attn_implementation,
     )
     model = attach_head(model, config.model)
     # Prompt/prefix virtual tokens take position embeddings of their own.
@@ -140,8 +144,7 @@ def _train_in(run_dir: Path, config: Config, interrupts: Any = None, checkpoint:
     config.to_yaml(run_dir / runs.CONFIG_FILE)
     _log_summary(data, tokenizer, max_length)
 
-    device = resolve_device(config.train.device)
-    precision = resolve_precision(config.train.precision, device)
+    precision = speed.precision
     model = method.apply(model, config.method)
     parameters = count_parameters(model)
     logger.info(
@@ -154,15 +157,21 @@ def _train_in(run_dir: Path, config: Config, interrupts: Any = None, checkpoint:
         precision,
         lr,
     )
-    runs.write_json(run_dir / runs.ENV_FILE, _environment(device, precision))
+    environment = _environment(device, precision)
+    environment["speed"] = {
+        **speed.to_dict(),
+        "attn_implementation": getattr(model.config, "_attn_implementation", None) or "eager",
+    }
+    runs.write_json(run_dir / runs.ENV_FILE, environment)
+    logger.info("Speed features: %s", _describe_speed(environment["speed"]))
 
-    train_set = tokenize_frame(data.train, tokenizer, max_length)
-    eval_set = tokenize_frame(data.validation, tokenizer, max_length)
+    train_set = _tokenize(data.train, tokenizer, max_length, speed, "train")
+    eval_set = _tokenize(data.validation, tokenizer, max_length, speed, "validation")
     from distiltune.interrupts import InterruptCallback
 
     extra_callbacks = [InterruptCallback(interrupts)] if interrupts is not None else []
     trainer, history = _build_trainer(
-        config, model, tokenizer, train_set, eval_set, run_dir, device, precision, extra_callbacks
+        config, model, tokenizer, train_set, eval_set, run_dir, device, precision, extra_callbacks, speed=speed
     )
     started = time.perf_counter()
     train_samples_per_second = None
@@ -199,7 +208,16 @@ def _train_in(run_dir: Path, config: Config, interrupts: Any = None, checkpoint:
         if frame is None:
             continue
         split_metrics, split_predictions = evaluate_frame(
-            model, tokenizer, frame, data.labels.names, max_length, config.train.eval_batch_size, device, precision
+            model,
+            tokenizer,
+            frame,
+            data.labels.names,
+            max_length,
+            config.train.eval_batch_size,
+            device,
+            precision,
+            sort_by_length=speed.sort_by_length,
+            dynamic_padding=speed.dynamic_padding,
         )
         final[split] = split_metrics
         predictions = split_predictions  # keep the last evaluated split: test when present
@@ -239,6 +257,7 @@ def _build_trainer(
     device: Any,
     precision: str,
     extra_callbacks: list[Any] | None = None,
+    speed: SpeedPlan | None = None,
 ) -> tuple[Any, Any]:
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, TrainingArguments
 
@@ -247,6 +266,7 @@ def _build_trainer(
     from distiltune.metrics import trainer_compute_metrics
 
     t = config.train
+    speed = speed or plan_speed(t, device)
     steps_per_epoch = max(1, math.ceil(len(train_set) / (t.batch_size * t.gradient_accumulation_steps)))
     total_steps = t.max_steps if t.max_steps > 0 else math.ceil(steps_per_epoch * t.epochs)
     metric = t.metric or "f1_macro"
@@ -282,10 +302,11 @@ def _build_trainer(
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         use_cpu=device.type == "cpu",
-        train_sampling_strategy="group_by_length" if t.group_by_length else "random",
-        dataloader_num_workers=t.dataloader_workers if t.dataloader_workers is not None else 0,
-        dataloader_pin_memory=device.type == "cuda",
-        torch_compile=t.compile,
+        train_sampling_strategy="group_by_length" if speed.group_by_length else "random",
+        dataloader_num_workers=speed.dataloader_workers,
+        dataloader_pin_memory=speed.pin_memory,
+        optim=speed.optimizer,
+        torch_compile=speed.compile,
         full_determinism=False,  # train.deterministic is handled by distiltune.reproducibility.deterministic_mode
         report_to="none",
         disable_tqdm=False,
@@ -294,7 +315,12 @@ def _build_trainer(
     trainer = ResumableTrainer(
         model=model,
         args=args,
-        data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if device.type == "cuda" else None),
+        data_collator=DataCollatorWithPadding(
+            tokenizer,
+            padding="longest" if speed.dynamic_padding else "max_length",
+            max_length=None if speed.dynamic_padding else config.data.max_length,
+            pad_to_multiple_of=speed.pad_to_multiple_of,
+        ),
         train_dataset=train_set,
         eval_dataset=eval_set,
         processing_class=tokenizer,
@@ -302,6 +328,25 @@ def _build_trainer(
         callbacks=callbacks,
     )
     return trainer, history
+
+
+def _tokenize(frame: pd.DataFrame, tokenizer: Any, max_length: int, speed: SpeedPlan, split: str) -> Any:
+    if not speed.cache_tokenized:
+        return tokenize_frame(frame, tokenizer, max_length)
+    from distiltune.data.cache import cached_tokenize
+
+    dataset, hit = cached_tokenize(frame, tokenizer, max_length)
+    logger.info("Tokenized %s: %d rows (%s).", split, len(dataset), "from cache" if hit else "cached for next time")
+    return dataset
+
+
+def _describe_speed(speed: dict[str, Any]) -> str:
+    flags = ("dynamic_padding", "group_by_length", "sort_by_length", "cache_tokenized", "fast_attention", "compile")
+    on = [name for name in flags if speed.get(name)]
+    return (
+        f"precision {speed['precision']}, attention {speed['attn_implementation']}, optimizer {speed['optimizer']}, "
+        f"workers {speed['dataloader_workers']}, on: {', '.join(on) or 'none'}"
+    )
 
 
 def _best_row(rows: list[dict[str, Any]], metric: str) -> dict[str, Any] | None:

@@ -1,0 +1,349 @@
+"""``distiltune export RUN_DIR --format onnx [--quantize int8]``: an ONNX model that serves without PyTorch.
+
+The export is checked before it is written: the exported model predicts the run's evaluation split (the
+texts in ``predictions.jsonl``) next to the PyTorch model, and an export whose label agreement falls below
+``min_agreement`` is refused (nothing is written) unless ``force`` is set.
+
+Why not Optimum: optimum 2.x has no ONNX Runtime backend any more and ``optimum-onnx`` pins transformers
+4.x. ``torch.onnx.export`` (the TorchScript exporter) plus ``onnxruntime.quantization.quantize_dynamic`` do
+the same job for encoder classifiers.
+
+Layout (one self-contained folder per variant)::
+
+    RUN_DIR/export/onnx/        model.onnx, tokenizer files, labels.json, config.json, export.json
+    RUN_DIR/export/onnx-int8/   the same with int8 (dynamic) quantized weights
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from distiltune import runs
+from distiltune.errors import ExportError, RunError
+
+logger = logging.getLogger("distiltune")
+
+EXPORT_DIR = "export"
+ONNX_FILE = "model.onnx"
+REPORT_FILE = "export.json"
+FORMATS = ("onnx",)
+QUANTIZATIONS = ("int8",)
+DEFAULT_MIN_AGREEMENT = 0.99
+ONNX_OPSET = 17
+#: Nodes whose names contain these stay in float when quantizing: the classification head is tiny (no
+#: speed to gain) and decides the label directly, so int8 rounding there costs agreement for nothing.
+FLOAT_NODE_MARKERS = ("classifier", "pre_classifier", "pooler", "score")
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    """The written export folder, or None when the check failed and nothing was written."""
+    report: dict[str, Any]
+
+
+def default_export_dir(run_dir: Path, quantize: str | None) -> Path:
+    return Path(run_dir) / EXPORT_DIR / ("onnx" if quantize is None else f"onnx-{quantize}")
+
+
+def export_run(
+    run_dir: str | Path,
+    format: str = "onnx",
+    quantize: str | None = None,
+    output: str | Path | None = None,
+    min_agreement: float = DEFAULT_MIN_AGREEMENT,
+    force: bool = False,
+    max_samples: int | None = 2000,
+    batch_size: int = 32,
+) -> ExportResult:
+    """Export a run, check parity against PyTorch, and write it (or raise ExportError, writing nothing)."""
+    _require_onnx()
+    if format not in FORMATS:
+        raise ExportError(f"Unknown export format '{format}'.", f"Choose one of: {', '.join(FORMATS)}.")
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise ExportError(f"Unknown quantization '{quantize}'.", f"Choose one of: {', '.join(QUANTIZATIONS)}.")
+    if min_agreement < 0:
+        # Above 1 is allowed: it can never pass, so it checks parity without writing anything.
+        raise ExportError(f"--min-agreement must be >= 0, got {min_agreement}.", "Use e.g. --min-agreement 0.99.")
+    from distiltune.predict import Classifier
+    from distiltune.tfidf import is_tfidf_run
+
+    run_dir = Path(run_dir)
+    if is_tfidf_run(run_dir):
+        raise ExportError(f"{run_dir} is a TF-IDF baseline: only encoder runs export to ONNX.")
+    reference = Classifier.load(run_dir, device="cpu", precision="fp32")
+    model = merged_for_export(reference.model)
+    texts, pairs, gold = parity_inputs(reference, max_samples)
+    target = Path(output) if output is not None else default_export_dir(run_dir, quantize)
+
+    # Stage on the same filesystem as the target when its folder exists, so the final move is a rename; a
+    # refused export leaves nothing behind, not even an empty export/ folder.
+    staging_root = target.parent if target.parent.is_dir() else run_dir
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=staging_root) as staging_name:
+        staging = Path(staging_name) / "export"
+        staging.mkdir()
+        started = time.perf_counter()
+        export_onnx(model, reference.tokenizer, staging / ONNX_FILE)
+        if quantize == "int8":
+            float_path = staging / "model.fp32.onnx"
+            (staging / ONNX_FILE).rename(float_path)
+            quantize_int8(float_path, staging / ONNX_FILE)
+            float_path.unlink()
+        export_seconds = time.perf_counter() - started
+
+        exported = OnnxSequenceClassifier(staging / ONNX_FILE, reference.model.config)
+        report = parity_report(reference, exported, texts, pairs, gold, batch_size)
+        report.update(
+            {
+                "format": format,
+                "quantize": quantize,
+                "opset": ONNX_OPSET,
+                "run_dir": str(run_dir),
+                "min_agreement": min_agreement,
+                "forced": bool(force and report["agreement"] < min_agreement),
+                "export_seconds": round(export_seconds, 2),
+                "size_mb": round((staging / ONNX_FILE).stat().st_size / 2**20, 2),
+            }
+        )
+        if report["agreement"] < min_agreement and not force:
+            raise ExportError(
+                f"Export refused: the {format}{'-' + quantize if quantize else ''} model agrees with PyTorch on "
+                f"{report['agreement']:.2%} of {report['samples']} evaluation rows, below --min-agreement "
+                f"{min_agreement:.2%}; nothing was written.",
+                "Export without --quantize, lower --min-agreement, or pass --force to write it anyway.",
+            )
+        reference.tokenizer.save_pretrained(staging)
+        model.config.save_pretrained(staging)
+        shutil.copy2(run_dir / runs.MODEL_DIR / "labels.json", staging / "labels.json")
+        runs.write_json(staging / REPORT_FILE, report)
+        if target.exists():
+            shutil.rmtree(target)  # an export is derived data: re-exporting replaces it
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(staging), str(target))
+    logger.info("Wrote %s (agreement %.4f on %d rows).", target, report["agreement"], report["samples"])
+    return ExportResult(path=target, report=report)
+
+
+def merged_for_export(model: Any) -> Any:
+    """A plain transformers model: adapters (LoRA) are merged into the weights, so serving has no overhead."""
+    if hasattr(model, "merge_and_unload"):
+        import copy
+
+        model = copy.deepcopy(model).merge_and_unload()
+    return model.float().eval()
+
+
+def parity_inputs(reference: Any, max_samples: int | None) -> tuple[list[str], list[str] | None, list[str] | None]:
+    """Texts (and gold labels) of the run's evaluated split from ``predictions.jsonl``."""
+    run_dir = reference.run_dir
+    rows = runs.read_jsonl(run_dir / runs.PREDICTIONS_FILE) if run_dir is not None else []
+    rows = [row for row in rows if isinstance(row.get("text"), str)]
+    if not rows:
+        raise RunError(
+            f"{run_dir}: no {runs.PREDICTIONS_FILE} with texts to check the export against.",
+            "Re-run distiltune evaluate or train so the run has an evaluated split.",
+        )
+    if max_samples is not None:
+        rows = rows[:max_samples]
+    pairs = [row.get("text_pair", "") for row in rows] if reference.is_pair else None
+    gold = [row["gold"] for row in rows] if all("gold" in row for row in rows) else None
+    return [row["text"] for row in rows], pairs, gold
+
+
+def export_onnx(model: Any, tokenizer: Any, path: Path) -> None:
+    """Trace ``model`` to ONNX with dynamic batch and sequence axes; the graph outputs ``logits``."""
+    import torch
+
+    sample = tokenizer(
+        ["a short example", "a somewhat longer example sentence for tracing"],
+        padding=True,
+        return_tensors="pt",
+    )
+    names = [name for name in ("input_ids", "attention_mask", "token_type_ids") if name in sample]
+    wrapper = _LogitsOnly(model, names).eval()
+    dynamic_axes = {name: {0: "batch", 1: "sequence"} for name in names}
+    dynamic_axes["logits"] = {0: "batch"}
+    with torch.no_grad(), warnings.catch_warnings():
+        # The tracer warns about shape checks it freezes (padding_length, is_causal); the parity check is what
+        # proves the graph right for other shapes.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            wrapper,
+            tuple(sample[name] for name in names),
+            str(path),
+            input_names=names,
+            output_names=["logits"],
+            dynamic_axes=dynamic_axes,
+            opset_version=ONNX_OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+
+
+def quantize_int8(source: Path, target: Path) -> None:
+    """Dynamic int8 quantization of the encoder's MatMuls; the head (and LayerNorm/Softmax) stay in float."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    graph = onnx.load(str(source), load_external_data=False).graph
+    keep_float = [node.name for node in graph.node if any(marker in node.name for marker in FLOAT_NODE_MARKERS)]
+    root = logging.getLogger()
+    # quantize_dynamic logs a "consider pre-processing" hint through logging.warning(), which would also
+    # configure the root logger as a side effect; a NullHandler prevents that and the filter drops the hint.
+    quiet, hint_filter = logging.NullHandler(), _DropMessages("pre-processing before quantization")
+    root.addHandler(quiet)
+    root.addFilter(hint_filter)
+    try:
+        quantize_dynamic(
+            source,
+            target,
+            op_types_to_quantize=["MatMul", "Gemm"],
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=keep_float,
+        )
+    finally:
+        root.removeFilter(hint_filter)
+        root.removeHandler(quiet)
+
+
+def parity_report(
+    reference: Any,
+    exported: OnnxSequenceClassifier,
+    texts: list[str],
+    pairs: list[str] | None,
+    gold: list[str] | None,
+    batch_size: int,
+) -> dict[str, Any]:
+    """Agreement of predicted labels, largest probability difference, and each model's accuracy."""
+    from distiltune.inference import predict_logits
+    from distiltune.metrics import softmax
+
+    def run(model: Any) -> tuple[np.ndarray, float]:
+        started = time.perf_counter()
+        logits = predict_logits(
+            model, reference.tokenizer, texts, pairs, max_length=reference.max_length, batch_size=batch_size
+        )
+        return softmax(logits), time.perf_counter() - started
+
+    torch_probabilities, torch_seconds = run(reference.model)
+    onnx_probabilities, onnx_seconds = run(exported)
+    torch_labels = torch_probabilities.argmax(axis=-1)
+    onnx_labels = onnx_probabilities.argmax(axis=-1)
+    report: dict[str, Any] = {
+        "samples": len(texts),
+        "agreement": float((torch_labels == onnx_labels).mean()),
+        "max_probability_difference": float(np.abs(torch_probabilities - onnx_probabilities).max()),
+        "torch_samples_per_second": round(len(texts) / torch_seconds, 2),
+        "onnx_samples_per_second": round(len(texts) / onnx_seconds, 2),
+    }
+    if gold is not None:
+        names = reference.label_names
+        gold_ids = np.array([names.index(label) if label in names else -1 for label in gold])
+        report["torch_accuracy"] = float((torch_labels == gold_ids).mean())
+        report["onnx_accuracy"] = float((onnx_labels == gold_ids).mean())
+    return report
+
+
+class OnnxSequenceClassifier:
+    """An ONNX Runtime session that looks like a transformers classifier to :func:`predict_logits`:
+    ``model(**batch).logits`` and ``model.config``."""
+
+    def __init__(self, path: str | Path, config: Any, threads: int | None = None) -> None:
+        import onnxruntime as ort
+        import torch
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        providers = [
+            p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()
+        ]
+        self.path = Path(path)
+        self.session = ort.InferenceSession(str(path), options, providers=providers)
+        self.input_names = [item.name for item in self.session.get_inputs()]
+        self.config = config
+
+    def eval(self) -> OnnxSequenceClassifier:
+        return self
+
+    def to(self, *_: Any, **__: Any) -> OnnxSequenceClassifier:
+        return self
+
+    def __call__(self, **batch: Any) -> SimpleNamespace:
+        import torch
+
+        reference = batch["input_ids"]
+        feeds = {}
+        for name in self.input_names:
+            value = batch.get(name)
+            if value is None:  # e.g. token_type_ids for single texts: all zeros
+                value = torch.zeros_like(reference)
+            feeds[name] = value.detach().cpu().numpy().astype(np.int64)
+        (logits,) = self.session.run(["logits"], feeds)
+        return SimpleNamespace(logits=torch.from_numpy(logits))
+
+
+def find_export(run_dir: Path, export_dir: str | Path | None = None) -> Path:
+    """The export folder to serve: ``export_dir`` if given, else int8 when present, else fp32."""
+    candidates = (
+        [Path(export_dir)]
+        if export_dir is not None
+        else [default_export_dir(run_dir, "int8"), default_export_dir(run_dir, None)]
+    )
+    for candidate in candidates:
+        if (candidate / ONNX_FILE).is_file():
+            return candidate
+    raise RunError(
+        f"{run_dir}: no ONNX export found (looked for {', '.join(str(c / ONNX_FILE) for c in candidates)}).",
+        f"Create one first: distiltune export {run_dir} --format onnx [--quantize int8].",
+    )
+
+
+class _LogitsOnly:
+    """Wraps a classifier so tracing sees positional tensor inputs and a single tensor output."""
+
+    def __new__(cls, model: Any, names: list[str]) -> Any:
+        import torch
+
+        class LogitsOnly(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = model
+
+            def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+                return self.model(**dict(zip(names, tensors, strict=True))).logits
+
+        return LogitsOnly()
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, fragment: str) -> None:
+        super().__init__()
+        self.fragment = fragment
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.fragment not in record.getMessage()
+
+
+def _require_onnx() -> None:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise ExportError(
+            "ONNX export needs the onnx and onnxruntime packages.", "Install them: pip install 'distiltune[onnx]'."
+        ) from None
+
+
+__all__ = ["ExportResult", "OnnxSequenceClassifier", "export_run", "find_export"]

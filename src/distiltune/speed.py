@@ -1,0 +1,143 @@
+"""Which speed features a run uses, decided in one place from the config and the hardware.
+
+Every feature is on by default where it is safe and can be switched off with a ``train.*`` key. The
+resolved :class:`SpeedPlan` is written to the run's ``env.json`` (``speed``), so a run records what it used.
+
+| feature            | default                                    | off switch                       |
+|--------------------|--------------------------------------------|----------------------------------|
+| dynamic padding    | on                                         | ``train.dynamic_padding=false``  |
+| length grouping    | on (training batches)                      | ``train.group_by_length=false``  |
+| length sorting     | on (evaluation / prediction)               | ``train.sort_by_length=false``   |
+| tokenization cache | on                                         | ``train.cache_tokenized=false``  |
+| bf16 / fp16        | bf16 on native-bf16 hardware, fp16 on older GPUs | ``train.precision=fp32``   |
+| SDPA attention     | on where the model supports it             | ``train.sdpa=false``             |
+| fast attention     | attention-prob dropout off (fused SDPA)    | ``train.fast_attention=false``   |
+| fused AdamW        | on                                         | ``train.fused_optimizer=false``  |
+| loader workers     | GPU: up to 4 workers + pinned memory; CPU: 0 | ``train.dataloader_workers=N`` |
+| torch.compile      | off (opt-in: ``--compile``)                | ``train.compile=true``           |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from distiltune.config import TrainConfig
+
+#: CPU flags that mean native bf16 matmuls (AVX512-BF16 on Cooper Lake / Zen 4+, AMX on Sapphire Rapids+).
+NATIVE_BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+#: bf16 tensor cores arrived with Ampere (compute capability 8.0).
+BF16_MIN_CUDA_CAPABILITY = (8, 0)
+
+
+@dataclass(frozen=True)
+class SpeedPlan:
+    """The speed features a run uses (resolved: no 'auto' left)."""
+
+    device: str
+    precision: str
+    """bf16, fp16 (with loss scaling, GPU only) or fp32."""
+    dynamic_padding: bool
+    pad_to_multiple_of: int | None
+    """8 on CUDA, so padded shapes map onto tensor-core tiles."""
+    group_by_length: bool
+    sort_by_length: bool
+    cache_tokenized: bool
+    attn_implementation: str | None
+    """None lets transformers pick (SDPA where the architecture supports it); 'eager' forces the plain kernel."""
+    fast_attention: bool
+    optimizer: str
+    """A transformers ``OptimizerNames`` value: adamw_torch_fused or adamw_torch."""
+    dataloader_workers: int
+    pin_memory: bool
+    compile: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def choose_precision(
+    requested: str,
+    device_type: str,
+    cuda_capability: tuple[int, int] | None = None,
+    cpu_flags: Iterable[str] = (),
+) -> str:
+    """'auto' -> bf16 where the hardware runs it natively, fp16 on older GPUs, else fp32.
+
+    Pure function of the hardware facts so it can be tested with any capabilities.
+    """
+    if requested != "auto":
+        if requested == "fp16" and device_type != "cuda":
+            from distiltune.errors import ConfigError
+
+            raise ConfigError(
+                f"train.precision fp16 needs a CUDA GPU (device is {device_type}).",
+                "Use --set train.precision=auto (bf16 where the CPU supports it) or fp32.",
+            )
+        return requested
+    if device_type == "cuda":
+        if cuda_capability is not None and tuple(cuda_capability) >= BF16_MIN_CUDA_CAPABILITY:
+            return "bf16"
+        return "fp16"  # the Trainer pairs fp16 with a GradScaler (dynamic loss scaling)
+    if device_type == "cpu":
+        return "bf16" if NATIVE_BF16_CPU_FLAGS & set(cpu_flags) else "fp32"
+    return "fp32"  # MPS: bf16 autocast support varies by macOS version; fp32 is the safe choice
+
+
+def default_dataloader_workers(device_type: str, cpu_count: int | None = None) -> int:
+    """GPU: a few workers keep the GPU fed. CPU: none, because workers steal the cores the matmuls need and
+    the data is already tokenized (collation is cheap)."""
+    if device_type != "cuda":
+        return 0
+    cpu_count = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
+    return max(0, min(4, cpu_count // 2))
+
+
+def fused_adamw_supported(device_type: str) -> bool:
+    """torch ships a fused AdamW for CUDA and MPS, and for CPU from 2.4 on."""
+    import torch
+
+    if device_type in ("cuda", "mps"):
+        return True
+    major, minor = (int(part) for part in torch.__version__.split(".")[:2])
+    return (major, minor) >= (2, 4)
+
+
+def plan_speed(train: TrainConfig, device: Any) -> SpeedPlan:
+    """Resolve the ``train.*`` speed switches against the device the run uses."""
+    import torch
+
+    from distiltune.hardware import cpu_flags, cuda_capability
+
+    device_type = torch.device(device).type
+    precision = choose_precision(
+        train.precision,
+        device_type,
+        cuda_capability=cuda_capability() if device_type == "cuda" else None,
+        cpu_flags=cpu_flags() if device_type == "cpu" else (),
+    )
+    workers = train.dataloader_workers
+    return SpeedPlan(
+        device=str(device),
+        precision=precision,
+        dynamic_padding=train.dynamic_padding,
+        pad_to_multiple_of=8 if device_type == "cuda" and train.dynamic_padding else None,
+        group_by_length=train.group_by_length,
+        sort_by_length=train.sort_by_length,
+        cache_tokenized=train.cache_tokenized,
+        attn_implementation=None if train.sdpa else "eager",
+        fast_attention=train.fast_attention,
+        optimizer="adamw_torch_fused"
+        if train.fused_optimizer and fused_adamw_supported(device_type)
+        else "adamw_torch",
+        dataloader_workers=workers if workers is not None else default_dataloader_workers(device_type),
+        pin_memory=device_type == "cuda",
+        compile=train.compile,
+    )
+
+
+__all__ = ["SpeedPlan", "choose_precision", "default_dataloader_workers", "fused_adamw_supported", "plan_speed"]

@@ -1,0 +1,129 @@
+"""ONNX export: round trip with a parity check, a refused export writes nothing, serving with --backend onnx."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import distiltune
+from distiltune.cli import app
+from distiltune.errors import ExportError, RunError
+from distiltune.export import export_run, merged_for_export
+
+TEXTS = ["the movie was great and fun", "boring awful plot", "the acting", "love it", "hate this very dull film"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_model: str, tmp_path_factory: pytest.TempPathFactory):
+    from conftest import FIXTURES
+
+    return distiltune.train(
+        None,
+        {
+            "model.name": tiny_model,
+            "data.dataset": str(FIXTURES / "tiny.csv"),
+            "data.text_column": "review",
+            "data.label_column": "sentiment",
+            "data.max_length": 16,
+            "data.validation_fraction": 0.25,
+            "train.epochs": 2,
+            "train.batch_size": 4,
+            "train.lr": 1e-3,
+            "train.precision": "fp32",
+            "run.output_dir": str(tmp_path_factory.mktemp("export-runs")),
+        },
+    )
+
+
+def test_onnx_export_round_trip_passes_parity_and_predicts_like_torch(trained_run) -> None:
+    result = export_run(trained_run.dir, min_agreement=0.99)
+    assert result.path == trained_run.dir / "export" / "onnx"
+    assert {"model.onnx", "export.json", "labels.json", "config.json", "tokenizer.json"} <= {
+        p.name for p in result.path.iterdir()
+    }
+    report = json.loads((result.path / "export.json").read_text())
+    assert report["samples"] == 6 and report["agreement"] == 1.0
+    assert report["max_probability_difference"] < 1e-4
+    assert report["onnx_accuracy"] == report["torch_accuracy"]
+
+    torch_classifier = trained_run.load(precision="fp32")
+    onnx_classifier = distiltune.load(trained_run.dir, backend="onnx")
+    assert onnx_classifier.backend == "onnx"
+    assert np.allclose(onnx_classifier.predict_proba(TEXTS), torch_classifier.predict_proba(TEXTS), atol=1e-4)
+    assert [r["label"] for r in onnx_classifier.predict(TEXTS)] == [
+        r["label"] for r in torch_classifier.predict(TEXTS)
+    ]
+
+
+def test_int8_export_below_the_threshold_is_refused_and_writes_nothing(trained_run) -> None:
+    target = trained_run.dir / "export" / "onnx-int8"
+    # No export can agree on more than 100% of rows: the check must fail, exit 2, and leave nothing behind.
+    command = [sys.executable, "-m", "distiltune", "export", str(trained_run.dir), "--format", "onnx"]
+    result = subprocess.run(
+        command + ["--quantize", "int8", "--min-agreement", "1.01"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Export refused" in errors[0] and "nothing was written" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert not target.exists()
+    assert not list(trained_run.dir.glob("**/.export-*"))
+
+    with pytest.raises(ExportError, match="below --min-agreement"):
+        export_run(trained_run.dir, quantize="int8", min_agreement=1.01)
+    assert not target.exists()
+
+    forced = export_run(trained_run.dir, quantize="int8", min_agreement=1.01, force=True)
+    assert forced.path == target and forced.report["forced"] is True and forced.report["quantize"] == "int8"
+    assert forced.report["agreement"] >= 0.5
+
+
+def test_cli_predict_with_the_onnx_backend_gives_the_same_labels(trained_run) -> None:
+    runner = CliRunner()
+    export = runner.invoke(app, ["export", str(trained_run.dir), "--output", str(trained_run.dir / "served")])
+    assert export.exit_code == 0, export.output
+    assert "Agreement with PyTorch: 1.0000" in export.output
+
+    torch_result = runner.invoke(app, ["predict", str(trained_run.dir), *TEXTS])
+    onnx_result = runner.invoke(app, ["predict", str(trained_run.dir), *TEXTS, "--backend", "onnx"])
+    assert torch_result.exit_code == 0 and onnx_result.exit_code == 0, onnx_result.output
+    labels = [
+        [json.loads(line)["label"] for line in r.stdout.strip().splitlines()] for r in (torch_result, onnx_result)
+    ]
+    assert labels[0] == labels[1] and len(labels[0]) == len(TEXTS)
+
+
+def test_onnx_backend_without_an_export_is_a_clear_error(tiny_model: str, fast_overrides: dict) -> None:
+    run = distiltune.train(None, {**fast_overrides, "train.max_steps": 1})
+    with pytest.raises(RunError, match="no ONNX export found"):
+        distiltune.load(run.dir, backend="onnx")
+    with pytest.raises(ExportError, match="Unknown export format 'tflite'"):
+        export_run(run.dir, format="tflite")
+
+
+def test_lora_models_export_merged(tiny_model: str) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForSequenceClassification
+
+    base = AutoModelForSequenceClassification.from_pretrained(tiny_model)
+    lora = get_peft_model(base, LoraConfig(r=4, target_modules=["q_lin", "v_lin"], init_lora_weights=False)).eval()
+    merged = merged_for_export(lora)
+    assert not hasattr(merged, "peft_config") and not any("lora_" in name for name, _ in merged.named_parameters())
+    inputs = {"input_ids": torch.tensor([[2, 10, 11, 12, 3]]), "attention_mask": torch.ones(1, 5, dtype=torch.long)}
+    with torch.no_grad():
+        assert torch.allclose(lora(**inputs).logits, merged(**inputs).logits, atol=1e-5)
+
+
+def test_read_jsonl_keeps_unicode_line_separators_inside_strings(tmp_path: Path) -> None:
+    from distiltune.runs import read_jsonl, write_jsonl
+
+    rows = [{"text": "an IMDb review\x85 with a NEL and a\u2028line separator"}, {"text": "second"}]
+    write_jsonl(tmp_path / "rows.jsonl", rows)
+    assert read_jsonl(tmp_path / "rows.jsonl") == rows

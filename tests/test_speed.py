@@ -1,0 +1,191 @@
+"""Speed features: precision choice per hardware, length-sorted inference order, the tokenization cache, and
+the switches that turn each feature off (recorded in config.yaml and env.json)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+import distiltune
+from conftest import build_model, build_tokenizer
+from distiltune import hardware
+from distiltune.config import TrainConfig
+from distiltune.data.cache import cache_key, cached_tokenize
+from distiltune.errors import ConfigError
+from distiltune.inference import predict_logits
+from distiltune.speed import choose_precision, default_dataloader_workers, plan_speed
+
+# --- precision --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("device_type", "capability", "flags", "expected"),
+    [
+        ("cuda", (9, 0), (), "bf16"),  # Hopper
+        ("cuda", (8, 0), (), "bf16"),  # Ampere: first with bf16 tensor cores
+        ("cuda", (7, 5), (), "fp16"),  # Turing: fp16 with loss scaling
+        ("cuda", (6, 0), (), "fp16"),
+        ("cpu", None, ("avx2", "avx512f", "avx512_bf16"), "bf16"),
+        ("cpu", None, ("avx2", "amx_bf16", "amx_tile"), "bf16"),
+        ("cpu", None, ("avx2", "avx512f", "avx512_vnni"), "fp32"),  # AVX-512 without BF16: emulated, slow
+        ("cpu", None, (), "fp32"),
+        ("mps", None, (), "fp32"),
+    ],
+)
+def test_auto_precision_follows_the_hardware(device_type, capability, flags, expected) -> None:
+    assert choose_precision("auto", device_type, cuda_capability=capability, cpu_flags=flags) == expected
+
+
+def test_explicit_precision_wins_and_fp16_needs_a_gpu() -> None:
+    assert choose_precision("fp32", "cpu", cpu_flags=("avx512_bf16",)) == "fp32"
+    assert choose_precision("bf16", "cpu") == "bf16"
+    assert choose_precision("fp16", "cuda", cuda_capability=(9, 0)) == "fp16"
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA GPU"):
+        choose_precision("fp16", "cpu")
+
+
+def test_plan_reads_the_hardware_and_records_every_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    plan = plan_speed(TrainConfig(), "cpu")
+    assert plan.precision == "bf16" and plan.dynamic_padding and plan.group_by_length and plan.sort_by_length
+    assert plan.cache_tokenized and plan.attn_implementation is None and plan.optimizer == "adamw_torch_fused"
+    assert plan.dataloader_workers == 0 and not plan.pin_memory and not plan.compile
+
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx2"}))
+    off = TrainConfig(
+        dynamic_padding=False,
+        group_by_length=False,
+        sort_by_length=False,
+        cache_tokenized=False,
+        sdpa=False,
+        fused_optimizer=False,
+        compile=True,
+        dataloader_workers=3,
+    )
+    plan = plan_speed(off, "cpu")
+    assert plan.precision == "fp32"
+    assert not (plan.dynamic_padding or plan.group_by_length or plan.sort_by_length or plan.cache_tokenized)
+    assert plan.attn_implementation == "eager" and plan.optimizer == "adamw_torch" and plan.compile
+    assert plan.dataloader_workers == 3
+
+
+def test_gpu_gets_loader_workers_and_the_cpu_keeps_its_cores() -> None:
+    assert default_dataloader_workers("cuda", cpu_count=16) == 4
+    assert default_dataloader_workers("cuda", cpu_count=2) == 1
+    assert default_dataloader_workers("cpu", cpu_count=16) == 0
+
+
+# --- length-sorted inference -----------------------------------------------------------------------
+
+TEXTS = [
+    "great",
+    "the movie was great and fun and wonderful and the acting was great",
+    "boring awful plot",
+    "love it",
+    "hate this very dull film with a boring plot and poor acting",
+    "the acting",
+    "a",
+]
+
+
+class ShapeRecorder(torch.nn.Module):
+    """Wraps a model and records the padded shape of every batch it sees."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.config = model.config
+        self.shapes: list[tuple[int, ...]] = []
+
+    def forward(self, **batch: torch.Tensor):
+        self.shapes.append(tuple(batch["input_ids"].shape))
+        return self.model(**batch)
+
+
+def test_length_sorted_prediction_returns_input_order_with_less_padding() -> None:
+    tokenizer, model = build_tokenizer("distilbert"), build_model("distilbert").eval()
+    one_by_one = np.concatenate([predict_logits(model, tokenizer, [text], max_length=32) for text in TEXTS])
+    sorted_model, unsorted_model = ShapeRecorder(model), ShapeRecorder(model)
+    sorted_logits = predict_logits(sorted_model, tokenizer, TEXTS, max_length=32, batch_size=2)
+    unsorted_logits = predict_logits(
+        unsorted_model, tokenizer, TEXTS, max_length=32, batch_size=2, sort_by_length=False
+    )
+    assert np.allclose(sorted_logits, one_by_one, atol=1e-5)
+    assert np.allclose(unsorted_logits, one_by_one, atol=1e-5)
+    padded_tokens = [sum(rows * length for rows, length in m.shapes) for m in (sorted_model, unsorted_model)]
+    assert padded_tokens[0] < padded_tokens[1]
+
+    fixed = ShapeRecorder(model)
+    fixed_logits = predict_logits(fixed, tokenizer, TEXTS, max_length=32, batch_size=4, dynamic_padding=False)
+    assert {length for _, length in fixed.shapes} == {32}
+    assert np.allclose(fixed_logits, one_by_one, atol=1e-5)
+
+
+# --- tokenization cache ----------------------------------------------------------------------------
+
+
+def test_cache_hits_when_unchanged_and_misses_when_tokenizer_length_or_data_change(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"text": TEXTS, "label": [1, 1, 0, 1, 0, 0, 1]})
+    tokenizer = build_tokenizer("distilbert")
+
+    first, hit = cached_tokenize(frame, tokenizer, 16, cache_dir=tmp_path)
+    assert not hit
+    again, hit = cached_tokenize(frame, tokenizer, 16, cache_dir=tmp_path)
+    assert hit and again["input_ids"] == first["input_ids"] and again["labels"] == first["labels"]
+
+    _, hit = cached_tokenize(frame, tokenizer, 8, cache_dir=tmp_path)
+    assert not hit, "a new max_length must not reuse ids truncated at another length"
+
+    changed_tokenizer = build_tokenizer("distilbert")
+    changed_tokenizer.add_tokens(["with"])  # same class, one more word: "with" was split into pieces before
+    assert cache_key(frame, changed_tokenizer, 16) != cache_key(frame, tokenizer, 16)
+    redone, hit = cached_tokenize(frame, changed_tokenizer, 16, cache_dir=tmp_path)
+    assert not hit and redone["input_ids"] != first["input_ids"]
+
+    edited = frame.copy()
+    edited.loc[0, "text"] = "awful"
+    _, hit = cached_tokenize(edited, tokenizer, 16, cache_dir=tmp_path)
+    assert not hit
+    relabelled = frame.assign(label=1 - frame["label"])
+    _, hit = cached_tokenize(relabelled, tokenizer, 16, cache_dir=tmp_path)
+    assert not hit
+    assert not list(tmp_path.glob(".tmp-*")), "staging folders are renamed into place, never left behind"
+
+
+def test_training_records_its_speed_features_and_reuses_the_token_cache(
+    fast_overrides: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DISTILTUNE_CACHE_DIR", str(tmp_path / "cache"))  # empty: other tests share the session one
+    first = distiltune.train(None, fast_overrides)
+    speed = json.loads((first.dir / "env.json").read_text())["speed"]
+    assert speed["dynamic_padding"] and speed["group_by_length"] and speed["cache_tokenized"]
+    assert speed["precision"] == "fp32" and speed["attn_implementation"] == "sdpa"
+    assert "cached for next time" in (first.dir / "train.log").read_text()
+    assert list((tmp_path / "cache" / "tokenized").iterdir())
+
+    second = distiltune.train(None, fast_overrides)
+    assert "train: 18 rows (from cache)" in (second.dir / "train.log").read_text().replace("Tokenized ", "")
+
+    switched_off = {
+        **fast_overrides,
+        "train.dynamic_padding": False,
+        "train.group_by_length": False,
+        "train.sort_by_length": False,
+        "train.cache_tokenized": False,
+        "train.sdpa": False,
+        "train.fused_optimizer": False,
+    }
+    run = distiltune.train(None, switched_off)
+    speed = json.loads((run.dir / "env.json").read_text())["speed"]
+    assert speed["attn_implementation"] == "eager" and speed["optimizer"] == "adamw_torch"
+    assert not (speed["dynamic_padding"] or speed["group_by_length"] or speed["cache_tokenized"])
+    saved = yaml.safe_load((run.dir / "config.yaml").read_text())["train"]
+    assert saved["dynamic_padding"] is False and saved["sdpa"] is False and saved["sort_by_length"] is False
+    assert "from cache" not in (run.dir / "train.log").read_text()
+    assert run.metrics["validation"]["samples"] == 6
