@@ -77,6 +77,7 @@ def test_tfidf_run_saves_without_pickle_and_reloads_in_a_fresh_process(fast_over
     history = runs.read_jsonl(run.dir / "history.jsonl")
     assert len(history) == 1 and {"train_loss", "eval_loss", "accuracy", "f1_macro"} <= set(history[0])
     assert run.metrics["trainable_params"] > 0 and run.metrics["data_fingerprint"]["train"]
+    assert run.metrics["peak_memory_mb"] > 0 and run.metrics["peak_memory_kind"] == "rss"
 
     in_memory = run.load().predict_proba(TEXTS)
     script = (
@@ -163,7 +164,7 @@ def test_compare_writes_every_file_with_one_row_per_method_on_identical_splits(
     for row in results["table"]:
         assert row["status"] == "ok" and row["seeds_completed"] == 2
         assert row["accuracy"]["n"] == 2 and row["f1_macro"]["sd"] is not None
-        assert row["train_seconds"]["mean"] > 0
+        assert row["train_seconds"]["mean"] > 0 and row["peak_memory_mb"]["mean"] > 0
     assert results["table"][1]["trainable_params"] == 0
     full_metrics = [runs.read_json(root / f"full_seed{s}" / "metrics.json") for s in (42, 43)]
     mean_accuracy = np.mean([m["validation"]["accuracy"] for m in full_metrics])

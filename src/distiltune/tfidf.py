@@ -208,8 +208,11 @@ def train_tfidf(run_dir: Path, config: Config) -> Any:
         names,
     )
 
+    from distiltune.memory import PeakMemory
+
     started = time.perf_counter()
-    model = fit_tfidf(data.train, len(names), options, config.train.seed)
+    with PeakMemory("cpu") as peak_memory:  # process RSS, as for encoder runs on CPU
+        model = fit_tfidf(data.train, len(names), options, config.train.seed)
     train_seconds = time.perf_counter() - started
     logger.info("TF-IDF: %d features; fitted in %.2f s.", len(model.vocabulary), train_seconds)
 
@@ -264,6 +267,7 @@ def train_tfidf(run_dir: Path, config: Config) -> Any:
             "total_params": parameters,
             "trainable_percent": 100.0,
             "tfidf_features": len(model.vocabulary),
+            **peak_memory.as_dict(),
             "device": "cpu",
             "precision": "fp64",
         }
