@@ -92,7 +92,7 @@ def compare(
     else:
         plan = _new_plan(config, overrides, methods, seeds)
         root = Path(output_dir) if output_dir is not None else Path("compare")
-        compare_dir = _create_compare_dir(root, plan["config"]["data"]["dataset"])
+        compare_dir = runs.create_unique_dir(root, runs.slug(plan["config"]["data"]["dataset"]))
     _write_plan(compare_dir, plan)
     records = [
         RunRecord(method=method, seed=seed, name=run_name(method, seed))
@@ -370,19 +370,6 @@ def _free_name(parent: Path, base: str) -> Path:
         if not candidate.exists():
             return candidate
     raise RunError(f"Too many unfinished attempts of {base} in {parent}.", "Remove the *.incomplete folders.")
-
-
-def _create_compare_dir(root: Path, dataset: str) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    base = f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{runs.slug(dataset)}"
-    for attempt in range(1000):
-        path = root / (base if attempt == 0 else f"{base}-{attempt + 1}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise RunError(f"Could not create a comparison directory under {root}.")
 
 
 def _write_plan(compare_dir: Path, plan: dict[str, Any]) -> None:

@@ -59,8 +59,13 @@ def create_run_dir(output_dir: str | Path, model: str, dataset: str, method: str
                 "Choose another run.name, or resume it with --resume.",
             ) from None
         return path
-    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-    base = f"{stamp}_{slug(model)}_{slug(dataset)}_{method}"
+    return create_unique_dir(root, f"{slug(model)}_{slug(dataset)}_{method}")
+
+
+def create_unique_dir(root: Path, suffix: str) -> Path:
+    """Create ``root/<timestamp>_<suffix>``, adding -2, -3, ... when two runs start in the same second."""
+    root.mkdir(parents=True, exist_ok=True)
+    base = f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{suffix}"
     for attempt in range(1000):
         path = root / (base if attempt == 0 else f"{base}-{attempt + 1}")
         try:
@@ -68,7 +73,7 @@ def create_run_dir(output_dir: str | Path, model: str, dataset: str, method: str
             return path
         except FileExistsError:
             continue
-    raise RunError(f"Could not create a run directory under {root}.")
+    raise RunError(f"Could not create a new directory under {root}.")
 
 
 def write_json(path: Path, data: Any) -> None:
