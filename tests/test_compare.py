@@ -165,6 +165,7 @@ def test_compare_writes_every_file_with_one_row_per_method_on_identical_splits(
         assert row["status"] == "ok" and row["seeds_completed"] == 2
         assert row["accuracy"]["n"] == 2 and row["f1_macro"]["sd"] is not None
         assert row["train_seconds"]["mean"] > 0 and row["peak_memory_mb"]["mean"] > 0
+        assert row["peak_memory_increase_mb"]["mean"] >= 0
     assert results["table"][1]["trainable_params"] == 0
     full_metrics = [runs.read_json(root / f"full_seed{s}" / "metrics.json") for s in (42, 43)]
     mean_accuracy = np.mean([m["validation"]["accuracy"] for m in full_metrics])

@@ -32,7 +32,13 @@ from distiltune.interrupts import InterruptCallback, InterruptHandler, RunInterr
 from distiltune.status import read_status
 
 # Measurements of the machine, not of the run: wall-clock timings and peak memory.
-TIMING_KEYS = {"train_seconds", "train_samples_per_second", "eval_samples_per_second", "peak_memory_mb"}
+TIMING_KEYS = {
+    "train_seconds",
+    "train_samples_per_second",
+    "eval_samples_per_second",
+    "peak_memory_mb",
+    "peak_memory_increase_mb",
+}
 
 
 def comparable(metrics: dict) -> dict:

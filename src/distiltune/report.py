@@ -44,6 +44,7 @@ COST_COLUMNS = (
     ("train_seconds", "Time (s)"),
     ("train_samples_per_second", "Samples/s"),
     ("peak_memory_mb", "Peak mem (MB)"),
+    ("peak_memory_increase_mb", "Mem added by run (MB)"),
 )
 
 
@@ -208,6 +209,7 @@ def table_cells(row: dict[str, Any], digits: int = 4) -> list[str]:
     cells.append(format_mean_sd(row["train_seconds"], digits=1))
     cells.append(format_mean_sd(row["train_samples_per_second"], digits=1))
     cells.append(format_mean_sd(row["peak_memory_mb"], digits=0))
+    cells.append(format_mean_sd(row["peak_memory_increase_mb"], digits=0))
     return cells
 
 
@@ -221,6 +223,7 @@ def table_headers() -> list[str]:
         "Time (s)",
         "Samples/s",
         "Peak mem (MB)",
+        "Mem added by run (MB)",
     ]
 
 
