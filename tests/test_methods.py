@@ -111,7 +111,7 @@ def test_each_method_saves_its_own_files_and_records_its_costs(method_runs: dict
         assert metrics["trainable_params"] <= metrics["total_params"]
     # train.lr was unset, so each method ran at its own default and the resolved config records it.
     lrs = {name: run.config.train.lr for name, run in method_runs.items()}
-    assert lrs["lora"] == 5e-4 and lrs["prompt"] == 1e-2 and lrs["prefix"] == 1e-2 and lrs["head"] == 1e-3
+    assert lrs["lora"] == 2e-3 and lrs["prompt"] == 1e-2 and lrs["prefix"] == 1e-2 and lrs["head"] == 1e-3
 
 
 def test_head_only_leaves_the_encoder_bit_identical(method_runs: dict, tiny_encoders: dict[str, Path]) -> None:

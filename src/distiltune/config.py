@@ -90,7 +90,7 @@ class TrainConfig:
     eval_batch_size: int = 64
     """Evaluation/prediction batch size."""
     lr: float | None = None
-    """Peak learning rate; unset uses the method's default (full 3e-5, lora 5e-4, ...)."""
+    """Peak learning rate; unset uses the method's default (full 3e-5, lora 2e-3, ...)."""
     weight_decay: float = 0.01
     """AdamW weight decay (not applied to biases and LayerNorm)."""
     warmup_fraction: float = 0.06
