@@ -49,6 +49,7 @@ def test_onnx_export_round_trip_passes_parity_and_predicts_like_torch(trained_ru
     }
     report = json.loads((result.path / "export.json").read_text())
     assert report["samples"] == 6 and report["agreement"] == 1.0
+    assert report["optimized"] and report["fused_operators"]["Attention"] == 2
     assert report["max_probability_difference"] < 1e-4
     assert report["onnx_accuracy"] == report["torch_accuracy"]
 
@@ -119,6 +120,29 @@ def test_lora_models_export_merged(tiny_model: str) -> None:
     inputs = {"input_ids": torch.tensor([[2, 10, 11, 12, 3]]), "attention_mask": torch.ones(1, 5, dtype=torch.long)}
     with torch.no_grad():
         assert torch.allclose(lora(**inputs).logits, merged(**inputs).logits, atol=1e-5)
+
+
+@pytest.mark.parametrize("architecture", ["distilbert", "bert", "roberta"])
+def test_the_optimizer_fuses_attention_and_keeps_the_logits(architecture: str, tmp_path: Path) -> None:
+    import torch
+
+    from conftest import build_model, build_tokenizer
+    from distiltune.export import OnnxSequenceClassifier, export_onnx, optimize_graph
+
+    model, tokenizer = build_model(architecture).eval(), build_tokenizer(architecture)
+    model.set_attn_implementation("sdpa")
+    export_onnx(model, tokenizer, tmp_path / "model.onnx")
+    assert model.config._attn_implementation == "sdpa", "tracing with eager attention must not change the model"
+    fused = optimize_graph(tmp_path / "model.onnx", model.config)
+    assert fused.get("Attention") == model.config.num_hidden_layers, fused
+    assert fused.get("SkipLayerNormalization", 0) > 0
+
+    # Padded rows of different lengths: the fused attention must honour the mask as the eager graph does.
+    batch = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = model(**batch).logits
+    onnx_logits = OnnxSequenceClassifier(tmp_path / "model.onnx", model.config)(**batch).logits
+    assert torch.allclose(onnx_logits, expected, atol=1e-4)
 
 
 def test_read_jsonl_keeps_unicode_line_separators_inside_strings(tmp_path: Path) -> None:

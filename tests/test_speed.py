@@ -42,6 +42,26 @@ def test_auto_precision_follows_the_hardware(device_type, capability, flags, exp
     assert choose_precision("auto", device_type, cuda_capability=capability, cpu_flags=flags) == expected
 
 
+@pytest.mark.parametrize(("speedup", "expected"), [(4.2, "bf16"), (1.3, "bf16"), (1.1, "fp32"), (0.6, "fp32")])
+def test_cpu_bf16_also_needs_a_measured_speedup(speedup: float, expected: str) -> None:
+    calls: list[int] = []
+
+    def measure() -> float:
+        calls.append(1)
+        return speedup
+
+    flags = ("avx512f", "avx512_bf16")
+    assert choose_precision("auto", "cpu", cpu_flags=flags, cpu_bf16_speedup=measure) == expected
+    # No measurement where it cannot matter: no bf16 flags, or an explicit precision.
+    assert choose_precision("auto", "cpu", cpu_flags=("avx2",), cpu_bf16_speedup=measure) == "fp32"
+    assert choose_precision("bf16", "cpu", cpu_flags=flags, cpu_bf16_speedup=measure) == "bf16"
+    assert len(calls) == 1
+
+
+def test_the_bf16_measurement_times_real_matmuls() -> None:
+    assert hardware.cpu_bf16_speedup(size=64, repeats=2) > 0
+
+
 def test_explicit_precision_wins_and_fp16_needs_a_gpu() -> None:
     assert choose_precision("fp32", "cpu", cpu_flags=("avx512_bf16",)) == "fp32"
     assert choose_precision("bf16", "cpu") == "bf16"
@@ -52,8 +72,12 @@ def test_explicit_precision_wins_and_fp16_needs_a_gpu() -> None:
 
 def test_plan_reads_the_hardware_and_records_every_switch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    monkeypatch.setattr(hardware, "cpu_bf16_speedup", lambda: 0.6)
+    assert plan_speed(TrainConfig(), "cpu").precision == "fp32"  # bf16 flags, but bf16 measured slower
+    monkeypatch.setattr(hardware, "cpu_bf16_speedup", lambda: 2.3)
     plan = plan_speed(TrainConfig(), "cpu")
-    assert plan.precision == "bf16" and plan.dynamic_padding and plan.group_by_length and plan.sort_by_length
+    assert plan.precision == "bf16" and plan.cpu_bf16_speedup == 2.3
+    assert plan.dynamic_padding and plan.group_by_length and plan.sort_by_length
     assert plan.cache_tokenized and plan.attn_implementation is None and plan.optimizer == "adamw_torch_fused"
     assert plan.dataloader_workers == 0 and not plan.pin_memory and not plan.compile
 
@@ -69,7 +93,7 @@ def test_plan_reads_the_hardware_and_records_every_switch(monkeypatch: pytest.Mo
         dataloader_workers=3,
     )
     plan = plan_speed(off, "cpu")
-    assert plan.precision == "fp32"
+    assert plan.precision == "fp32" and plan.cpu_bf16_speedup is None
     assert not (plan.dynamic_padding or plan.group_by_length or plan.sort_by_length or plan.cache_tokenized)
     assert plan.attn_implementation == "eager" and plan.optimizer == "adamw_torch" and plan.compile
     assert plan.dataloader_workers == 3

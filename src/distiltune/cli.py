@@ -236,10 +236,21 @@ def export(
         Path | None, typer.Option(help="Export folder (default RUN_DIR/export/onnx or onnx-int8).")
     ] = None,
     min_agreement: Annotated[
-        float, typer.Option(help="Refuse the export when it agrees with PyTorch on fewer evaluation rows.")
-    ] = 0.99,
+        float | None,
+        typer.Option(
+            help="Refuse the export when it agrees with PyTorch on fewer evaluation rows (default 0.99; int8 0.98)."
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Write the export even below --min-agreement.")] = False,
     max_samples: Annotated[int, typer.Option(help="Evaluation rows used for the parity check.")] = 2000,
+    optimize: Annotated[
+        bool,
+        typer.Option(
+            "--optimize/--no-optimize",
+            help="Fuse attention/LayerNorm/GELU with ONNX Runtime's optimizer (faster; the graph then needs ONNX "
+            "Runtime).",
+        ),
+    ] = True,
     debug: Debug = False,
 ) -> None:
     """Export a run to ONNX (optionally int8), after a parity check against the PyTorch model."""
@@ -254,6 +265,7 @@ def export(
         min_agreement=min_agreement,
         force=force,
         max_samples=max_samples,
+        optimize=optimize,
     )
     report = result.report
     accuracy = ""
@@ -264,7 +276,7 @@ def export(
         f"{report['onnx_samples_per_second']:.1f} vs {report['torch_samples_per_second']:.1f} samples/s (torch fp32)."
     )
     if report.get("forced"):
-        typer.echo(f"warning: written below --min-agreement {min_agreement} because of --force.", err=True)
+        typer.echo(f"warning: written below --min-agreement {report['min_agreement']} because of --force.", err=True)
     typer.echo(f"Export written to {result.path} ({report['size_mb']} MB)")
 
 

@@ -5,8 +5,14 @@ texts in ``predictions.jsonl``) next to the PyTorch model, and an export whose l
 ``min_agreement`` is refused (nothing is written) unless ``force`` is set.
 
 Why not Optimum: optimum 2.x has no ONNX Runtime backend any more and ``optimum-onnx`` pins transformers
-4.x. ``torch.onnx.export`` (the TorchScript exporter) plus ``onnxruntime.quantization.quantize_dynamic`` do
-the same job for encoder classifiers.
+4.x. ``torch.onnx.export`` (the TorchScript exporter), ONNX Runtime's transformer optimizer and
+``onnxruntime.quantization.quantize_dynamic`` do the same job for encoder classifiers.
+
+The graph is traced with eager attention, because the optimizer recognises that subgraph (not SDPA's) and fuses
+it into one ``Attention`` node, along with ``SkipLayerNormalization``, ``BiasGelu`` and ``EmbedLayerNormalization``.
+int8 then quantizes the fused attention too (``QAttention``). Measured on all-MiniLM-L6-v2 (IMDb, max length 512,
+2-core CPU): fusion took ONNX fp32 from 16.8 to 26.1 samples/s and int8 from 22.0 to 37.0. The fused operators are
+ONNX Runtime contrib ops; ``optimize=False`` (``--no-optimize``) writes a plain-ONNX graph for other runtimes.
 
 Layout (one self-contained folder per variant)::
 
@@ -16,11 +22,13 @@ Layout (one self-contained folder per variant)::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -38,7 +46,10 @@ ONNX_FILE = "model.onnx"
 REPORT_FILE = "export.json"
 FORMATS = ("onnx",)
 QUANTIZATIONS = ("int8",)
-DEFAULT_MIN_AGREEMENT = 0.99
+#: Label agreement with PyTorch below which an export is refused. fp32 differs from PyTorch only by float
+#: rounding; int8 flips a few borderline rows (measured 98.2% to 99.0% on IMDb with MiniLM, at an accuracy
+#: change within a point), so it gets a lower bar.
+DEFAULT_MIN_AGREEMENT = {None: 0.99, "int8": 0.98}
 ONNX_OPSET = 17
 #: Nodes whose names contain these stay in float when quantizing: the classification head is tiny (no
 #: speed to gain) and decides the label directly, so int8 rounding there costs agreement for nothing.
@@ -61,17 +72,24 @@ def export_run(
     format: str = "onnx",
     quantize: str | None = None,
     output: str | Path | None = None,
-    min_agreement: float = DEFAULT_MIN_AGREEMENT,
+    min_agreement: float | None = None,
     force: bool = False,
     max_samples: int | None = 2000,
     batch_size: int = 32,
+    optimize: bool = True,
 ) -> ExportResult:
-    """Export a run, check parity against PyTorch, and write it (or raise ExportError, writing nothing)."""
+    """Export a run, check parity against PyTorch, and write it (or raise ExportError, writing nothing).
+
+    ``min_agreement`` defaults to :data:`DEFAULT_MIN_AGREEMENT` for the quantization; ``optimize`` fuses the graph
+    with ONNX Runtime's transformer optimizer (faster, ONNX Runtime only).
+    """
     _require_onnx()
     if format not in FORMATS:
         raise ExportError(f"Unknown export format '{format}'.", f"Choose one of: {', '.join(FORMATS)}.")
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise ExportError(f"Unknown quantization '{quantize}'.", f"Choose one of: {', '.join(QUANTIZATIONS)}.")
+    if min_agreement is None:
+        min_agreement = DEFAULT_MIN_AGREEMENT[quantize]
     if min_agreement < 0:
         # Above 1 is allowed: it can never pass, so it checks parity without writing anything.
         raise ExportError(f"--min-agreement must be >= 0, got {min_agreement}.", "Use e.g. --min-agreement 0.99.")
@@ -94,6 +112,7 @@ def export_run(
         staging.mkdir()
         started = time.perf_counter()
         export_onnx(model, reference.tokenizer, staging / ONNX_FILE)
+        fused = optimize_graph(staging / ONNX_FILE, model.config) if optimize else {}
         if quantize == "int8":
             float_path = staging / "model.fp32.onnx"
             (staging / ONNX_FILE).rename(float_path)
@@ -108,6 +127,8 @@ def export_run(
                 "format": format,
                 "quantize": quantize,
                 "opset": ONNX_OPSET,
+                "optimized": bool(fused),
+                "fused_operators": fused,
                 "run_dir": str(run_dir),
                 "min_agreement": min_agreement,
                 "forced": bool(force and report["agreement"] < min_agreement),
@@ -161,7 +182,8 @@ def parity_inputs(reference: Any, max_samples: int | None) -> tuple[list[str], l
 
 
 def export_onnx(model: Any, tokenizer: Any, path: Path) -> None:
-    """Trace ``model`` to ONNX with dynamic batch and sequence axes; the graph outputs ``logits``."""
+    """Trace ``model`` (with eager attention) to ONNX with dynamic batch and sequence axes; the graph outputs
+    ``logits``."""
     import torch
 
     sample = tokenizer(
@@ -173,7 +195,7 @@ def export_onnx(model: Any, tokenizer: Any, path: Path) -> None:
     wrapper = _LogitsOnly(model, names).eval()
     dynamic_axes = {name: {0: "batch", 1: "sequence"} for name in names}
     dynamic_axes["logits"] = {0: "batch"}
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), _eager_attention(model):
         # The tracer warns about shape checks it freezes (padding_length, is_causal); the parity check is what
         # proves the graph right for other shapes.
         warnings.simplefilter("ignore")
@@ -190,8 +212,57 @@ def export_onnx(model: Any, tokenizer: Any, path: Path) -> None:
         )
 
 
+@contextlib.contextmanager
+def _eager_attention(model: Any) -> Iterator[None]:
+    """Switch the transformers model inside ``model`` to eager attention for the duration (where it can be)."""
+    from transformers import PreTrainedModel
+
+    inner = next((module for module in model.modules() if isinstance(module, PreTrainedModel)), None)
+    previous = getattr(getattr(inner, "config", None), "_attn_implementation", None)
+    if inner is None or previous in (None, "eager"):
+        yield
+        return
+    try:
+        inner.set_attn_implementation("eager")
+    except (ValueError, ImportError, NotImplementedError):
+        yield  # the traced graph is still right, the optimizer just fuses less
+        return
+    try:
+        yield
+    finally:
+        inner.set_attn_implementation(previous)
+
+
+def optimize_graph(path: Path, config: Any) -> dict[str, int]:
+    """Fuse attention, LayerNorm and GELU subgraphs in place with ONNX Runtime's transformer optimizer.
+
+    Returns the fused operator counts (empty when nothing fused or the optimizer failed: the unfused graph is
+    kept, and the parity check judges whatever is written).
+    """
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    # Every supported encoder (BERT, RoBERTa, DistilBERT, MiniLM, ELECTRA...) uses the "bert" fusion patterns.
+    heads = getattr(config, "num_attention_heads", 0) or 0
+    hidden = getattr(config, "hidden_size", 0) or 0
+    transformer_logger = logging.getLogger("onnxruntime.transformers")
+    level = transformer_logger.level
+    transformer_logger.setLevel(logging.ERROR)
+    try:
+        optimized = optimize_model(str(path), model_type="bert", num_heads=heads, hidden_size=hidden)
+        counts = {name: count for name, count in optimized.get_fused_operator_statistics().items() if count}
+        if counts:
+            optimized.save_model_to_file(str(path))
+        return counts
+    except Exception as err:  # noqa: BLE001 - an optimizer bug must not cost the user the export
+        logger.warning("ONNX graph optimization failed (%s); exporting the unfused graph.", err)
+        return {}
+    finally:
+        transformer_logger.setLevel(level)
+
+
 def quantize_int8(source: Path, target: Path) -> None:
-    """Dynamic int8 quantization of the encoder's MatMuls; the head (and LayerNorm/Softmax) stay in float."""
+    """Dynamic int8 quantization of the encoder's MatMuls and fused attention; the head (and LayerNorm/Softmax)
+    stay in float."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -207,10 +278,13 @@ def quantize_int8(source: Path, target: Path) -> None:
         quantize_dynamic(
             source,
             target,
-            op_types_to_quantize=["MatMul", "Gemm"],
+            op_types_to_quantize=["MatMul", "Gemm", "Attention"],
+            # Per channel: per-tensor ran 12% faster on MiniLM but agreed with PyTorch on 97.3% of rows, not 99.0%.
             per_channel=True,
             weight_type=QuantType.QInt8,
             nodes_to_exclude=keep_float,
+            # Shape inference cannot type the outputs of fused contrib ops; they are all float.
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
     finally:
         root.removeFilter(hint_filter)

@@ -9,7 +9,7 @@ resolved :class:`SpeedPlan` is written to the run's ``env.json`` (``speed``), so
 | length grouping    | on (training batches)                      | ``train.group_by_length=false``  |
 | length sorting     | on (evaluation / prediction)               | ``train.sort_by_length=false``   |
 | tokenization cache | on                                         | ``train.cache_tokenized=false``  |
-| bf16 / fp16        | bf16 on native-bf16 hardware, fp16 on older GPUs | ``train.precision=fp32``   |
+| bf16 / fp16        | bf16 where measured faster, fp16 on older GPUs | ``train.precision=fp32``     |
 | SDPA attention     | on where the model supports it             | ``train.sdpa=false``             |
 | fast attention     | attention-prob dropout off (fused SDPA)    | ``train.fast_attention=false``   |
 | fused AdamW        | on                                         | ``train.fused_optimizer=false``  |
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,11 @@ if TYPE_CHECKING:
 NATIVE_BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 #: bf16 tensor cores arrived with Ampere (compute capability 8.0).
 BF16_MIN_CUDA_CAPABILITY = (8, 0)
+#: On a CPU the flags are necessary but not sufficient: bf16 is chosen only when a measured bf16 matmul runs at
+#: least this much faster than fp32. Measured here: an AMD EPYC VM (AVX512-BF16) ran bf16 at 4.2x fp32, while a
+#: Sapphire Rapids VM that exposes AVX512-BF16 but not AMX ran it at 0.6x, so a flag-only rule made training
+#: there 3x slower.
+MIN_CPU_BF16_SPEEDUP = 1.3
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,8 @@ class SpeedPlan:
     device: str
     precision: str
     """bf16, fp16 (with loss scaling, GPU only) or fp32."""
+    cpu_bf16_speedup: float | None
+    """fp32 / bf16 matmul time measured on this CPU when ``precision`` was auto and the flags allow bf16."""
     dynamic_padding: bool
     pad_to_multiple_of: int | None
     """8 on CUDA, so padded shapes map onto tensor-core tiles."""
@@ -65,10 +72,12 @@ def choose_precision(
     device_type: str,
     cuda_capability: tuple[int, int] | None = None,
     cpu_flags: Iterable[str] = (),
+    cpu_bf16_speedup: Callable[[], float] | None = None,
 ) -> str:
-    """'auto' -> bf16 where the hardware runs it natively, fp16 on older GPUs, else fp32.
+    """'auto' -> bf16 where the hardware runs it natively and fast, fp16 on older GPUs, else fp32.
 
-    Pure function of the hardware facts so it can be tested with any capabilities.
+    A function of the hardware facts so it can be tested with any capabilities. ``cpu_bf16_speedup`` measures
+    bf16 against fp32 on this CPU; it is called only when the flags allow bf16 (None trusts the flags).
     """
     if requested != "auto":
         if requested == "fp16" and device_type != "cuda":
@@ -84,7 +93,11 @@ def choose_precision(
             return "bf16"
         return "fp16"  # the Trainer pairs fp16 with a GradScaler (dynamic loss scaling)
     if device_type == "cpu":
-        return "bf16" if NATIVE_BF16_CPU_FLAGS & set(cpu_flags) else "fp32"
+        if not NATIVE_BF16_CPU_FLAGS & set(cpu_flags):
+            return "fp32"
+        if cpu_bf16_speedup is not None and cpu_bf16_speedup() < MIN_CPU_BF16_SPEEDUP:
+            return "fp32"
+        return "bf16"
     return "fp32"  # MPS: bf16 autocast support varies by macOS version; fp32 is the safe choice
 
 
@@ -111,19 +124,19 @@ def plan_speed(train: TrainConfig, device: Any) -> SpeedPlan:
     """Resolve the ``train.*`` speed switches against the device the run uses."""
     import torch
 
-    from distiltune.hardware import cpu_flags, cuda_capability
+    from distiltune import hardware
 
     device_type = torch.device(device).type
-    precision = choose_precision(
-        train.precision,
-        device_type,
-        cuda_capability=cuda_capability() if device_type == "cuda" else None,
-        cpu_flags=cpu_flags() if device_type == "cpu" else (),
+    precision = hardware.resolve_precision(train.precision, device)
+    # resolve_precision measured (once per process, cached) exactly when this holds; record what it saw.
+    measured = (
+        device_type == "cpu" and train.precision == "auto" and bool(NATIVE_BF16_CPU_FLAGS & hardware.cpu_flags())
     )
     workers = train.dataloader_workers
     return SpeedPlan(
         device=str(device),
         precision=precision,
+        cpu_bf16_speedup=round(hardware.cpu_bf16_speedup(), 2) if measured else None,
         dynamic_padding=train.dynamic_padding,
         pad_to_multiple_of=8 if device_type == "cuda" and train.dynamic_padding else None,
         group_by_length=train.group_by_length,
