@@ -19,7 +19,7 @@ from distiltune.config import TrainConfig
 from distiltune.data.cache import cache_key, cached_tokenize
 from distiltune.errors import ConfigError
 from distiltune.inference import predict_logits
-from distiltune.speed import choose_precision, default_dataloader_workers, plan_speed
+from distiltune.speed import choose_precision, default_dataloader_workers, default_eval_batch_size, plan_speed
 
 # --- precision --------------------------------------------------------------------------------------
 
@@ -80,6 +80,7 @@ def test_plan_reads_the_hardware_and_records_every_switch(monkeypatch: pytest.Mo
     assert plan.dynamic_padding and plan.group_by_length and plan.sort_by_length
     assert plan.cache_tokenized and plan.attn_implementation is None and plan.optimizer == "adamw_torch_fused"
     assert plan.dataloader_workers == 0 and not plan.pin_memory and not plan.compile
+    assert plan.eval_batch_size == 8  # small CPU batches keep the attention scores in cache
 
     monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx2"}))
     off = TrainConfig(
@@ -91,12 +92,17 @@ def test_plan_reads_the_hardware_and_records_every_switch(monkeypatch: pytest.Mo
         fused_optimizer=False,
         compile=True,
         dataloader_workers=3,
+        eval_batch_size=48,
     )
     plan = plan_speed(off, "cpu")
     assert plan.precision == "fp32" and plan.cpu_bf16_speedup is None
     assert not (plan.dynamic_padding or plan.group_by_length or plan.sort_by_length or plan.cache_tokenized)
     assert plan.attn_implementation == "eager" and plan.optimizer == "adamw_torch" and plan.compile
-    assert plan.dataloader_workers == 3
+    assert plan.dataloader_workers == 3 and plan.eval_batch_size == 48
+
+
+def test_inference_batch_size_defaults_per_device() -> None:
+    assert default_eval_batch_size("cpu") == 8 and default_eval_batch_size("cuda") == 64
 
 
 def test_gpu_gets_loader_workers_and_the_cpu_keeps_its_cores() -> None:

@@ -87,8 +87,8 @@ class TrainConfig:
     """Stop after this many optimizer steps (overrides epochs when > 0)."""
     batch_size: int = 16
     """Training batch size per device."""
-    eval_batch_size: int = 64
-    """Evaluation/prediction batch size."""
+    eval_batch_size: int | None = None
+    """Evaluation/prediction batch size; unset: 8 on CPU, 64 on GPU (see ``speed.default_eval_batch_size``)."""
     lr: float | None = None
     """Peak learning rate; unset uses the method's default (full 3e-5, lora 2e-3, ...)."""
     weight_decay: float = 0.01
@@ -165,7 +165,7 @@ class Config:
             raise ConfigError(f"train.lr must be > 0, got {t.lr}.", "Set e.g. --lr 2e-5.")
         for key, value in (
             ("train.batch_size", t.batch_size),
-            ("train.eval_batch_size", t.eval_batch_size),
+            ("train.eval_batch_size", 1 if t.eval_batch_size is None else t.eval_batch_size),
             ("train.gradient_accumulation_steps", t.gradient_accumulation_steps),
             ("train.eval_steps", t.eval_steps),
             ("train.logging_steps", t.logging_steps),

@@ -99,6 +99,15 @@ class Classifier:
         )
 
     @property
+    def eval_batch_size(self) -> int:
+        """The config's ``train.eval_batch_size``, else the device's default (8 on CPU, 64 on GPU)."""
+        import torch
+
+        from distiltune.speed import default_eval_batch_size
+
+        return self.config.train.eval_batch_size or default_eval_batch_size(torch.device(self.device).type)
+
+    @property
     def label_names(self) -> list[str]:
         return self.labels.names
 
@@ -117,7 +126,7 @@ class Classifier:
             list(texts),
             list(pairs) if pairs is not None else None,
             max_length=self.max_length,
-            batch_size=batch_size or self.config.train.eval_batch_size,
+            batch_size=batch_size or self.eval_batch_size,
             device=self.device,
             precision=self.precision,
             sort_by_length=self.config.train.sort_by_length,
@@ -151,7 +160,7 @@ class Classifier:
             frame,
             self.label_names,
             self.max_length,
-            self.config.train.eval_batch_size,
+            self.eval_batch_size,
             self.device,
             self.precision,
             sort_by_length=self.config.train.sort_by_length,

@@ -14,6 +14,7 @@ resolved :class:`SpeedPlan` is written to the run's ``env.json`` (``speed``), so
 | fast attention     | attention-prob dropout off (fused SDPA)    | ``train.fast_attention=false``   |
 | fused AdamW        | on                                         | ``train.fused_optimizer=false``  |
 | loader workers     | GPU: up to 4 workers + pinned memory; CPU: 0 | ``train.dataloader_workers=N`` |
+| eval batch size    | CPU: 8, GPU: 64                            | ``train.eval_batch_size=N``      |
 | torch.compile      | off (opt-in: ``--compile``)                | ``train.compile=true``           |
 """
 
@@ -61,6 +62,7 @@ class SpeedPlan:
     """A transformers ``OptimizerNames`` value: adamw_torch_fused or adamw_torch."""
     dataloader_workers: int
     pin_memory: bool
+    eval_batch_size: int
     compile: bool
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,6 +112,17 @@ def default_dataloader_workers(device_type: str, cpu_count: int | None = None) -
     return max(0, min(4, cpu_count // 2))
 
 
+#: Inference batch size when ``train.eval_batch_size`` is unset. On a CPU small batches are faster: the attention
+#: scores of a 32 x 512-token batch (12 heads) take 400 MB and fall out of cache. Measured on MiniLM, IMDb, max
+#: length 512, 2 cores: batch 8 against 32 was 1.26x faster for torch fp32 and 1.32x for ONNX int8 (4 was no faster
+#: than 8). A GPU wants large batches to fill its cores.
+DEFAULT_EVAL_BATCH_SIZE = {"cpu": 8, "cuda": 64, "mps": 32}
+
+
+def default_eval_batch_size(device_type: str) -> int:
+    return DEFAULT_EVAL_BATCH_SIZE.get(device_type, 8)
+
+
 def fused_adamw_supported(device_type: str) -> bool:
     """torch ships a fused AdamW for CUDA and MPS, and for CPU from 2.4 on."""
     import torch
@@ -149,8 +162,16 @@ def plan_speed(train: TrainConfig, device: Any) -> SpeedPlan:
         else "adamw_torch",
         dataloader_workers=workers if workers is not None else default_dataloader_workers(device_type),
         pin_memory=device_type == "cuda",
+        eval_batch_size=train.eval_batch_size or default_eval_batch_size(device_type),
         compile=train.compile,
     )
 
 
-__all__ = ["SpeedPlan", "choose_precision", "default_dataloader_workers", "fused_adamw_supported", "plan_speed"]
+__all__ = [
+    "SpeedPlan",
+    "choose_precision",
+    "default_dataloader_workers",
+    "default_eval_batch_size",
+    "fused_adamw_supported",
+    "plan_speed",
+]
