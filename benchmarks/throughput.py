@@ -309,7 +309,8 @@ def run_distiltune(args: argparse.Namespace, data_dir: Path, work: Path, device:
     }
 
 
-def time_classifier(classifier: Any, test: pd.DataFrame, device: str, batch_size: int) -> dict[str, Any]:
+def time_classifier(classifier: Any, test: pd.DataFrame, device: str, batch_size: int | None) -> dict[str, Any]:
+    """Predict every held-out review once, after a warm-up; ``batch_size`` None uses the classifier's default."""
     texts = test["text"].tolist()
     classifier.predict_proba(texts[: min(8, len(texts))], batch_size=batch_size)  # warm-up
     with PeakMemory(device) as memory:
