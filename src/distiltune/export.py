@@ -141,7 +141,9 @@ def export_run(
                 f"Export refused: the {format}{'-' + quantize if quantize else ''} model agrees with PyTorch on "
                 f"{report['agreement']:.2%} of {report['samples']} evaluation rows, below --min-agreement "
                 f"{min_agreement:.2%}; nothing was written.",
-                "Export without --quantize, lower --min-agreement, or pass --force to write it anyway.",
+                "Export without --quantize"
+                + (", try --no-optimize (unfused graph)" if fused else "")
+                + ", lower --min-agreement, or pass --force to write it anyway.",
             )
         reference.tokenizer.save_pretrained(staging)
         model.config.save_pretrained(staging)
