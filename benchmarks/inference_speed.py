@@ -42,6 +42,7 @@ from throughput import (  # noqa: E402  (a sibling script, not a package)
     REPO_ROOT,
     hardware_summary,
     load_rows,
+    naive_inference_by_batch_size,
     naive_predict,
     time_classifier,
 )
@@ -145,11 +146,9 @@ def main() -> None:
         model, tokenizer = reference.model, reference.tokenizer
         texts = test["text"].tolist()
         naive_predict(model, tokenizer, texts[:8], args, device, 8)  # warm-up
-        naive_by_batch = {}
-        for batch_size in (int(size) for size in args.naive_eval_batch_sizes.split(",")):
-            _, seconds, _ = naive_predict(model, tokenizer, texts, args, device, batch_size)
-            naive_by_batch[batch_size] = round(len(texts) / seconds, 2)
-            print(f"naive eager fp32, batch {batch_size}: {naive_by_batch[batch_size]} samples/s", flush=True)
+        naive_by_batch, _, _ = naive_inference_by_batch_size(model, tokenizer, texts, args, device)
+        for batch_size, samples_per_second in naive_by_batch.items():
+            print(f"naive eager fp32, batch {batch_size}: {samples_per_second} samples/s", flush=True)
         baseline = max(naive_by_batch.values())
         backends = results["backends"]
         backends["naive eager fp32"] = {"samples_per_second": baseline, "by_batch_size": naive_by_batch}

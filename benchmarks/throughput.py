@@ -224,11 +224,9 @@ def run_naive(args: argparse.Namespace, train: pd.DataFrame, test: pd.DataFrame,
         runtime = time.perf_counter() - started
 
     model = trainer.model.eval()
-    # Notebooks use anything from the Trainer's default of 8 to 64; the naive baseline gets its fastest.
-    by_batch_size, texts = {}, test["text"].tolist()
-    for batch_size in (int(size) for size in args.naive_eval_batch_sizes.split(",")):
-        logits, seconds, infer_memory = naive_predict(model, tokenizer, texts, args, device, batch_size)
-        by_batch_size[batch_size] = round(len(test) / seconds, 2)
+    by_batch_size, logits, infer_memory = naive_inference_by_batch_size(
+        model, tokenizer, test["text"].tolist(), args, device
+    )
     best_batch_size = max(by_batch_size, key=by_batch_size.get)
     accuracy = float((logits.argmax(-1) == test["label"].to_numpy()).mean())
     return {
@@ -243,6 +241,20 @@ def run_naive(args: argparse.Namespace, train: pd.DataFrame, test: pd.DataFrame,
         "accuracy": accuracy,
         "non_embedding_params": non_embedding_parameters(model),
     }
+
+
+def naive_inference_by_batch_size(
+    model: Any, tokenizer: Any, texts: list[str], args: argparse.Namespace, device: str
+) -> tuple[dict[int, float], np.ndarray, PeakMemory]:
+    """Naive inference samples/s at each of ``--naive-eval-batch-sizes``, with the last pass's logits and memory.
+
+    Notebooks use anything from the Trainer's default of 8 to 64; the naive baseline gets its fastest.
+    """
+    by_batch_size: dict[int, float] = {}
+    for batch_size in (int(size) for size in args.naive_eval_batch_sizes.split(",")):
+        logits, seconds, memory = naive_predict(model, tokenizer, texts, args, device, batch_size)
+        by_batch_size[batch_size] = round(len(texts) / seconds, 2)
+    return by_batch_size, logits, memory
 
 
 def naive_predict(

@@ -19,7 +19,7 @@ from distiltune.config import TrainConfig
 from distiltune.data.cache import cache_key, cached_tokenize
 from distiltune.errors import ConfigError
 from distiltune.inference import predict_logits
-from distiltune.speed import choose_precision, default_dataloader_workers, default_eval_batch_size, plan_speed
+from distiltune.speed import choose_precision, default_dataloader_workers, plan_speed, resolve_eval_batch_size
 
 # --- precision --------------------------------------------------------------------------------------
 
@@ -102,7 +102,8 @@ def test_plan_reads_the_hardware_and_records_every_switch(monkeypatch: pytest.Mo
 
 
 def test_inference_batch_size_defaults_per_device() -> None:
-    assert default_eval_batch_size("cpu") == 8 and default_eval_batch_size("cuda") == 64
+    assert resolve_eval_batch_size(None, "cpu") == 8 and resolve_eval_batch_size(None, "cuda") == 64
+    assert resolve_eval_batch_size(48, "cpu") == 48
 
 
 def test_gpu_gets_loader_workers_and_the_cpu_keeps_its_cores() -> None:

@@ -88,7 +88,7 @@ class TrainConfig:
     batch_size: int = 16
     """Training batch size per device."""
     eval_batch_size: int | None = None
-    """Evaluation/prediction batch size; unset: 8 on CPU, 64 on GPU (see ``speed.default_eval_batch_size``)."""
+    """Evaluation/prediction batch size; unset: 8 on CPU, 64 on GPU (see ``speed.resolve_eval_batch_size``)."""
     lr: float | None = None
     """Peak learning rate; unset uses the method's default (full 3e-5, lora 2e-3, ...)."""
     weight_decay: float = 0.01

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +76,11 @@ def cuda_capability() -> tuple[int, int] | None:
     return tuple(torch.cuda.get_device_capability())  # type: ignore[return-value]
 
 
-def resolve_precision(requested: str, device: torch.device | str) -> str:
+def resolve_precision(
+    requested: str, device: torch.device | str, measure_bf16: Callable[[], float] | None = None
+) -> str:
     """'auto' picks bf16 on Ampere+ GPUs and on CPUs where bf16 is native and measured faster, fp16 on older
-    GPUs, else fp32."""
+    GPUs, else fp32. ``measure_bf16`` replaces :func:`cpu_bf16_speedup` (e.g. to record what it measured)."""
     from distiltune.speed import choose_precision
 
     device = torch.device(device)
@@ -86,7 +89,7 @@ def resolve_precision(requested: str, device: torch.device | str) -> str:
         device.type,
         cuda_capability=cuda_capability() if device.type == "cuda" else None,
         cpu_flags=cpu_flags() if device.type == "cpu" else frozenset(),
-        cpu_bf16_speedup=cpu_bf16_speedup if device.type == "cpu" else None,
+        cpu_bf16_speedup=(measure_bf16 or cpu_bf16_speedup) if device.type == "cpu" else None,
     )
 
 

@@ -103,9 +103,9 @@ class Classifier:
         """The config's ``train.eval_batch_size``, else the device's default (8 on CPU, 64 on GPU)."""
         import torch
 
-        from distiltune.speed import default_eval_batch_size
+        from distiltune.speed import resolve_eval_batch_size
 
-        return self.config.train.eval_batch_size or default_eval_batch_size(torch.device(self.device).type)
+        return resolve_eval_batch_size(self.config.train.eval_batch_size, torch.device(self.device).type)
 
     @property
     def label_names(self) -> list[str]:

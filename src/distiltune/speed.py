@@ -119,8 +119,9 @@ def default_dataloader_workers(device_type: str, cpu_count: int | None = None) -
 DEFAULT_EVAL_BATCH_SIZE = {"cpu": 8, "cuda": 64, "mps": 32}
 
 
-def default_eval_batch_size(device_type: str) -> int:
-    return DEFAULT_EVAL_BATCH_SIZE.get(device_type, 8)
+def resolve_eval_batch_size(requested: int | None, device_type: str) -> int:
+    """``train.eval_batch_size`` when set, else the device's default."""
+    return requested or DEFAULT_EVAL_BATCH_SIZE.get(device_type, 8)
 
 
 def fused_adamw_supported(device_type: str) -> bool:
@@ -140,16 +141,18 @@ def plan_speed(train: TrainConfig, device: Any) -> SpeedPlan:
     from distiltune import hardware
 
     device_type = torch.device(device).type
-    precision = hardware.resolve_precision(train.precision, device)
-    # resolve_precision measured (once per process, cached) exactly when this holds; record what it saw.
-    measured = (
-        device_type == "cpu" and train.precision == "auto" and bool(NATIVE_BF16_CPU_FLAGS & hardware.cpu_flags())
-    )
+    measured: list[float] = []
+
+    def measure_bf16() -> float:
+        measured.append(hardware.cpu_bf16_speedup())  # once per process (cached), only where it decides
+        return measured[-1]
+
+    precision = hardware.resolve_precision(train.precision, device, measure_bf16)
     workers = train.dataloader_workers
     return SpeedPlan(
         device=str(device),
         precision=precision,
-        cpu_bf16_speedup=round(hardware.cpu_bf16_speedup(), 2) if measured else None,
+        cpu_bf16_speedup=round(measured[0], 2) if measured else None,
         dynamic_padding=train.dynamic_padding,
         pad_to_multiple_of=8 if device_type == "cuda" and train.dynamic_padding else None,
         group_by_length=train.group_by_length,
@@ -162,7 +165,7 @@ def plan_speed(train: TrainConfig, device: Any) -> SpeedPlan:
         else "adamw_torch",
         dataloader_workers=workers if workers is not None else default_dataloader_workers(device_type),
         pin_memory=device_type == "cuda",
-        eval_batch_size=train.eval_batch_size or default_eval_batch_size(device_type),
+        eval_batch_size=resolve_eval_batch_size(train.eval_batch_size, device_type),
         compile=train.compile,
     )
 
@@ -171,7 +174,7 @@ __all__ = [
     "SpeedPlan",
     "choose_precision",
     "default_dataloader_workers",
-    "default_eval_batch_size",
     "fused_adamw_supported",
     "plan_speed",
+    "resolve_eval_batch_size",
 ]
