@@ -58,7 +58,7 @@ def parse_args() -> argparse.Namespace:
         "--eval-batch-size",
         type=int,
         default=None,
-        help="distiltune's inference batch size (default: its own default, 8 on CPU and 64 on GPU).",
+        help="distiltune's inference batch size (default: its own, a padded-token budget on CPU and 64 on GPU).",
     )
     parser.add_argument(
         "--naive-eval-batch-sizes",
@@ -189,6 +189,30 @@ def load_rows(data_dir: Path, train_samples: int, eval_samples: int, seed: int) 
 
 
 def run_naive(args: argparse.Namespace, train: pd.DataFrame, test: pd.DataFrame, work: Path, device: str) -> dict:
+    model, tokenizer, trained = train_naive(args, train, work, device)
+    by_batch_size, logits, infer_memory = naive_inference_by_batch_size(
+        model, tokenizer, test["text"].tolist(), args, device
+    )
+    best_batch_size = max(by_batch_size, key=by_batch_size.get)
+    accuracy = float((logits.argmax(-1) == test["label"].to_numpy()).mean())
+    return {
+        **trained,
+        "inference_samples_per_second": by_batch_size[best_batch_size],
+        "inference_batch_size": best_batch_size,
+        "inference_samples_per_second_by_batch_size": by_batch_size,
+        "inference_peak_memory_mb": infer_memory.peak_mb,
+        "accuracy": accuracy,
+        "non_embedding_params": non_embedding_parameters(model),
+    }
+
+
+def train_naive(
+    args: argparse.Namespace, train: pd.DataFrame, work: Path, device: str
+) -> tuple[Any, Any, dict[str, Any]]:
+    """The notebook recipe: pad every review to max_length, fp32, random batches, a default Trainer.
+
+    Returns the trained model (eval mode), its tokenizer and the training figures.
+    """
     import datasets
     import transformers
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
@@ -223,24 +247,16 @@ def run_naive(args: argparse.Namespace, train: pd.DataFrame, test: pd.DataFrame,
         trainer.train()
         runtime = time.perf_counter() - started
 
-    model = trainer.model.eval()
-    by_batch_size, logits, infer_memory = naive_inference_by_batch_size(
-        model, tokenizer, test["text"].tolist(), args, device
+    return (
+        trainer.model.eval(),
+        tokenizer,
+        {
+            "train_seconds": round(runtime, 2),
+            "train_samples_per_second": round(len(train) * args.epochs / runtime, 3),
+            "precision": "fp32",
+            "train_peak_memory_mb": train_memory.peak_mb,
+        },
     )
-    best_batch_size = max(by_batch_size, key=by_batch_size.get)
-    accuracy = float((logits.argmax(-1) == test["label"].to_numpy()).mean())
-    return {
-        "train_seconds": round(runtime, 2),
-        "train_samples_per_second": round(len(train) * args.epochs / runtime, 3),
-        "precision": "fp32",
-        "train_peak_memory_mb": train_memory.peak_mb,
-        "inference_samples_per_second": by_batch_size[best_batch_size],
-        "inference_batch_size": best_batch_size,
-        "inference_samples_per_second_by_batch_size": by_batch_size,
-        "inference_peak_memory_mb": infer_memory.peak_mb,
-        "accuracy": accuracy,
-        "non_embedding_params": non_embedding_parameters(model),
-    }
 
 
 def naive_inference_by_batch_size(

@@ -56,6 +56,9 @@ def test_onnx_export_round_trip_passes_parity_and_predicts_like_torch(trained_ru
     torch_classifier = trained_run.load(precision="fp32")
     onnx_classifier = distiltune.load(trained_run.dir, backend="onnx")
     assert onnx_classifier.backend == "onnx"
+    # each backend batches under its own CPU token budget unless the run or the call sets a batch size
+    assert (onnx_classifier.batching().max_batch_tokens, torch_classifier.batching().max_batch_tokens) == (512, 2048)
+    assert onnx_classifier.batching(4).max_batch_tokens is None
     assert np.allclose(onnx_classifier.predict_proba(TEXTS), torch_classifier.predict_proba(TEXTS), atol=1e-4)
     assert [r["label"] for r in onnx_classifier.predict(TEXTS)] == [
         r["label"] for r in torch_classifier.predict(TEXTS)

@@ -20,7 +20,14 @@ from distiltune.config import TrainConfig
 from distiltune.data.cache import cache_key, cached_tokenize
 from distiltune.errors import ConfigError
 from distiltune.inference import predict_logits
-from distiltune.speed import choose_precision, default_dataloader_workers, plan_speed, resolve_eval_batch_size
+from distiltune.speed import (
+    InferenceBatching,
+    choose_precision,
+    default_dataloader_workers,
+    plan_speed,
+    resolve_eval_batch_size,
+    resolve_inference_batching,
+)
 
 # --- precision --------------------------------------------------------------------------------------
 
@@ -84,6 +91,7 @@ def test_plan_reads_the_hardware_and_records_every_switch(monkeypatch: pytest.Mo
     assert plan.cache_tokenized and plan.attn_implementation is None and plan.optimizer == "adamw_torch_fused"
     assert plan.dataloader_workers == 0 and not plan.pin_memory and not plan.compile
     assert plan.eval_batch_size == 8  # small CPU batches keep the attention scores in cache
+    assert (plan.inference_batch_size, plan.inference_batch_tokens) == (64, 2048)
 
     monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx2"}))
     off = TrainConfig(
@@ -102,11 +110,32 @@ def test_plan_reads_the_hardware_and_records_every_switch(monkeypatch: pytest.Mo
     assert not (plan.dynamic_padding or plan.group_by_length or plan.sort_by_length or plan.cache_tokenized)
     assert plan.attn_implementation == "eager" and plan.optimizer == "adamw_torch" and plan.compile
     assert plan.dataloader_workers == 3 and plan.eval_batch_size == 48
+    assert (plan.inference_batch_size, plan.inference_batch_tokens) == (48, None)  # a set size is taken as is
 
 
 def test_inference_batch_size_defaults_per_device() -> None:
     assert resolve_eval_batch_size(None, "cpu") == 8 and resolve_eval_batch_size(None, "cuda") == 64
     assert resolve_eval_batch_size(48, "cpu") == 48
+
+
+def test_inference_batching_defaults_per_device_and_backend() -> None:
+    assert resolve_inference_batching(None, None, "cpu") == InferenceBatching(64, 2048)
+    assert resolve_inference_batching(None, None, "cpu", "onnx") == InferenceBatching(64, 512)
+    assert resolve_inference_batching(None, None, "cuda") == InferenceBatching(64, None)
+    assert resolve_inference_batching(16, None, "cpu") == InferenceBatching(16, None)
+    assert resolve_inference_batching(16, 1000, "cpu") == InferenceBatching(16, 1000)
+    assert resolve_inference_batching(None, 1000, "cuda") == InferenceBatching(64, 1000)
+    assert resolve_inference_batching(None, 0, "cpu") == InferenceBatching(8, None)  # 0: budget off
+
+
+def test_negative_token_budget_is_a_config_error() -> None:
+    from distiltune.config import Config
+    from distiltune.errors import ConfigError
+
+    config = Config()
+    config.train.eval_batch_tokens = -1
+    with pytest.raises(ConfigError, match="train.eval_batch_tokens"):
+        config.validate()
 
 
 def test_gpu_gets_loader_workers_and_the_cpu_keeps_its_cores() -> None:
@@ -159,6 +188,24 @@ def test_length_sorted_prediction_returns_input_order_with_less_padding() -> Non
     fixed_logits = predict_logits(fixed, tokenizer, TEXTS, max_length=32, batch_size=4, dynamic_padding=False)
     assert {length for _, length in fixed.shapes} == {32}
     assert np.allclose(fixed_logits, one_by_one, atol=1e-5)
+
+
+def test_token_budget_caps_padded_batch_size_and_keeps_input_order() -> None:
+    tokenizer, model = build_tokenizer("distilbert"), build_model("distilbert").eval()
+    texts = TEXTS * 3
+    one_by_one = np.concatenate([predict_logits(model, tokenizer, [text], max_length=32) for text in texts])
+    lengths = sorted(len(ids) for ids in tokenizer(texts, truncation=True, max_length=32)["input_ids"])
+    budget = 2 * lengths[-1]  # the longest rows go two at a time, the shortest many at a time
+    recorder = ShapeRecorder(model)
+    logits = predict_logits(recorder, tokenizer, texts, max_length=32, batch_size=8, max_batch_tokens=budget)
+    assert np.allclose(logits, one_by_one, atol=1e-5)
+    assert sum(rows for rows, _ in recorder.shapes) == len(texts)
+    assert all(rows <= 8 and rows * length <= budget for rows, length in recorder.shapes)
+    assert recorder.shapes[0][0] == 8 and recorder.shapes[-1][0] <= 2
+
+    lone = ShapeRecorder(model)  # a row longer than the budget still runs, alone
+    predict_logits(lone, tokenizer, texts, max_length=32, batch_size=8, max_batch_tokens=1)
+    assert [rows for rows, _ in lone.shapes] == [1] * len(texts)
 
 
 # --- tokenization cache ----------------------------------------------------------------------------

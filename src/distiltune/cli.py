@@ -185,7 +185,8 @@ def predict(
     output: Annotated[Path | None, typer.Option(help="Write predictions as JSONL here.")] = None,
     top_k: Annotated[int, typer.Option(help="How many labels (with scores) to return per input.")] = 1,
     batch_size: Annotated[
-        int | None, typer.Option(help="Inference batch size (default: the run's, else 8 on CPU, 64 on GPU).")
+        int | None,
+        typer.Option(help="Inference batch size (default: the run's, else a padded-token budget on CPU, 64 on GPU)."),
     ] = None,
     backend: Annotated[
         str, typer.Option(help="torch, or onnx to serve the run's ONNX export (see distiltune export).")

@@ -88,7 +88,11 @@ class TrainConfig:
     batch_size: int = 16
     """Training batch size per device."""
     eval_batch_size: int | None = None
-    """Evaluation/prediction batch size; unset: 8 on CPU, 64 on GPU (see ``speed.resolve_eval_batch_size``)."""
+    """Evaluation/prediction batch size; unset: the Trainer's evaluation uses 8 on CPU, 64 on GPU, and prediction
+    batches under ``eval_batch_tokens`` (see ``speed.resolve_inference_batching``)."""
+    eval_batch_tokens: int | None = None
+    """Padded-token budget per prediction batch (rows x longest row); unset: 2048 on CPU (512 for ONNX) when
+    ``eval_batch_size`` is unset too, none on GPU; 0 turns it off."""
     lr: float | None = None
     """Peak learning rate; unset uses the method's default (full 3e-5, lora 2e-3, ...)."""
     weight_decay: float = 0.01
@@ -172,6 +176,10 @@ class Config:
         ):
             if value < 1:
                 raise ConfigError(f"{key} must be >= 1, got {value}.")
+        if t.eval_batch_tokens is not None and t.eval_batch_tokens < 0:
+            raise ConfigError(
+                f"train.eval_batch_tokens must be >= 0 (0 turns the budget off), got {t.eval_batch_tokens}."
+            )
         if t.epochs <= 0 and t.max_steps <= 0:
             raise ConfigError(f"train.epochs must be > 0 (got {t.epochs}) unless train.max_steps is set.")
         if not 0 <= t.warmup_fraction < 1:

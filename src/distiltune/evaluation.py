@@ -28,6 +28,7 @@ def evaluate_frame(
     precision: str,
     sort_by_length: bool = True,
     dynamic_padding: bool = True,
+    max_batch_tokens: int | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Metrics and per-example predictions (gold, predicted, probabilities) for a labelled frame."""
     started = time.perf_counter()
@@ -43,6 +44,7 @@ def evaluate_frame(
         precision=precision,
         sort_by_length=sort_by_length,
         dynamic_padding=dynamic_padding,
+        max_batch_tokens=max_batch_tokens,
     )
     seconds = time.perf_counter() - started
     probabilities = softmax(logits)

@@ -75,13 +75,14 @@ def export_run(
     min_agreement: float | None = None,
     force: bool = False,
     max_samples: int | None = 2000,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     optimize: bool = True,
 ) -> ExportResult:
     """Export a run, check parity against PyTorch, and write it (or raise ExportError, writing nothing).
 
     ``min_agreement`` defaults to :data:`DEFAULT_MIN_AGREEMENT` for the quantization; ``optimize`` fuses the graph
-    with ONNX Runtime's transformer optimizer (faster, ONNX Runtime only).
+    with ONNX Runtime's transformer optimizer (faster, ONNX Runtime only). ``batch_size`` is the parity check's
+    (unset: each backend's default batching, so its samples/s are what serving gets).
     """
     _require_onnx()
     if format not in FORMATS:
@@ -299,21 +300,34 @@ def parity_report(
     texts: list[str],
     pairs: list[str] | None,
     gold: list[str] | None,
-    batch_size: int,
+    batch_size: int | None,
 ) -> dict[str, Any]:
     """Agreement of predicted labels, largest probability difference, and each model's accuracy."""
     from distiltune.inference import predict_logits
     from distiltune.metrics import softmax
+    from distiltune.speed import resolve_inference_batching
 
-    def run(model: Any) -> tuple[np.ndarray, float]:
+    def run(model: Any, backend: str) -> tuple[np.ndarray, float]:
+        batching = resolve_inference_batching(
+            batch_size or reference.config.train.eval_batch_size,
+            reference.config.train.eval_batch_tokens,
+            "cpu",
+            backend,
+        )
         started = time.perf_counter()
         logits = predict_logits(
-            model, reference.tokenizer, texts, pairs, max_length=reference.max_length, batch_size=batch_size
+            model,
+            reference.tokenizer,
+            texts,
+            pairs,
+            max_length=reference.max_length,
+            batch_size=batching.batch_size,
+            max_batch_tokens=batching.max_batch_tokens,
         )
         return softmax(logits), time.perf_counter() - started
 
-    torch_probabilities, torch_seconds = run(reference.model)
-    onnx_probabilities, onnx_seconds = run(exported)
+    torch_probabilities, torch_seconds = run(reference.model, "torch")
+    onnx_probabilities, onnx_seconds = run(exported, "onnx")
     torch_labels = torch_probabilities.argmax(axis=-1)
     onnx_labels = onnx_probabilities.argmax(axis=-1)
     report: dict[str, Any] = {

@@ -27,11 +27,14 @@ def predict_logits(
     precision: str = "fp32",
     sort_by_length: bool = True,
     dynamic_padding: bool = True,
+    max_batch_tokens: int | None = None,
 ) -> np.ndarray:
     """Logits for every input, in input order (float32 numpy array of shape [n, num_labels]).
 
     ``sort_by_length`` batches inputs of similar length together; ``dynamic_padding`` pads each batch to its
-    longest member (else to ``max_length``). Neither changes the results beyond float rounding.
+    longest member (else to ``max_length``). ``max_batch_tokens`` also caps each batch's padded size (rows x
+    longest row), so long inputs go in small batches and short ones in batches of up to ``batch_size``.
+    None of these change the results beyond float rounding.
     """
     if pairs is not None and len(pairs) != len(texts):
         raise ValueError(f"got {len(texts)} texts but {len(pairs)} pairs")
@@ -40,13 +43,13 @@ def predict_logits(
     encoded = tokenizer(
         list(texts), list(pairs) if pairs is not None else None, truncation=True, max_length=max_length, padding=False
     )
-    lengths = [len(ids) for ids in encoded["input_ids"]]
+    lengths = np.array([len(ids) for ids in encoded["input_ids"]])
     order = np.argsort(lengths, kind="stable") if sort_by_length else np.arange(len(lengths))
     keys = [key for key in ("input_ids", "attention_mask", "token_type_ids") if key in encoded]
     model.eval()
     outputs: list[np.ndarray] = []
     with torch.inference_mode(), autocast_context(device, precision):
-        for batch_indices in _chunks(order, batch_size):
+        for batch_indices in _batches(order, lengths, batch_size, max_batch_tokens, max_length, dynamic_padding):
             features = [{key: encoded[key][i] for key in keys} for i in batch_indices]
             if dynamic_padding:
                 batch = tokenizer.pad(features, return_tensors="pt")
@@ -61,6 +64,29 @@ def predict_logits(
     return logits
 
 
-def _chunks(indices: np.ndarray, size: int) -> Iterator[np.ndarray]:
-    for start in range(0, len(indices), size):
-        yield indices[start : start + size]
+def _batches(
+    order: np.ndarray,
+    lengths: np.ndarray,
+    batch_size: int,
+    max_batch_tokens: int | None,
+    max_length: int,
+    dynamic_padding: bool,
+) -> Iterator[np.ndarray]:
+    """Consecutive runs of ``order`` with at most ``batch_size`` rows and, when ``max_batch_tokens`` is set, at
+    most that many padded tokens (a row longer than the budget goes alone)."""
+    if not max_batch_tokens:
+        for start in range(0, len(order), batch_size):
+            yield order[start : start + batch_size]
+        return
+    start = 0
+    longest = 0
+    for position, index in enumerate(order):
+        row_length = int(lengths[index]) if dynamic_padding else max_length
+        candidate = max(longest, row_length)
+        rows = position - start
+        if rows and (rows >= batch_size or candidate * (rows + 1) > max_batch_tokens):
+            yield order[start:position]
+            start, candidate = position, row_length
+        longest = candidate
+    if start < len(order):
+        yield order[start:]

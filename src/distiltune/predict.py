@@ -17,6 +17,7 @@ from distiltune.data.columns import LabelSpace
 from distiltune.errors import RunError
 from distiltune.hardware import resolve_device, resolve_precision
 from distiltune.metrics import softmax
+from distiltune.speed import InferenceBatching, resolve_inference_batching
 
 logger = logging.getLogger("distiltune")
 BACKENDS = ("torch", "onnx")
@@ -98,14 +99,15 @@ class Classifier:
             backend=backend,
         )
 
-    @property
-    def eval_batch_size(self) -> int:
-        """The config's ``train.eval_batch_size``, else the device's default (8 on CPU, 64 on GPU)."""
+    def batching(self, batch_size: int | None = None) -> InferenceBatching:
+        """How inputs are batched: ``batch_size`` when given, else the config's ``train.eval_batch_size`` /
+        ``train.eval_batch_tokens``, else the device and backend defaults (a token budget on CPU)."""
         import torch
 
-        from distiltune.speed import resolve_eval_batch_size
-
-        return resolve_eval_batch_size(self.config.train.eval_batch_size, torch.device(self.device).type)
+        train = self.config.train
+        return resolve_inference_batching(
+            batch_size or train.eval_batch_size, train.eval_batch_tokens, torch.device(self.device).type, self.backend
+        )
 
     @property
     def label_names(self) -> list[str]:
@@ -120,17 +122,19 @@ class Classifier:
             texts = [texts]
         if isinstance(pairs, str):
             pairs = [pairs]
+        batching = self.batching(batch_size)
         logits = predict_logits(
             self.model,
             self.tokenizer,
             list(texts),
             list(pairs) if pairs is not None else None,
             max_length=self.max_length,
-            batch_size=batch_size or self.eval_batch_size,
+            batch_size=batching.batch_size,
             device=self.device,
             precision=self.precision,
             sort_by_length=self.config.train.sort_by_length,
             dynamic_padding=self.config.train.dynamic_padding,
+            max_batch_tokens=batching.max_batch_tokens,
         )
         return softmax(logits)
 
@@ -154,17 +158,19 @@ class Classifier:
     def evaluate_frame(self, frame: pd.DataFrame) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         from distiltune.evaluation import evaluate_frame
 
+        batching = self.batching()
         return evaluate_frame(
             self.model,
             self.tokenizer,
             frame,
             self.label_names,
             self.max_length,
-            self.eval_batch_size,
+            batching.batch_size,
             self.device,
             self.precision,
             sort_by_length=self.config.train.sort_by_length,
             dynamic_padding=self.config.train.dynamic_padding,
+            max_batch_tokens=batching.max_batch_tokens,
         )
 
 

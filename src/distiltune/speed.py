@@ -14,7 +14,8 @@ resolved :class:`SpeedPlan` is written to the run's ``env.json`` (``speed``), so
 | fast attention     | attention-prob dropout off (fused SDPA)    | ``train.fast_attention=false``   |
 | fused AdamW        | on                                         | ``train.fused_optimizer=false``  |
 | loader workers     | GPU: up to 4 workers + pinned memory; CPU: 0 | ``train.dataloader_workers=N`` |
-| eval batch size    | CPU: 8, GPU: 64                            | ``train.eval_batch_size=N``      |
+| eval batch size    | Trainer eval: CPU 8, GPU 64                | ``train.eval_batch_size=N``      |
+| inference batches  | CPU: <= 64 rows, <= 2048 padded tokens (ONNX 512); GPU: 64 | ``train.eval_batch_tokens=0`` |
 | torch.compile      | off (opt-in: ``--compile``)                | ``train.compile=true``           |
 """
 
@@ -63,6 +64,11 @@ class SpeedPlan:
     dataloader_workers: int
     pin_memory: bool
     eval_batch_size: int
+    """Batch size of the Trainer's evaluation during training."""
+    inference_batch_size: int
+    """Row cap of the batches that evaluate the best model and predict (``distiltune.inference``)."""
+    inference_batch_tokens: int | None
+    """Padded-token budget of those batches (rows x longest row); None: rows only."""
     compile: bool
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,16 +118,53 @@ def default_dataloader_workers(device_type: str, cpu_count: int | None = None) -
     return max(0, min(4, cpu_count // 2))
 
 
-#: Inference batch size when ``train.eval_batch_size`` is unset. On a CPU small batches are faster: the attention
-#: scores of a 32 x 512-token batch (12 heads) take 400 MB and fall out of cache. Measured on MiniLM, IMDb, max
-#: length 512, 2 cores: batch 8 against 32 was 1.26x faster for torch fp32 and 1.32x for ONNX int8 (4 was no faster
-#: than 8). A GPU wants large batches to fill its cores.
+#: The Trainer's evaluation batch size when ``train.eval_batch_size`` is unset. On a CPU small batches are faster: the
+#: attention scores of a 32 x 512-token batch (12 heads) take 400 MB and fall out of cache. Measured on MiniLM, IMDb,
+#: max length 512, 2 cores: batch 8 against 32 was 1.26x faster for torch fp32. A GPU wants large batches.
 DEFAULT_EVAL_BATCH_SIZE = {"cpu": 8, "cuda": 64, "mps": 32}
+
+#: distiltune's own inference (final evaluation, ``evaluate``, ``predict``, export parity) batches length-sorted rows
+#: under a padded-token budget when ``train.eval_batch_size`` and ``train.eval_batch_tokens`` are both unset: long
+#: texts go a few at a time, short ones up to :data:`TOKEN_BUDGET_MAX_ROWS` at a time. Measured on MiniLM, 2 cores,
+#: against a fixed batch of 8 (IMDb reviews, max length 512 / SST-2 sentences of 25 tokens on average): torch fp32
+#: with 2048 tokens 1.04x / 1.20x; ONNX int8 with 512 tokens 1.20x / 1.09x (its attention kernel slows down with
+#: padding and batch size more than torch's SDPA does). A GPU has no budget: it wants full batches.
+DEFAULT_EVAL_BATCH_TOKENS = {("cpu", "torch"): 2048, ("cpu", "onnx"): 512}
+TOKEN_BUDGET_MAX_ROWS = 64
 
 
 def resolve_eval_batch_size(requested: int | None, device_type: str) -> int:
-    """``train.eval_batch_size`` when set, else the device's default."""
+    """The Trainer's evaluation batch size: ``train.eval_batch_size`` when set, else the device's default."""
     return requested or DEFAULT_EVAL_BATCH_SIZE.get(device_type, 8)
+
+
+@dataclass(frozen=True)
+class InferenceBatching:
+    """How :func:`distiltune.inference.predict_logits` cuts length-sorted inputs into batches."""
+
+    batch_size: int
+    """At most this many rows per batch."""
+    max_batch_tokens: int | None
+    """At most this many padded tokens (rows x longest row) per batch; None: no budget."""
+
+
+def resolve_inference_batching(
+    batch_size: int | None, batch_tokens: int | None, device_type: str, backend: str = "torch"
+) -> InferenceBatching:
+    """``train.eval_batch_size`` / ``train.eval_batch_tokens`` resolved for a device and backend.
+
+    A batch size the user sets is taken as is (no budget unless ``batch_tokens`` is set too); ``batch_tokens=0``
+    turns the budget off; with neither set the device and backend defaults apply.
+    """
+    if batch_tokens is not None:
+        tokens = batch_tokens or None
+    elif batch_size is None:
+        tokens = DEFAULT_EVAL_BATCH_TOKENS.get((device_type, backend))
+    else:
+        tokens = None
+    if batch_size is None:
+        batch_size = TOKEN_BUDGET_MAX_ROWS if tokens else DEFAULT_EVAL_BATCH_SIZE.get(device_type, 8)
+    return InferenceBatching(batch_size=batch_size, max_batch_tokens=tokens)
 
 
 def fused_adamw_supported(device_type: str) -> bool:
@@ -149,6 +192,7 @@ def plan_speed(train: TrainConfig, device: Any) -> SpeedPlan:
 
     precision = hardware.resolve_precision(train.precision, device, measure_bf16)
     workers = train.dataloader_workers
+    batching = resolve_inference_batching(train.eval_batch_size, train.eval_batch_tokens, device_type)
     return SpeedPlan(
         device=str(device),
         precision=precision,
@@ -166,15 +210,19 @@ def plan_speed(train: TrainConfig, device: Any) -> SpeedPlan:
         dataloader_workers=workers if workers is not None else default_dataloader_workers(device_type),
         pin_memory=device_type == "cuda",
         eval_batch_size=resolve_eval_batch_size(train.eval_batch_size, device_type),
+        inference_batch_size=batching.batch_size,
+        inference_batch_tokens=batching.max_batch_tokens,
         compile=train.compile,
     )
 
 
 __all__ = [
+    "InferenceBatching",
     "SpeedPlan",
     "choose_precision",
     "default_dataloader_workers",
     "fused_adamw_supported",
     "plan_speed",
     "resolve_eval_batch_size",
+    "resolve_inference_batching",
 ]

@@ -213,11 +213,12 @@ def _train_in(run_dir: Path, config: Config, interrupts: Any = None, checkpoint:
             frame,
             data.labels.names,
             max_length,
-            speed.eval_batch_size,
+            speed.inference_batch_size,
             device,
             precision,
             sort_by_length=speed.sort_by_length,
             dynamic_padding=speed.dynamic_padding,
+            max_batch_tokens=speed.inference_batch_tokens,
         )
         final[split] = split_metrics
         predictions = split_predictions  # keep the last evaluated split: test when present
