@@ -78,30 +78,32 @@ def test_cli_predict_texts_file_and_evaluate(trained_run, tmp_path: Path, fixtur
 
 def test_cli_train_prints_a_table_and_errors_are_one_line(tiny_model: str, tmp_path: Path, fixtures_dir: Path) -> None:
     base = [sys.executable, "-m", "distiltune", "train", "--model", tiny_model, "--output-dir", str(tmp_path)]
-    ok = subprocess.run(
-        base
-        + [
-            "--dataset",
-            str(fixtures_dir / "tiny.csv"),
-            "--text-column",
-            "review",
-            "--label-column",
-            "sentiment",
-            "--max-length",
-            "16",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "8",
-            "--set",
-            "train.precision=fp32",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    good = [
+        "--dataset",
+        str(fixtures_dir / "tiny.csv"),
+        "--text-column",
+        "review",
+        "--label-column",
+        "sentiment",
+        "--max-length",
+        "16",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--set",
+        "train.precision=fp32",
+    ]
+    ok = subprocess.run(base + good, capture_output=True, text=True, timeout=180)
     assert ok.returncode == 0, ok.stderr
     assert "accuracy" in ok.stdout and "f1_macro" in ok.stdout and "Run directory:" in ok.stdout
+    assert "it/s]" in ok.stderr or "s/it]" in ok.stderr  # the Trainer's progress bar
+
+    quiet = subprocess.run(base + good + ["--quiet"], capture_output=True, text=True, timeout=180)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "Run directory:" in quiet.stdout and "accuracy" in quiet.stdout
+    noise = ("it/s]", "s/it]", "{'loss'", "{'eval_loss'", "{'train_runtime'")
+    assert not any(marker in quiet.stdout + quiet.stderr for marker in noise), quiet.stdout + quiet.stderr
 
     bad = subprocess.run(
         base + ["--dataset", str(fixtures_dir / "tiny.csv"), "--label-column", "stars"],

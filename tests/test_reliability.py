@@ -403,6 +403,21 @@ def test_predicting_from_an_unfinished_run_names_its_status(reference_run, tmp_p
         distiltune.load(run_dir)
 
 
+def test_sys_exit_inside_training_marks_the_run_failed(
+    resumable_overrides: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from distiltune.checkpoints import ResumableTrainer
+
+    def exits(self, output_dir):
+        raise SystemExit(3)
+
+    monkeypatch.setattr(ResumableTrainer, "_save_rng_state", exits)
+    with pytest.raises(SystemExit):
+        distiltune.train(None, {**resumable_overrides, "run.output_dir": str(tmp_path), "run.name": "run"})
+    status = read_status(tmp_path / "run")
+    assert status["status"] == "failed" and status["error"] == "exited with status 3"
+
+
 def test_a_full_disk_while_checkpointing_fails_cleanly(
     resumable_overrides: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -67,6 +67,11 @@ def _setup_logging(quiet: bool = False) -> None:
     import transformers
 
     transformers.logging.set_verbosity_error()
+    if quiet:  # weight-loading and dataset-mapping bars too; the Trainer's follow the console's level
+        import datasets
+
+        transformers.utils.logging.disable_progress_bar()
+        datasets.disable_progress_bars()
 
 
 def _console(stderr: bool = False) -> Any:

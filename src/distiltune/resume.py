@@ -105,6 +105,9 @@ def supervised(run_dir: Path, plan: ResumePlan | None = None) -> Iterator[Interr
     except Exception as err:
         write_status(run_dir, "failed", error=f"{type(err).__name__}: {err}", **_checkpoint_field(run_dir))
         raise
+    except SystemExit as err:  # sys.exit() from user code (a callback, a custom head): the run did not finish
+        write_status(run_dir, "failed", error=f"exited with status {err.code}", **_checkpoint_field(run_dir))
+        raise
     else:
         write_status(run_dir, "completed", resume=None)
 

@@ -310,7 +310,7 @@ def _build_trainer(
         torch_compile=speed.compile,
         full_determinism=False,  # train.deterministic is handled by distiltune.reproducibility.deterministic_mode
         report_to="none",
-        disable_tqdm=False,
+        disable_tqdm=not _console_shows_progress(),
         save_only_model=False,
     )
     trainer = ResumableTrainer(
@@ -328,7 +328,21 @@ def _build_trainer(
         compute_metrics=trainer_compute_metrics(list(model.config.id2label.values())),
         callbacks=callbacks,
     )
+    if args.disable_tqdm:
+        # Without bars the Trainer prints every log dict instead; history.jsonl and train.log already hold them.
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
     return trainer, history
+
+
+def _console_shows_progress() -> bool:
+    """Trainer progress bars only where distiltune's console shows INFO lines: not under ``train --quiet``.
+
+    With no console handler (library use) the bars stay, as with a plain Trainer.
+    """
+    consoles = [h for h in logging.getLogger("distiltune").handlers if not isinstance(h, logging.FileHandler)]
+    return not consoles or any(h.level <= logging.INFO for h in consoles)
 
 
 def _tokenize(frame: pd.DataFrame, tokenizer: Any, max_length: int, speed: SpeedPlan, split: str) -> Any:
