@@ -292,3 +292,26 @@ def test_cli_compare_then_report(fast_overrides: dict, tmp_path: Path) -> None:
     missing = runner.invoke(app, ["report", str(tmp_path)])
     # main() turns this DistiltuneError into one line and exit code 2.
     assert isinstance(missing.exception, RunError) and "not a comparison directory" in str(missing.exception)
+
+
+def test_the_comparison_table_never_truncates_a_cell(capsys: pytest.CaptureFixture[str]) -> None:
+    from types import SimpleNamespace
+
+    from distiltune.cli import print_comparison
+
+    wide = {"mean": 123456.789, "sd": 98765.4321}
+    row = {
+        "method": "lora+mlp-head",
+        "status": "ok",
+        "seeds_completed": 12,
+        "error": None,
+        **{key: wide for key in ("accuracy", "precision_macro", "recall_macro", "f1_macro")},
+        "trainable_params": 123456789,
+        "trainable_percent": 12.3,
+        **{key: wide for key in ("train_seconds", "train_samples_per_second")},
+        **{key: wide for key in ("peak_memory_mb", "peak_memory_increase_mb")},
+    }
+    print_comparison(SimpleNamespace(dir=Path("compare"), table=[row], report=Path("compare/report.html")))
+    output = capsys.readouterr().out
+    assert "…" not in output
+    assert "ok (12)" in output and "123456.789 ± 98765.432" in output and "98,765" in output

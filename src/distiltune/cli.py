@@ -394,8 +394,10 @@ def print_comparison(comparison: Any) -> None:
         table.add_row(*table_cells(row, digits=3), style="red" if row["seeds_completed"] == 0 else None)
     from rich.console import Console
 
-    # Eleven columns of "mean ± sd" need about 180 characters; narrower consoles would truncate every cell.
-    console = Console(soft_wrap=False, width=max(_console().width, 180))
+    # A dozen columns of "mean ± sd" need 180 characters or more (the widths depend on the figures); a narrower
+    # console would truncate cells, so the table gets its natural width.
+    natural_width = Console(width=10_000).measure(table).maximum
+    console = Console(soft_wrap=False, width=max(_console().width, natural_width))
     console.print(table)
     for row in comparison.table:
         if row["error"]:
