@@ -49,9 +49,26 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint64)[0] >> np.uint64(1))
 
 
+def length_grouped_indices(lengths: list[int], batch_size: int, generator: torch.Generator) -> list[int]:
+    """An epoch's order in which each run of ``batch_size`` indices has similar lengths, batches in random order.
+
+    The Trainer's grouping (random mega-batches of up to 50 batches, sorted by length inside) is kept for the
+    padding it saves, but its batch order is not: inside every mega-batch it runs from the longest batch to the
+    shortest, so with 800 reviews an epoch is four or five long-to-short ramps, a curriculum that random sampling
+    does not have. Here the batches are shuffled as well. The longest batch stays first (a too-large batch fails at
+    once) and a short final batch stays last (so batches stay aligned).
+    """
+    indices = get_length_grouped_indices(lengths, batch_size, generator=generator)
+    batches = [indices[start : start + batch_size] for start in range(0, len(indices), batch_size)]
+    tail = [batches.pop()] if len(batches) > 1 and len(batches[-1]) < batch_size else []
+    head, middle = batches[:1], batches[1:]
+    order = torch.randperm(len(middle), generator=generator).tolist()
+    return [index for batch in head + [middle[k] for k in order] + tail for index in batch]
+
+
 class EpochSeededSampler(Sampler[int]):
-    """Shuffles (and, with ``lengths``, groups by length like the Trainer's LengthGroupedSampler) with a
-    generator seeded from ``(seed, epoch)``: the order of an epoch never depends on what ran before it."""
+    """Shuffles (and, with ``lengths``, groups by length: :func:`length_grouped_indices`) with a generator seeded
+    from ``(seed, epoch)``: the order of an epoch never depends on what ran before it."""
 
     def __init__(self, size: int, seed: int, lengths: list[int] | None = None, batch_size: int = 1) -> None:
         self.size = size
@@ -70,7 +87,7 @@ class EpochSeededSampler(Sampler[int]):
         generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
         if self.lengths is None:
             return iter(torch.randperm(self.size, generator=generator).tolist())
-        return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
+        return iter(length_grouped_indices(self.lengths, self.batch_size, generator))
 
 
 class ResumableTrainer(Trainer):
