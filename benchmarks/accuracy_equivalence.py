@@ -44,11 +44,11 @@ from throughput import (  # noqa: E402  (a sibling script, not a package)
     DEFAULT_DATA,
     LABEL_NAMES,
     REPO_ROOT,
-    VALIDATION_ROWS,
     hardware_summary,
     load_rows,
     run_distiltune,
     train_naive,
+    write_data_folder,
 )
 
 
@@ -119,10 +119,7 @@ def main() -> None:
         train, _ = load_rows(args.data, args.train_samples, 1, seed)
         with tempfile.TemporaryDirectory(prefix="distiltune-accuracy-") as work_name:
             work = Path(work_name)
-            data_dir = work / "data"
-            data_dir.mkdir()
-            train.to_json(data_dir / "train.jsonl", orient="records", lines=True)
-            test.head(VALIDATION_ROWS).to_json(data_dir / "validation.jsonl", orient="records", lines=True)
+            data_dir = write_data_folder(train, test, work)
             print(f"seed {seed}: naive training ...", flush=True)
             model, tokenizer, naive = train_naive(args, train, work, device)
             naive_accuracy = accuracy(model, tokenizer, test, args.max_length)

@@ -185,6 +185,20 @@ def load_rows(data_dir: Path, train_samples: int, eval_samples: int, seed: int) 
     return train, test
 
 
+def write_data_folder(train: pd.DataFrame, test: pd.DataFrame, work: Path) -> Path:
+    """``work/data`` with all training rows and a small validation file, for ``distiltune.train``.
+
+    The Trainer evaluates and checkpoints once at the end of training even with no evaluation schedule, inside the
+    timed loop; a small validation file keeps that cost (which naive does not pay) negligible. Accuracy is measured
+    on all held-out rows afterwards.
+    """
+    data_dir = work / "data"
+    data_dir.mkdir()
+    train.to_json(data_dir / "train.jsonl", orient="records", lines=True)
+    test.head(VALIDATION_ROWS).to_json(data_dir / "validation.jsonl", orient="records", lines=True)
+    return data_dir
+
+
 # --- the naive notebook pipeline ----------------------------------------------------------------------
 
 
@@ -385,13 +399,7 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="distiltune-bench-") as work_name:
         work = Path(work_name)
-        data_dir = work / "data"
-        data_dir.mkdir()
-        train.to_json(data_dir / "train.jsonl", orient="records", lines=True)
-        # The Trainer evaluates and checkpoints once at the end of training even with no evaluation schedule,
-        # inside the timed loop; a small validation file keeps that cost (which naive does not pay) negligible.
-        # Accuracy is measured on all held-out rows below, through distiltune's default predict path.
-        test.head(VALIDATION_ROWS).to_json(data_dir / "validation.jsonl", orient="records", lines=True)
+        data_dir = write_data_folder(train, test, work)
 
         print("naive pipeline: training ...", flush=True)
         naive = run_naive(args, train, test, work, device)

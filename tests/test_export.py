@@ -59,6 +59,7 @@ def test_onnx_export_round_trip_passes_parity_and_predicts_like_torch(trained_ru
     # each backend batches under its own CPU token budget unless the run or the call sets a batch size
     assert (onnx_classifier.batching().max_batch_tokens, torch_classifier.batching().max_batch_tokens) == (512, 2048)
     assert onnx_classifier.batching(4).max_batch_tokens is None
+    assert torch_classifier.batching(backend="onnx") == onnx_classifier.batching()  # what the parity check uses
     assert np.allclose(onnx_classifier.predict_proba(TEXTS), torch_classifier.predict_proba(TEXTS), atol=1e-4)
     assert [r["label"] for r in onnx_classifier.predict(TEXTS)] == [
         r["label"] for r in torch_classifier.predict(TEXTS)

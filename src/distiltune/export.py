@@ -305,15 +305,9 @@ def parity_report(
     """Agreement of predicted labels, largest probability difference, and each model's accuracy."""
     from distiltune.inference import predict_logits
     from distiltune.metrics import softmax
-    from distiltune.speed import resolve_inference_batching
 
     def run(model: Any, backend: str) -> tuple[np.ndarray, float]:
-        batching = resolve_inference_batching(
-            batch_size or reference.config.train.eval_batch_size,
-            reference.config.train.eval_batch_tokens,
-            "cpu",
-            backend,
-        )
+        batching = reference.batching(batch_size, backend)  # the reference is loaded on the CPU
         started = time.perf_counter()
         logits = predict_logits(
             model,

@@ -99,14 +99,18 @@ class Classifier:
             backend=backend,
         )
 
-    def batching(self, batch_size: int | None = None) -> InferenceBatching:
+    def batching(self, batch_size: int | None = None, backend: str | None = None) -> InferenceBatching:
         """How inputs are batched: ``batch_size`` when given, else the config's ``train.eval_batch_size`` /
-        ``train.eval_batch_tokens``, else the device and backend defaults (a token budget on CPU)."""
+        ``train.eval_batch_tokens``, else the device and backend defaults (a token budget on CPU). ``backend``
+        defaults to this classifier's; the export's parity check asks for ONNX's from the PyTorch classifier."""
         import torch
 
         train = self.config.train
         return resolve_inference_batching(
-            batch_size or train.eval_batch_size, train.eval_batch_tokens, torch.device(self.device).type, self.backend
+            batch_size or train.eval_batch_size,
+            train.eval_batch_tokens,
+            torch.device(self.device).type,
+            backend or self.backend,
         )
 
     @property
