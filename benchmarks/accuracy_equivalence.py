@@ -5,7 +5,9 @@ for the same epochs over several seeds, scored on one fixed held-out set.
 by a point or two through the seed alone (the batch order, the head's initialisation). This script repeats both
 trainings for each seed (each seed also draws its own training sample) and reports the paired difference
 distiltune − naive per seed, its mean, standard error and 95% confidence interval. The issue's bar is "within 0.5
-points"; the interval says how far the measurement can vouch for that.
+points"; the interval says how far the measurement can vouch for that. The verdict is a two one-sided t-test (TOST,
+the usual equivalence test): the difference is shown to lie within ``--margin`` at the 5% level when the 90%
+interval lies inside ±margin. The 95% interval is printed too; it is the stricter reading.
 
 The defaults (1,000 reviews, 2 epochs = 126 steps, max length 256) train far enough for the accuracy to mean
 something. At ``throughput.py``'s budget (800 reviews, 1 epoch = 50 steps at max length 512) neither pipeline has
@@ -21,8 +23,13 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/accuracy_equivalence.py                       # seeds 42 and 43
     .venv/bin/python benchmarks/accuracy_equivalence.py --seeds 42,43,44,45,46
+    # more seeds into an existing result (its settings are reused and must match; measured seeds are skipped)
+    .venv/bin/python benchmarks/accuracy_equivalence.py --append results/accuracy_equivalence_X.json --seeds 46,47
+    # merge result files measured with the same settings (no training)
+    .venv/bin/python benchmarks/accuracy_equivalence.py --combine A.json B.json
 
-Writes ``benchmarks/results/accuracy_equivalence_<date>_<host>.json`` and prints a table.
+Writes ``benchmarks/results/accuracy_equivalence_<date>_<host>.json`` (or the ``--append`` file) after every seed
+and prints a table.
 """
 
 from __future__ import annotations
@@ -64,6 +71,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--output-dir", type=Path, default=REPO_ROOT / "benchmarks" / "results")
+    parser.add_argument("--margin", type=float, default=0.5, help="Equivalence margin in accuracy points.")
+    parser.add_argument(
+        "--append", type=Path, help="Add the seeds to this result file (same settings; measured seeds are skipped)."
+    )
+    parser.add_argument(
+        "--combine", type=Path, nargs="+", help="Merge these result files (same settings) without training."
+    )
     args = parser.parse_args()
     args.eval_batch_size = None  # run_distiltune reads it: distiltune's own inference batching
     return args
@@ -76,27 +90,75 @@ def accuracy(model: Any, tokenizer: Any, test: Any, max_length: int) -> float:
     return float((logits.argmax(-1) == test["label"].to_numpy()).mean())
 
 
-def summarize(differences: list[float]) -> dict[str, float | None]:
-    """Mean, standard error and a two-sided 95% t interval of the per-seed differences (points)."""
+#: Settings that must agree before result files may be merged: they define what one seed measures.
+COMPARABLE_SETTINGS = ("model", "train_samples", "eval_samples", "epochs", "max_length", "batch_size", "lr")
+
+
+def summarize(differences: list[float], margin: float = 0.5) -> dict[str, Any]:
+    """Mean, standard error, two-sided 90% and 95% t intervals of the per-seed differences (points), and the TOST
+    verdict: equivalent within ±margin at the 5% level when the 90% interval lies inside (-margin, +margin)."""
     from scipy import stats
 
     mean = statistics.fmean(differences)
+    summary: dict[str, Any] = {"n": len(differences), "mean": round(mean, 2), "margin": margin}
     if len(differences) < 2:
-        return {"mean": round(mean, 2), "sd": None, "se": None, "ci95_low": None, "ci95_high": None}
+        return summary | {"sd": None, "se": None, "ci95_low": None, "ci95_high": None, "equivalent": None}
     sd = statistics.stdev(differences)
     se = sd / len(differences) ** 0.5
-    half_width = float(stats.t.ppf(0.975, len(differences) - 1)) * se
-    return {
-        "mean": round(mean, 2),
-        "sd": round(sd, 2),
-        "se": round(se, 2),
-        "ci95_low": round(mean - half_width, 2),
-        "ci95_high": round(mean + half_width, 2),
-    }
+    degrees = len(differences) - 1
+    for level, quantile in (("ci90", 0.95), ("ci95", 0.975)):
+        half_width = float(stats.t.ppf(quantile, degrees)) * se
+        summary[f"{level}_low"] = round(mean - half_width, 2)
+        summary[f"{level}_high"] = round(mean + half_width, 2)
+    # The larger of the two one-sided p-values (H0: difference <= -margin, H0: difference >= +margin).
+    tost_p = max(float(stats.t.sf((mean + margin) / se, degrees)), float(stats.t.cdf((mean - margin) / se, degrees)))
+    return summary | {"sd": round(sd, 2), "se": round(se, 2), "tost_p": round(tost_p, 4), "equivalent": tost_p < 0.05}
+
+
+def check_comparable(settings: dict[str, Any], other: dict[str, Any], source: Path) -> None:
+    """Refuse to pool seeds that measured different things."""
+    different = [key for key in COMPARABLE_SETTINGS if settings.get(key) != other.get(key)]
+    if different:
+        details = ", ".join(f"{key}: {settings.get(key)!r} here, {other.get(key)!r} there" for key in different)
+        raise SystemExit(f"{source} was measured with other settings ({details}); its seeds cannot be pooled.")
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise SystemExit(f"Cannot read the result file {path}: {err}") from err
+    if not isinstance(results, dict) or "runs" not in results or "args" not in results:
+        raise SystemExit(f"{path} is not an accuracy_equivalence result file (no 'args'/'runs').")
+    return results
+
+
+def combine(paths: list[Path]) -> dict[str, Any]:
+    """One result from several files measured with the same settings; a seed may appear only once."""
+    merged = load_results(paths[0])
+    merged["merged_from"] = [str(path) for path in paths]
+    seen = {row["seed"] for row in merged["runs"]}
+    for path in paths[1:]:
+        other = load_results(path)
+        check_comparable(merged["args"], other["args"], path)
+        for row in other["runs"]:
+            if row["seed"] in seen:
+                raise SystemExit(f"Seed {row['seed']} appears in more than one file ({path}); drop one of them.")
+            seen.add(row["seed"])
+            merged["runs"].append(row)
+    merged["runs"].sort(key=lambda row: row["seed"])
+    return merged
 
 
 def main() -> None:
     args = parse_args()
+    if args.combine:
+        results = combine(args.combine)
+        target = args.output_dir / f"accuracy_equivalence_{time.strftime('%Y-%m-%d')}_{socket.gethostname()}.json"
+        write_results(results, target, args.margin)
+        print_table(results)
+        print(f"Results written to {target}")
+        return
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
     import transformers
@@ -106,14 +168,22 @@ def main() -> None:
     transformers.logging.set_verbosity_error()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     seeds = [int(seed) for seed in args.seeds.split(",")]
+    settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
+    if args.append is not None:
+        results = load_results(args.append)
+        check_comparable(settings, results["args"], args.append)
+        measured = {row["seed"] for row in results["runs"]}
+        skipped = [seed for seed in seeds if seed in measured]
+        if skipped:
+            print(f"Already measured in {args.append}, skipped: seeds {', '.join(map(str, skipped))}", flush=True)
+        seeds = [seed for seed in seeds if seed not in measured]
+        results.setdefault("appended", []).append({"date": time.strftime("%Y-%m-%d %H:%M:%S"), "seeds": seeds})
+        target = args.append
+    else:
+        results = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "args": settings, "runs": []}
+        target = args.output_dir / f"accuracy_equivalence_{time.strftime('%Y-%m-%d')}_{socket.gethostname()}.json"
+    results.setdefault("hardware", hardware_summary(device))
     _, test = load_rows(args.data, 1, args.eval_samples, 0)  # one held-out set for every seed
-    results: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "hardware": hardware_summary(device),
-        "args": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
-        "runs": [],
-    }
-    target = args.output_dir / f"accuracy_equivalence_{time.strftime('%Y-%m-%d')}_{socket.gethostname()}.json"
     for seed in seeds:
         args.seed = seed
         train, _ = load_rows(args.data, args.train_samples, 1, seed)
@@ -140,14 +210,15 @@ def main() -> None:
         }
         results["runs"].append(row)
         print(json.dumps(row), flush=True)
-        write_results(results, target)  # after every seed, so an interrupted run keeps what it measured
+        write_results(results, target, args.margin)  # after every seed, so an interrupted run keeps what it measured
     print_table(results)
     print(f"Results written to {target}")
 
 
-def write_results(results: dict[str, Any], target: Path) -> None:
+def write_results(results: dict[str, Any], target: Path, margin: float) -> None:
     runs = results["runs"]
-    results["difference_points"] = summarize([row["difference_points"] for row in runs])
+    results["args"]["seeds"] = ",".join(str(row["seed"]) for row in runs)  # what the file holds, not what was asked
+    results["difference_points"] = summarize([row["difference_points"] for row in runs], margin)
     results["naive_mean_accuracy"] = round(statistics.fmean(row["naive_accuracy"] for row in runs), 4)
     results["distiltune_mean_accuracy"] = round(statistics.fmean(row["distiltune_accuracy"] for row in runs), 4)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -178,6 +249,12 @@ def print_table(results: dict[str, Any]) -> None:
         if summary["se"] is not None
         else ""
     )
+    if summary.get("equivalent") is not None:
+        verdict = "within" if summary["equivalent"] else "not shown within"
+        table.caption = (
+            f"{summary['n']} seeds. Equivalence (TOST, 5%): {verdict} ±{summary['margin']} points; 90% CI "
+            f"{summary['ci90_low']:+.2f} .. {summary['ci90_high']:+.2f}, p = {summary['tost_p']:.3f}."
+        )
     table.add_row(
         "mean",
         f"{results['naive_mean_accuracy']:.4f}",

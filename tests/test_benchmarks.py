@@ -1,0 +1,96 @@
+"""The accuracy-equivalence benchmark's statistics and result merging (no training)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def equivalence() -> Any:
+    spec = importlib.util.spec_from_file_location("accuracy_equivalence", BENCHMARKS / "accuracy_equivalence.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["accuracy_equivalence"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+SETTINGS = {
+    "model": "minilm",
+    "train_samples": 1000,
+    "eval_samples": 1000,
+    "epochs": 2.0,
+    "max_length": 256,
+    "batch_size": 16,
+    "lr": 5e-05,
+    "seeds": "42,43",
+}
+
+
+def write_result(path: Path, seeds_and_differences: list[tuple[int, float]], **overrides: Any) -> Path:
+    runs = [
+        {
+            "seed": seed,
+            "naive_accuracy": 0.86,
+            "distiltune_accuracy": 0.86 + difference / 100,
+            "difference_points": difference,
+        }
+        for seed, difference in seeds_and_differences
+    ]
+    path.write_text(json.dumps({"args": SETTINGS | overrides, "runs": runs}), encoding="utf-8")
+    return path
+
+
+def test_summary_matches_a_t_interval(equivalence: Any) -> None:
+    summary = equivalence.summarize([-0.4, 0.7, 0.4, -1.2], margin=0.5)
+    assert summary["n"] == 4
+    assert summary["mean"] == pytest.approx(-0.12, abs=0.01)
+    assert summary["sd"] == pytest.approx(0.85, abs=0.01)
+    assert (summary["ci95_low"], summary["ci95_high"]) == pytest.approx((-1.48, 1.23), abs=0.01)
+    # The 90% interval is narrower than the 95% one and both contain the mean.
+    assert summary["ci95_low"] < summary["ci90_low"] < summary["mean"] < summary["ci90_high"] < summary["ci95_high"]
+    assert summary["equivalent"] is False  # four noisy seeds cannot bound the difference inside ±0.5
+
+
+def test_tost_verdict_follows_the_90_percent_interval(equivalence: Any) -> None:
+    tight = equivalence.summarize([0.1, -0.1, 0.2, -0.2, 0.0, 0.1, -0.1, 0.05, -0.05, 0.0])
+    assert tight["equivalent"] is True and tight["tost_p"] < 0.05
+    assert -0.5 < tight["ci90_low"] and tight["ci90_high"] < 0.5
+    shifted = equivalence.summarize([0.6, 0.7, 0.8, 0.65, 0.75])  # tight, but outside the margin
+    assert shifted["equivalent"] is False and shifted["tost_p"] > 0.5
+    single = equivalence.summarize([0.3])
+    assert single["equivalent"] is None and single["se"] is None
+
+
+def test_combine_pools_seeds_of_matching_runs(equivalence: Any, tmp_path: Path) -> None:
+    first = write_result(tmp_path / "a.json", [(43, 0.7), (42, -0.4)])
+    second = write_result(tmp_path / "b.json", [(44, 0.4)], seeds="44")
+    merged = equivalence.combine([first, second])
+    assert [row["seed"] for row in merged["runs"]] == [42, 43, 44]
+    target = tmp_path / "merged.json"
+    equivalence.write_results(merged, target, 0.5)
+    written = json.loads(target.read_text(encoding="utf-8"))
+    assert written["args"]["seeds"] == "42,43,44"
+    assert written["difference_points"]["n"] == 3
+    assert written["difference_points"]["mean"] == pytest.approx(0.23, abs=0.01)
+
+
+def test_combine_refuses_other_settings_and_repeated_seeds(equivalence: Any, tmp_path: Path) -> None:
+    first = write_result(tmp_path / "a.json", [(42, -0.4)])
+    longer = write_result(tmp_path / "b.json", [(43, 0.7)], max_length=512)
+    with pytest.raises(SystemExit, match="max_length: 256 here, 512 there"):
+        equivalence.combine([first, longer])
+    repeated = write_result(tmp_path / "c.json", [(42, 0.1)])
+    with pytest.raises(SystemExit, match="Seed 42 appears in more than one file"):
+        equivalence.combine([first, repeated])
+    (tmp_path / "broken.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(SystemExit, match="broken.json"):
+        equivalence.combine([first, tmp_path / "broken.json"])
