@@ -48,6 +48,19 @@ def test_config_mistakes_are_config_errors(overrides: list[str], message: str) -
         load_config(None, overrides)
 
 
+def test_python_api_overrides_may_be_strings_as_on_the_command_line() -> None:
+    config = load_config(
+        None,
+        {"train.group_by_length": "false", "train.sdpa": "Yes", "train.batch_size": "8", "train.eval_steps": " 20 "},
+    )
+    assert config.train.group_by_length is False and config.train.sdpa is True
+    assert config.train.batch_size == 8 and config.train.eval_steps == 20
+    with pytest.raises(ConfigError, match="train.sdpa must be true or false, got 'maybe'"):
+        load_config(None, {"train.sdpa": "maybe"})
+    with pytest.raises(ConfigError, match="train.batch_size must be an integer, got '8.5'"):
+        load_config(None, {"train.batch_size": "8.5"})
+
+
 def test_unknown_yaml_key_suggests_the_right_one(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("train:\n  epoch: 3\n")

@@ -8,6 +8,7 @@ The resolved config (with preset values filled in) is written to every run direc
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import types
@@ -314,6 +315,10 @@ def _build(cls: type, raw: dict[str, Any], source: str) -> Any:
     return cls(**values)
 
 
+_BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "1": True}
+_BOOLEAN_WORDS |= {"false": False, "no": False, "off": False, "0": False}
+
+
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
     """Check ``value`` against a field annotation, converting where it is lossless (int -> float)."""
     origin = typing.get_origin(annotation)
@@ -342,7 +347,10 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     if annotation is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{key} must be true or false, got '{value}'.")
+        # Python-API overrides arrive as written ({"train.sdpa": "false"}); accept what YAML would.
+        if isinstance(value, str) and value.strip().lower() in _BOOLEAN_WORDS:
+            return _BOOLEAN_WORDS[value.strip().lower()]
+        raise ConfigError(f"{key} must be true or false, got {value!r}.")
     if annotation is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
@@ -357,7 +365,10 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        raise ConfigError(f"{key} must be an integer, got '{value}'.")
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return int(value.strip())
+        raise ConfigError(f"{key} must be an integer, got {value!r}.")
     if annotation is str:
         if isinstance(value, str | int | float) and not isinstance(value, bool):
             return str(value)
