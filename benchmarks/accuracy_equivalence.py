@@ -71,6 +71,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--output-dir", type=Path, default=REPO_ROOT / "benchmarks" / "results")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Change a distiltune setting (e.g. train.group_by_length=false) to measure its effect; repeatable.",
+    )
     parser.add_argument("--margin", type=float, default=0.5, help="Equivalence margin in accuracy points.")
     parser.add_argument(
         "--append", type=Path, help="Add the seeds to this result file (same settings; measured seeds are skipped)."
@@ -91,7 +98,7 @@ def accuracy(model: Any, tokenizer: Any, test: Any, max_length: int) -> float:
 
 
 #: Settings that must agree before result files may be merged: they define what one seed measures.
-COMPARABLE_SETTINGS = ("model", "train_samples", "eval_samples", "epochs", "max_length", "batch_size", "lr")
+COMPARABLE_SETTINGS = ("model", "train_samples", "eval_samples", "epochs", "max_length", "batch_size", "lr", "set")
 
 
 def summarize(differences: list[float], margin: float = 0.5) -> dict[str, Any]:
@@ -117,9 +124,13 @@ def summarize(differences: list[float], margin: float = 0.5) -> dict[str, Any]:
 
 def check_comparable(settings: dict[str, Any], other: dict[str, Any], source: Path) -> None:
     """Refuse to pool seeds that measured different things."""
-    different = [key for key in COMPARABLE_SETTINGS if settings.get(key) != other.get(key)]
+
+    def value(recorded: dict[str, Any], key: str) -> Any:
+        return (recorded.get(key) or []) if key == "set" else recorded.get(key)  # files from before --set have none
+
+    different = [key for key in COMPARABLE_SETTINGS if value(settings, key) != value(other, key)]
     if different:
-        details = ", ".join(f"{key}: {settings.get(key)!r} here, {other.get(key)!r} there" for key in different)
+        details = ", ".join(f"{key}: {value(settings, key)!r} here, {value(other, key)!r} there" for key in different)
         raise SystemExit(f"{source} was measured with other settings ({details}); its seeds cannot be pooled.")
 
 
@@ -168,6 +179,14 @@ def main() -> None:
     transformers.logging.set_verbosity_error()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     seeds = [int(seed) for seed in args.seeds.split(",")]
+    if args.set:  # a typo should fail now, not after the first naive training
+        from distiltune.config import load_config
+        from distiltune.errors import DistiltuneError
+
+        try:
+            load_config(None, args.set)
+        except DistiltuneError as err:
+            raise SystemExit(f"--set: {err}") from err
     settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
     if args.append is not None:
         results = load_results(args.append)

@@ -337,6 +337,10 @@ def run_distiltune(args: argparse.Namespace, data_dir: Path, work: Path, device:
     }
     if args.eval_batch_size is not None:
         overrides["train.eval_batch_size"] = args.eval_batch_size
+    # accuracy_equivalence.py --set: a distiltune setting changed on purpose, to measure what it does to accuracy.
+    for assignment in getattr(args, "set", None) or []:
+        key, _, value = assignment.partition("=")
+        overrides[key.strip()] = value.strip()
     with PeakMemory(device) as train_memory:
         run = distiltune.train(None, overrides)
     env = json.loads((run.dir / "env.json").read_text())

@@ -72,7 +72,7 @@ def test_tost_verdict_follows_the_90_percent_interval(equivalence: Any) -> None:
 
 def test_combine_pools_seeds_of_matching_runs(equivalence: Any, tmp_path: Path) -> None:
     first = write_result(tmp_path / "a.json", [(43, 0.7), (42, -0.4)])
-    second = write_result(tmp_path / "b.json", [(44, 0.4)], seeds="44")
+    second = write_result(tmp_path / "b.json", [(44, 0.4)], seeds="44", set=[])  # files before --set had no "set"
     merged = equivalence.combine([first, second])
     assert [row["seed"] for row in merged["runs"]] == [42, 43, 44]
     target = tmp_path / "merged.json"
@@ -88,6 +88,9 @@ def test_combine_refuses_other_settings_and_repeated_seeds(equivalence: Any, tmp
     longer = write_result(tmp_path / "b.json", [(43, 0.7)], max_length=512)
     with pytest.raises(SystemExit, match="max_length: 256 here, 512 there"):
         equivalence.combine([first, longer])
+    ungrouped = write_result(tmp_path / "d.json", [(43, 0.7)], set=["train.group_by_length=false"])
+    with pytest.raises(SystemExit, match="set: \\[\\] here, \\['train.group_by_length=false'\\] there"):
+        equivalence.combine([first, ungrouped])
     repeated = write_result(tmp_path / "c.json", [(42, 0.1)])
     with pytest.raises(SystemExit, match="Seed 42 appears in more than one file"):
         equivalence.combine([first, repeated])
