@@ -196,7 +196,8 @@ def main() -> None:
         if skipped:
             print(f"Already measured in {args.append}, skipped: seeds {', '.join(map(str, skipped))}", flush=True)
         seeds = [seed for seed in seeds if seed not in measured]
-        results.setdefault("appended", []).append({"date": time.strftime("%Y-%m-%d %H:%M:%S"), "seeds": seeds})
+        if seeds:
+            results.setdefault("appended", []).append({"date": time.strftime("%Y-%m-%d %H:%M:%S"), "seeds": seeds})
         target = args.append
     else:
         results = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "args": settings, "runs": []}
