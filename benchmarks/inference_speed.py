@@ -66,9 +66,9 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def build_random_model(architecture: str, directory: Path) -> Path:
+def build_random_model(architecture: str, directory: Path, tokenizer_source: str = "minilm") -> Path:
     """The architecture with random weights and the uncased WordPiece vocabulary of the packaged MiniLM (the
-    same 30,522-token vocabulary as bert-base-uncased and distilbert-base-uncased)."""
+    same 30,522-token vocabulary as bert-base-uncased and distilbert-base-uncased), or of ``tokenizer_source``."""
     from transformers import (
         AutoTokenizer,
         BertConfig,
@@ -81,7 +81,7 @@ def build_random_model(architecture: str, directory: Path) -> Path:
 
     from distiltune.modeling import resolve_model_name
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_name("minilm"))
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_name(tokenizer_source))
     labels = {"id2label": dict(enumerate(LABEL_NAMES)), "label2id": {n: i for i, n in enumerate(LABEL_NAMES)}}
     if architecture == "distilbert-base":
         model = DistilBertForSequenceClassification(DistilBertConfig(vocab_size=len(tokenizer), **labels))

@@ -89,7 +89,7 @@ def test_plan_reads_the_hardware_and_records_every_switch(monkeypatch: pytest.Mo
     assert plan.precision == "bf16" and plan.cpu_bf16_speedup == 2.3
     assert plan.dynamic_padding and plan.group_by_length and plan.sort_by_length
     assert plan.cache_tokenized and plan.attn_implementation is None and plan.optimizer == "adamw_torch_fused"
-    assert plan.dataloader_workers == 0 and not plan.pin_memory and not plan.compile
+    assert plan.dataloader_workers == 0 and not plan.pin_memory and not plan.compile and plan.async_steps
     assert plan.eval_batch_size == 8  # small CPU batches keep the attention scores in cache
     assert (plan.inference_batch_size, plan.inference_batch_tokens) == (64, 2048)
 
@@ -102,6 +102,7 @@ def test_plan_reads_the_hardware_and_records_every_switch(monkeypatch: pytest.Mo
         sdpa=False,
         fused_optimizer=False,
         compile=True,
+        async_steps=False,
         dataloader_workers=3,
         eval_batch_size=48,
     )
@@ -109,7 +110,7 @@ def test_plan_reads_the_hardware_and_records_every_switch(monkeypatch: pytest.Mo
     assert plan.precision == "fp32" and plan.cpu_bf16_speedup is None
     assert not (plan.dynamic_padding or plan.group_by_length or plan.sort_by_length or plan.cache_tokenized)
     assert plan.attn_implementation == "eager" and plan.optimizer == "adamw_torch" and plan.compile
-    assert plan.dataloader_workers == 3 and plan.eval_batch_size == 48
+    assert plan.dataloader_workers == 3 and plan.eval_batch_size == 48 and not plan.async_steps
     assert (plan.inference_batch_size, plan.inference_batch_tokens) == (48, None)  # a set size is taken as is
 
 
@@ -242,10 +243,20 @@ def test_cache_hits_when_unchanged_and_misses_when_tokenizer_length_or_data_chan
 def test_training_records_its_speed_features_and_reuses_the_token_cache(
     fast_overrides: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from transformers import TrainerCallback
+
+    class ArgsRecorder(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003, ANN201
+            self.args = args
+
     monkeypatch.setenv("DISTILTUNE_CACHE_DIR", str(tmp_path / "cache"))  # empty: other tests share the session one
-    first = distiltune.train(None, fast_overrides)
+    recorder = ArgsRecorder()
+    first = distiltune.train(None, fast_overrides, callbacks=[recorder])
     speed = json.loads((first.dir / "env.json").read_text())["speed"]
-    assert speed["dynamic_padding"] and speed["group_by_length"] and speed["cache_tokenized"]
+    assert speed["dynamic_padding"] and speed["group_by_length"] and speed["cache_tokenized"] and speed["async_steps"]
+    # The Trainer gets what the plan says: no per-step loss check, a length-grouped sampler, fused AdamW.
+    assert recorder.args.logging_nan_inf_filter is False
+    assert recorder.args.train_sampling_strategy == "group_by_length"
     assert speed["precision"] == "fp32" and speed["attn_implementation"] == "sdpa"
     assert "cached for next time" in (first.dir / "train.log").read_text()
     assert list((tmp_path / "cache" / "tokenized").iterdir())
@@ -261,9 +272,12 @@ def test_training_records_its_speed_features_and_reuses_the_token_cache(
         "train.cache_tokenized": False,
         "train.sdpa": False,
         "train.fused_optimizer": False,
+        "train.async_steps": False,
     }
-    run = distiltune.train(None, switched_off)
+    run = distiltune.train(None, switched_off, callbacks=[recorder])
     speed = json.loads((run.dir / "env.json").read_text())["speed"]
+    assert recorder.args.logging_nan_inf_filter is True and recorder.args.train_sampling_strategy == "random"
+    assert speed["async_steps"] is False
     assert speed["attn_implementation"] == "eager" and speed["optimizer"] == "adamw_torch"
     assert not (speed["dynamic_padding"] or speed["group_by_length"] or speed["cache_tokenized"])
     saved = yaml.safe_load((run.dir / "config.yaml").read_text())["train"]

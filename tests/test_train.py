@@ -86,6 +86,27 @@ def test_existing_run_directory_is_never_overwritten(fast_overrides: dict) -> No
     assert marker.read_text() == before
 
 
+def test_user_callbacks_see_every_training_step(fast_overrides: dict) -> None:
+    from transformers import TrainerCallback
+
+    class StepRecorder(TrainerCallback):
+        def __init__(self) -> None:
+            self.steps: list[int] = []
+            self.ended = False
+
+        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003, ANN201
+            self.steps.append(state.global_step)
+
+        def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003, ANN201
+            self.ended = True
+
+    recorder = StepRecorder()
+    run = distiltune.train(None, {**fast_overrides, "train.max_steps": 3}, callbacks=[recorder])
+    assert recorder.steps == [1, 2, 3]
+    assert recorder.ended
+    assert run.history[-1]["step"] == 3  # distiltune's own callbacks still ran
+
+
 def keyword_rows(n: int, seed: int) -> list[dict]:
     rng = random.Random(seed)
     rows = []

@@ -143,6 +143,10 @@ class TrainConfig:
     """Use PyTorch's scaled-dot-product attention where the model supports it; false forces eager attention."""
     fused_optimizer: bool = True
     """Use the fused AdamW kernel (one kernel for all parameters); false uses the plain (foreach) AdamW."""
+    async_steps: bool = True
+    """Let the CPU queue the next training step while the GPU still runs this one: turns off the Trainer's
+    per-step NaN/inf filter of the *logged* loss, which waits for the GPU every step. Training is the same; a
+    NaN loss then shows in the logged loss instead of being averaged away. false restores the filter."""
     deterministic: bool = False
     """Ask torch for deterministic kernels (slower on GPU; CPU runs are deterministic anyway)."""
 

@@ -13,6 +13,7 @@ resolved :class:`SpeedPlan` is written to the run's ``env.json`` (``speed``), so
 | SDPA attention     | on where the model supports it             | ``train.sdpa=false``             |
 | fast attention     | attention-prob dropout off (fused SDPA)    | ``train.fast_attention=false``   |
 | fused AdamW        | on                                         | ``train.fused_optimizer=false``  |
+| async steps        | on: no per-step GPU sync for loss logging  | ``train.async_steps=false``      |
 | loader workers     | GPU: up to 4 workers + pinned memory; CPU: 0 | ``train.dataloader_workers=N`` |
 | eval batch size    | Trainer eval: CPU 8, GPU 64                | ``train.eval_batch_size=N``      |
 | inference batches  | CPU: <= 64 rows, <= 2048 padded tokens (ONNX 512); GPU: 64 | ``train.eval_batch_tokens=0`` |
@@ -61,6 +62,8 @@ class SpeedPlan:
     fast_attention: bool
     optimizer: str
     """A transformers ``OptimizerNames`` value: adamw_torch_fused or adamw_torch."""
+    async_steps: bool
+    """False keeps the Trainer's per-step NaN/inf check of the logged loss (a GPU sync every step)."""
     dataloader_workers: int
     pin_memory: bool
     eval_batch_size: int
@@ -207,6 +210,7 @@ def plan_speed(train: TrainConfig, device: Any) -> SpeedPlan:
         optimizer="adamw_torch_fused"
         if train.fused_optimizer and fused_adamw_supported(device_type)
         else "adamw_torch",
+        async_steps=train.async_steps,
         dataloader_workers=workers if workers is not None else default_dataloader_workers(device_type),
         pin_memory=device_type == "cuda",
         eval_batch_size=resolve_eval_batch_size(train.eval_batch_size, device_type),

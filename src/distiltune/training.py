@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,17 +56,21 @@ def train(
     config: Config | str | Path | None = None,
     overrides: list[str] | dict[str, Any] | None = None,
     resume: str | Path | None = None,
+    callbacks: Sequence[Any] | None = None,
 ) -> Run:
     """Fine-tune according to ``config`` (a Config, or a YAML path) plus dotted ``overrides``.
 
     ``resume=RUN_DIR`` continues an interrupted or crashed run from its newest complete checkpoint, with the
     config saved in that run (``config`` and ``overrides`` must then be left out).
+
+    ``callbacks`` are extra ``transformers.TrainerCallback`` objects (or classes) handed to the Trainer after
+    distiltune's own, e.g. to log to an experiment tracker or time steps.
     """
     from distiltune.reproducibility import deterministic_mode
     from distiltune.resume import supervised
 
     if resume is not None:
-        return _resume(resume, config, overrides)
+        return _resume(resume, config, overrides, callbacks)
     if isinstance(config, Config):
         config = load_config(None, {**_flatten(config.to_dict()), **_overrides_dict(overrides)})
     else:
@@ -76,10 +81,10 @@ def train(
     with _log_to(run_dir / runs.LOG_FILE), supervised(run_dir) as interrupts:
         logger.info("Run directory: %s", run_dir)
         with deterministic_mode(config.train.deterministic):
-            return _train_in(run_dir, config, interrupts=interrupts)
+            return _train_in(run_dir, config, interrupts=interrupts, callbacks=callbacks)
 
 
-def _resume(run_dir: str | Path, config: Any, overrides: Any) -> Run:
+def _resume(run_dir: str | Path, config: Any, overrides: Any, callbacks: Sequence[Any] | None = None) -> Run:
     from distiltune.reproducibility import deterministic_mode
     from distiltune.resume import prepare_resume, supervised
 
@@ -93,10 +98,18 @@ def _resume(run_dir: str | Path, config: Any, overrides: Any) -> Run:
         where = plan.checkpoint.name if plan.checkpoint else "the start (no complete checkpoint)"
         logger.info("Resuming %s from %s", plan.run_dir, where)
         with deterministic_mode(plan.config.train.deterministic):
-            return _train_in(plan.run_dir, plan.config, interrupts=interrupts, checkpoint=plan.checkpoint)
+            return _train_in(
+                plan.run_dir, plan.config, interrupts=interrupts, checkpoint=plan.checkpoint, callbacks=callbacks
+            )
 
 
-def _train_in(run_dir: Path, config: Config, interrupts: Any = None, checkpoint: Path | None = None) -> Run:
+def _train_in(
+    run_dir: Path,
+    config: Config,
+    interrupts: Any = None,
+    checkpoint: Path | None = None,
+    callbacks: Sequence[Any] | None = None,
+) -> Run:
     import transformers
 
     method = get_method(config.method.name)
@@ -170,6 +183,7 @@ def _train_in(run_dir: Path, config: Config, interrupts: Any = None, checkpoint:
     from distiltune.interrupts import InterruptCallback
 
     extra_callbacks = [InterruptCallback(interrupts)] if interrupts is not None else []
+    extra_callbacks.extend(callbacks or [])
     trainer, history = _build_trainer(
         config, model, tokenizer, train_set, eval_set, run_dir, device, precision, extra_callbacks, speed=speed
     )
@@ -307,6 +321,8 @@ def _build_trainer(
         dataloader_num_workers=speed.dataloader_workers,
         dataloader_pin_memory=speed.pin_memory,
         optim=speed.optimizer,
+        # The filter tests every step's loss for NaN/inf on the CPU, so the CPU waits for the GPU every step.
+        logging_nan_inf_filter=not speed.async_steps,
         torch_compile=speed.compile,
         full_determinism=False,  # train.deterministic is handled by distiltune.reproducibility.deterministic_mode
         report_to="none",
@@ -356,7 +372,15 @@ def _tokenize(frame: pd.DataFrame, tokenizer: Any, max_length: int, speed: Speed
 
 
 def _describe_speed(speed: dict[str, Any]) -> str:
-    flags = ("dynamic_padding", "group_by_length", "sort_by_length", "cache_tokenized", "fast_attention", "compile")
+    flags = (
+        "dynamic_padding",
+        "group_by_length",
+        "sort_by_length",
+        "cache_tokenized",
+        "fast_attention",
+        "async_steps",
+        "compile",
+    )
     on = [name for name in flags if speed.get(name)]
     measured = speed.get("cpu_bf16_speedup")
     precision = speed["precision"] + (f" (bf16 matmul measured {measured}x fp32 here)" if measured else "")
