@@ -143,6 +143,11 @@ def test_gpu_gets_loader_workers_and_the_cpu_keeps_its_cores() -> None:
     assert default_dataloader_workers("cuda", cpu_count=16) == 4
     assert default_dataloader_workers("cuda", cpu_count=2) == 1
     assert default_dataloader_workers("cpu", cpu_count=16) == 0
+    gpu = plan_speed(TrainConfig(precision="bf16"), "cuda")  # explicit precision: no GPU needed to plan
+    assert gpu.dataloader_workers == default_dataloader_workers("cuda") and gpu.pin_memory and gpu.async_steps
+    assert gpu.pad_to_multiple_of == 8
+    assert gpu.eval_batch_size == 64 and gpu.inference_batch_tokens is None
+    assert plan_speed(TrainConfig(precision="fp32", dataloader_workers=2), "cuda").dataloader_workers == 2
 
 
 # --- length-sorted inference -----------------------------------------------------------------------

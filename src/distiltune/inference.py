@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from distiltune.data.collate import PaddingCollator
 from distiltune.hardware import autocast_context
 
 
@@ -46,15 +47,12 @@ def predict_logits(
     lengths = np.array([len(ids) for ids in encoded["input_ids"]])
     order = np.argsort(lengths, kind="stable") if sort_by_length else np.arange(len(lengths))
     keys = [key for key in ("input_ids", "attention_mask", "token_type_ids") if key in encoded]
+    collate = PaddingCollator.for_tokenizer(tokenizer, max_length=None if dynamic_padding else max_length)
     model.eval()
     outputs: list[np.ndarray] = []
     with torch.inference_mode(), autocast_context(device, precision):
         for batch_indices in _batches(order, lengths, batch_size, max_batch_tokens, max_length, dynamic_padding):
-            features = [{key: encoded[key][i] for key in keys} for i in batch_indices]
-            if dynamic_padding:
-                batch = tokenizer.pad(features, return_tensors="pt")
-            else:
-                batch = tokenizer.pad(features, padding="max_length", max_length=max_length, return_tensors="pt")
+            batch = collate([{key: encoded[key][i] for key in keys} for i in batch_indices])
             batch = {key: value.to(device) for key, value in batch.items()}
             logits = model(**batch).logits
             outputs.append(logits.float().cpu().numpy())

@@ -113,8 +113,14 @@ def choose_precision(
 
 
 def default_dataloader_workers(device_type: str, cpu_count: int | None = None) -> int:
-    """GPU: a few workers keep the GPU fed. CPU: none, because workers steal the cores the matmuls need and
-    the data is already tokenized (collation is cheap)."""
+    """GPU: up to 4 workers, so batches are fetched and padded while the GPU runs. CPU: none, because workers take
+    the cores the matmuls need.
+
+    Measured on an H200 (DistilBERT-base, IMDb, bf16, ``benchmarks/training_mfu.py``): at 128 tokens and 768 rows
+    per batch, 4 workers trained at 9,211 samples/s and the main process alone at 6,862 (even with the fast
+    collator: the Trainer waits for the GPU before fetching the next batch, so loading in the main process does
+    not overlap the step). At 32 rows per batch none was faster (1,276 against 972-1,017 samples/s).
+    """
     if device_type != "cuda":
         return 0
     cpu_count = cpu_count if cpu_count is not None else (os.cpu_count() or 1)

@@ -22,6 +22,7 @@ import pandas as pd
 from distiltune import runs
 from distiltune.config import Config, load_config
 from distiltune.data import PreparedData, load_data
+from distiltune.data.collate import PaddingCollator
 from distiltune.data.fingerprint import splits_fingerprint, token_fingerprint
 from distiltune.data.tokenize import token_lengths, tokenize_frame
 from distiltune.errors import ConfigError
@@ -274,7 +275,7 @@ def _build_trainer(
     extra_callbacks: list[Any] | None = None,
     speed: SpeedPlan | None = None,
 ) -> tuple[Any, Any]:
-    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, TrainingArguments
+    from transformers import EarlyStoppingCallback, TrainingArguments
 
     from distiltune.callbacks import HistoryCallback
     from distiltune.checkpoints import ResumableTrainer
@@ -332,9 +333,8 @@ def _build_trainer(
     trainer = ResumableTrainer(
         model=model,
         args=args,
-        data_collator=DataCollatorWithPadding(
+        data_collator=PaddingCollator.for_tokenizer(
             tokenizer,
-            padding="longest" if speed.dynamic_padding else "max_length",
             max_length=None if speed.dynamic_padding else config.data.max_length,
             pad_to_multiple_of=speed.pad_to_multiple_of,
         ),
