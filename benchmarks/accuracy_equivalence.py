@@ -27,6 +27,9 @@ Run from the repository root::
     .venv/bin/python benchmarks/accuracy_equivalence.py --append results/accuracy_equivalence_X.json --seeds 46,47
     # merge result files measured with the same settings (no training)
     .venv/bin/python benchmarks/accuracy_equivalence.py --combine A.json B.json
+    # a distiltune setting's effect, reusing the naive runs of an earlier result (the naive side is unchanged)
+    .venv/bin/python benchmarks/accuracy_equivalence.py --set train.fast_attention=false --seeds 42,43 \
+        --naive-from results/accuracy_equivalence_X.json
 
 Writes ``benchmarks/results/accuracy_equivalence_<date>_<host>.json`` (or the ``--append`` file) after every seed
 and prints a table.
@@ -85,6 +88,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--combine", type=Path, nargs="+", help="Merge these result files (same settings) without training."
     )
+    parser.add_argument(
+        "--naive-from",
+        type=Path,
+        help="Take each seed's naive accuracy from this result file instead of training naive again (its data and "
+        "training settings must match; --set may differ, since the naive pipeline does not read it).",
+    )
     args = parser.parse_args()
     args.eval_batch_size = None  # run_distiltune reads it: distiltune's own inference batching
     return args
@@ -99,6 +108,8 @@ def accuracy(model: Any, tokenizer: Any, test: Any, max_length: int) -> float:
 
 #: Settings that must agree before result files may be merged: they define what one seed measures.
 COMPARABLE_SETTINGS = ("model", "train_samples", "eval_samples", "epochs", "max_length", "batch_size", "lr", "set")
+#: The subset that defines a naive run (``--set`` changes distiltune only).
+NAIVE_SETTINGS = tuple(key for key in COMPARABLE_SETTINGS if key != "set")
 
 
 def summarize(differences: list[float], margin: float = 0.5) -> dict[str, Any]:
@@ -122,13 +133,15 @@ def summarize(differences: list[float], margin: float = 0.5) -> dict[str, Any]:
     return summary | {"sd": round(sd, 2), "se": round(se, 2), "tost_p": round(tost_p, 4), "equivalent": tost_p < 0.05}
 
 
-def check_comparable(settings: dict[str, Any], other: dict[str, Any], source: Path) -> None:
+def check_comparable(
+    settings: dict[str, Any], other: dict[str, Any], source: Path, keys: tuple[str, ...] = COMPARABLE_SETTINGS
+) -> None:
     """Refuse to pool seeds that measured different things."""
 
     def value(recorded: dict[str, Any], key: str) -> Any:
         return (recorded.get(key) or []) if key == "set" else recorded.get(key)  # files from before --set have none
 
-    different = [key for key in COMPARABLE_SETTINGS if value(settings, key) != value(other, key)]
+    different = [key for key in keys if value(settings, key) != value(other, key)]
     if different:
         details = ", ".join(f"{key}: {value(settings, key)!r} here, {value(other, key)!r} there" for key in different)
         raise SystemExit(f"{source} was measured with other settings ({details}); its seeds cannot be pooled.")
@@ -142,6 +155,17 @@ def load_results(path: Path) -> dict[str, Any]:
     if not isinstance(results, dict) or "runs" not in results or "args" not in results:
         raise SystemExit(f"{path} is not an accuracy_equivalence result file (no 'args'/'runs').")
     return results
+
+
+def reusable_naive_runs(path: Path, settings: dict[str, Any], seeds: list[int]) -> dict[int, dict[str, Any]]:
+    """The naive side of ``seeds`` from an earlier result measured on the same data with the same training."""
+    reference = load_results(path)
+    check_comparable(settings, reference["args"], path, NAIVE_SETTINGS)
+    rows = {row["seed"]: row for row in reference["runs"]}
+    missing = [seed for seed in seeds if seed not in rows]
+    if missing:
+        raise SystemExit(f"{path} has no naive run for seed(s) {', '.join(map(str, missing))}; drop them or train.")
+    return {seed: rows[seed] for seed in seeds}
 
 
 def combine(paths: list[Path]) -> dict[str, Any]:
@@ -188,6 +212,7 @@ def main() -> None:
         except DistiltuneError as err:
             raise SystemExit(f"--set: {err}") from err
     settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
+    naive_runs = reusable_naive_runs(args.naive_from, settings, seeds) if args.naive_from else {}
     if args.append is not None:
         results = load_results(args.append)
         check_comparable(settings, results["args"], args.append)
@@ -210,10 +235,14 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="distiltune-accuracy-") as work_name:
             work = Path(work_name)
             data_dir = write_data_folder(train, test, work)
-            print(f"seed {seed}: naive training ...", flush=True)
-            model, tokenizer, naive = train_naive(args, train, work, device)
-            naive_accuracy = accuracy(model, tokenizer, test, args.max_length)
-            del model
+            if seed in naive_runs:
+                naive_accuracy = naive_runs[seed]["naive_accuracy"]
+                naive = {"train_seconds": naive_runs[seed].get("naive_train_seconds")}
+            else:
+                print(f"seed {seed}: naive training ...", flush=True)
+                model, tokenizer, naive = train_naive(args, train, work, device)
+                naive_accuracy = accuracy(model, tokenizer, test, args.max_length)
+                del model
             print(f"seed {seed}: distiltune training ...", flush=True)
             ours = run_distiltune(args, data_dir, work, device, len(train))
             classifier = distiltune.load(ours["run_dir"], precision="fp32")
@@ -228,6 +257,8 @@ def main() -> None:
             "distiltune_train_seconds": ours["train_seconds"],
             "distiltune_precision": ours["precision"],
         }
+        if seed in naive_runs:
+            row["naive_from"] = str(args.naive_from)
         results["runs"].append(row)
         print(json.dumps(row), flush=True)
         write_results(results, target, args.margin)  # after every seed, so an interrupted run keeps what it measured

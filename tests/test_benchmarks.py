@@ -97,3 +97,14 @@ def test_combine_refuses_other_settings_and_repeated_seeds(equivalence: Any, tmp
     (tmp_path / "broken.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(SystemExit, match="broken.json"):
         equivalence.combine([first, tmp_path / "broken.json"])
+
+
+def test_naive_runs_are_reused_only_from_matching_settings(equivalence: Any, tmp_path: Path) -> None:
+    reference = write_result(tmp_path / "reference.json", [(42, 0.5), (43, -0.5)])
+    changed_distiltune = SETTINGS | {"set": ["train.fast_attention=false"]}  # --set does not touch naive
+    rows = equivalence.reusable_naive_runs(reference, changed_distiltune, [43])
+    assert list(rows) == [43] and rows[43]["naive_accuracy"] == 0.86
+    with pytest.raises(SystemExit, match="no naive run for seed"):
+        equivalence.reusable_naive_runs(reference, SETTINGS, [42, 44])
+    with pytest.raises(SystemExit, match="max_length: 512 here, 256 there"):
+        equivalence.reusable_naive_runs(reference, SETTINGS | {"max_length": 512}, [42])
