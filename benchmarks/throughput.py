@@ -227,9 +227,8 @@ def train_naive(
 
     Returns the trained model (eval mode), its tokenizer and the training figures.
     """
-    import datasets
     import transformers
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from distiltune.modeling import resolve_model_name
 
@@ -237,24 +236,17 @@ def train_naive(
     transformers.set_seed(args.seed)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
-
-    def tokenize(batch: dict[str, list]) -> dict[str, list]:
-        return tokenizer(batch["text"], padding="max_length", truncation=True, max_length=args.max_length)
-
-    train_set = datasets.Dataset.from_pandas(train).map(tokenize, batched=True).remove_columns(["text"])
-    training_args = TrainingArguments(
-        output_dir=str(work / "naive"),
-        num_train_epochs=args.epochs,
-        per_device_train_batch_size=args.batch_size,
-        learning_rate=args.lr,
+    trainer = naive_trainer(
+        model,
+        naive_tokenize(tokenizer, train, args.max_length),
+        work / "naive",
+        device,
+        batch_size=args.batch_size,
+        lr=args.lr,
         seed=args.seed,
-        report_to="none",
-        save_strategy="no",
+        num_train_epochs=args.epochs,
         logging_steps=50,
-        use_cpu=device == "cpu",
-        disable_tqdm=True,
     )
-    trainer = Trainer(model=model, args=training_args, train_dataset=train_set)
     with PeakMemory(device) as train_memory:
         # Wall time around trainer.train(), measured the same way as distiltune's metrics.json train_seconds.
         started = time.perf_counter()
@@ -271,6 +263,47 @@ def train_naive(
             "train_peak_memory_mb": train_memory.peak_mb,
         },
     )
+
+
+def naive_tokenize(tokenizer: Any, train: pd.DataFrame, max_length: int) -> Any:
+    """The notebook recipe's training set: every review tokenized up front and padded to ``max_length``."""
+    import datasets
+
+    def tokenize(batch: dict[str, list]) -> dict[str, list]:
+        return tokenizer(batch["text"], padding="max_length", truncation=True, max_length=max_length)
+
+    return datasets.Dataset.from_pandas(train).map(tokenize, batched=True).remove_columns(["text"])
+
+
+def naive_trainer(
+    model: Any,
+    train_set: Any,
+    output_dir: Path,
+    device: str,
+    *,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    callbacks: list[Any] | None = None,
+    **schedule: Any,
+) -> Any:
+    """The notebook recipe's default ``Trainer`` (fp32, random batches, no checkpoints). ``schedule`` holds the
+    ``TrainingArguments`` that say how long it trains and logs (``num_train_epochs`` or ``max_steps``,
+    ``logging_steps``)."""
+    from transformers import Trainer, TrainingArguments
+
+    training_args = TrainingArguments(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=batch_size,
+        learning_rate=lr,
+        seed=seed,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=device == "cpu",
+        disable_tqdm=True,
+        **schedule,
+    )
+    return Trainer(model=model, args=training_args, train_dataset=train_set, callbacks=callbacks)
 
 
 def naive_inference_by_batch_size(

@@ -50,6 +50,8 @@ from throughput import (  # noqa: E402
     hardware_summary,
     load_rows,
     matmul_gflops,
+    naive_tokenize,
+    naive_trainer,
     non_embedding_parameters,
     write_data_folder,
 )
@@ -272,36 +274,28 @@ def train_naive(
     device: str,
     tokenized: dict[int, Any],
 ) -> tuple[dict[str, Any], str, dict[str, Any]]:
-    import datasets
     import torch
     import transformers
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     transformers.set_seed(args.seed)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
-    if spec.max_length not in tokenized:
-
-        def tokenize(batch: dict[str, list]) -> dict[str, list]:
-            return tokenizer(batch["text"], padding="max_length", truncation=True, max_length=spec.max_length)
-
-        tokenized[spec.max_length] = (
-            datasets.Dataset.from_pandas(train).map(tokenize, batched=True).remove_columns(["text"])
-        )
+    if spec.max_length not in tokenized:  # configurations of one length share the padded training set
+        tokenized[spec.max_length] = naive_tokenize(tokenizer, train, spec.max_length)
     timer = make_step_timer(args.warmup_steps, device)
-    training_args = TrainingArguments(
-        output_dir=str(work / "naive"),
-        max_steps=args.warmup_steps + args.steps,
-        per_device_train_batch_size=spec.batch_size,
-        learning_rate=args.lr,
+    trainer = naive_trainer(
+        model,
+        tokenized[spec.max_length],
+        work / "naive",
+        device,
+        batch_size=spec.batch_size,
+        lr=args.lr,
         seed=args.seed,
-        report_to="none",
-        save_strategy="no",
+        callbacks=[timer],
+        max_steps=args.warmup_steps + args.steps,
         logging_steps=10**6,
-        use_cpu=device == "cpu",
-        disable_tqdm=True,
     )
-    trainer = Trainer(model=model, args=training_args, train_dataset=tokenized[spec.max_length], callbacks=[timer])
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     trainer.train()
