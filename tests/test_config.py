@@ -37,6 +37,7 @@ def test_yaml_then_overrides(tmp_path: Path) -> None:
         (["train.lr=0"], "train.lr must be > 0"),
         (["train.lr=-1e-5"], "train.lr must be > 0"),
         (["train.batch_size=0"], "train.batch_size must be >= 1"),
+        (["train.length_group_batches=0"], "train.length_group_batches must be >= 1"),
         (["train.batch_size=abc"], "train.batch_size must be an integer"),
         (["train.precision=fp8"], "must be one of auto, bf16, fp16, fp32"),
         (["method.name=lorra"], "Unknown method 'lorra'"),

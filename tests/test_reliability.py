@@ -494,3 +494,24 @@ def test_compare_resumes_an_interrupted_run_instead_of_starting_over(
         comparable(runs.read_json(run_dir / runs.METRICS_FILE))["validation"]
         == comparable(reference_run.metrics)["validation"]
     )
+
+
+def test_smaller_length_groups_mix_lengths_more() -> None:
+    import torch
+
+    from distiltune.checkpoints import length_grouped_indices
+
+    lengths = torch.randint(10, 500, (1024,), generator=torch.Generator().manual_seed(0)).tolist()
+
+    def padded_tokens(group_batches: int | None) -> int:
+        order = length_grouped_indices(lengths, 16, torch.Generator().manual_seed(1), group_batches)
+        assert sorted(order) == list(range(1024))
+        return sum(16 * max(lengths[i] for i in order[start : start + 16]) for start in range(0, 1024, 16))
+
+    # one batch per group sorts nothing across batches: the batches are random draws
+    shuffled = torch.randperm(1024, generator=torch.Generator().manual_seed(1)).tolist()
+    random_batches = sum(16 * max(lengths[i] for i in shuffled[start : start + 16]) for start in range(0, 1024, 16))
+    one, four, default, everything = padded_tokens(1), padded_tokens(4), padded_tokens(None), padded_tokens(64)
+    assert abs(one - random_batches) / random_batches < 0.05
+    assert one > four > default >= everything  # default: min(50, 1024 // 64) = 16 batches per group
+    assert everything / sum(lengths) < 1.02

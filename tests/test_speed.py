@@ -253,15 +253,18 @@ def test_training_records_its_speed_features_and_reuses_the_token_cache(
     class ArgsRecorder(TrainerCallback):
         def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003, ANN201
             self.args = args
+            self.sampler = kwargs["train_dataloader"].batch_sampler.sampler
 
     monkeypatch.setenv("DISTILTUNE_CACHE_DIR", str(tmp_path / "cache"))  # empty: other tests share the session one
     recorder = ArgsRecorder()
-    first = distiltune.train(None, fast_overrides, callbacks=[recorder])
+    first = distiltune.train(None, {**fast_overrides, "train.length_group_batches": 2}, callbacks=[recorder])
     speed = json.loads((first.dir / "env.json").read_text())["speed"]
     assert speed["dynamic_padding"] and speed["group_by_length"] and speed["cache_tokenized"] and speed["async_steps"]
     # The Trainer gets what the plan says: no per-step loss check, a length-grouped sampler, fused AdamW.
     assert recorder.args.logging_nan_inf_filter is False
     assert recorder.args.train_sampling_strategy == "group_by_length"
+    assert speed["length_group_batches"] == 2 and recorder.sampler.group_batches == 2
+    assert recorder.sampler.lengths is not None and recorder.sampler.batch_size == 4
     assert speed["precision"] == "fp32" and speed["attn_implementation"] == "sdpa"
     assert "cached for next time" in (first.dir / "train.log").read_text()
     assert list((tmp_path / "cache" / "tokenized").iterdir())
@@ -282,6 +285,7 @@ def test_training_records_its_speed_features_and_reuses_the_token_cache(
     run = distiltune.train(None, switched_off, callbacks=[recorder])
     speed = json.loads((run.dir / "env.json").read_text())["speed"]
     assert recorder.args.logging_nan_inf_filter is True and recorder.args.train_sampling_strategy == "random"
+    assert recorder.sampler.lengths is None and speed["length_group_batches"] is None
     assert speed["async_steps"] is False
     assert speed["attn_implementation"] == "eager" and speed["optimizer"] == "adamw_torch"
     assert not (speed["dynamic_padding"] or speed["group_by_length"] or speed["cache_tokenized"])

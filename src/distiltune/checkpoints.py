@@ -49,16 +49,19 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint64)[0] >> np.uint64(1))
 
 
-def length_grouped_indices(lengths: list[int], batch_size: int, generator: torch.Generator) -> list[int]:
+def length_grouped_indices(
+    lengths: list[int], batch_size: int, generator: torch.Generator, group_batches: int | None = None
+) -> list[int]:
     """An epoch's order in which each run of ``batch_size`` indices has similar lengths, batches in random order.
 
     The Trainer's grouping (random mega-batches of up to 50 batches, sorted by length inside) is kept for the
     padding it saves, but its batch order is not: inside every mega-batch it runs from the longest batch to the
     shortest, so with 800 reviews an epoch is four or five long-to-short ramps, a curriculum that random sampling
     does not have. Here the batches are shuffled as well. The longest batch stays first (a too-large batch fails at
-    once) and a short final batch stays last (so batches stay aligned).
+    once) and a short final batch stays last (so batches stay aligned). ``group_batches`` sets the mega-batch size in
+    batches (None: the Trainer's ``min(50, rows // (4 x batch))``).
     """
-    indices = get_length_grouped_indices(lengths, batch_size, generator=generator)
+    indices = get_length_grouped_indices(lengths, batch_size, mega_batch_mult=group_batches, generator=generator)
     batches = [indices[start : start + batch_size] for start in range(0, len(indices), batch_size)]
     tail = [batches.pop()] if len(batches) > 1 and len(batches[-1]) < batch_size else []
     head, middle = batches[:1], batches[1:]
@@ -70,11 +73,19 @@ class EpochSeededSampler(Sampler[int]):
     """Shuffles (and, with ``lengths``, groups by length: :func:`length_grouped_indices`) with a generator seeded
     from ``(seed, epoch)``: the order of an epoch never depends on what ran before it."""
 
-    def __init__(self, size: int, seed: int, lengths: list[int] | None = None, batch_size: int = 1) -> None:
+    def __init__(
+        self,
+        size: int,
+        seed: int,
+        lengths: list[int] | None = None,
+        batch_size: int = 1,
+        group_batches: int | None = None,
+    ) -> None:
         self.size = size
         self.seed = seed
         self.lengths = lengths
         self.batch_size = batch_size
+        self.group_batches = group_batches
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -87,14 +98,15 @@ class EpochSeededSampler(Sampler[int]):
         generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
         if self.lengths is None:
             return iter(torch.randperm(self.size, generator=generator).tolist())
-        return iter(length_grouped_indices(self.lengths, self.batch_size, generator))
+        return iter(length_grouped_indices(self.lengths, self.batch_size, generator, self.group_batches))
 
 
 class ResumableTrainer(Trainer):
     """``Trainer`` with atomic checkpoints, epoch-seeded data order and resumable loop bookkeeping."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, length_group_batches: int | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._length_group_batches = length_group_batches
         self._epoch_sampler: EpochSeededSampler | None = None
         self._loop_state_to_restore: dict[str, Any] | None = None
         self.add_callback(_RestoreLoopState(self))
@@ -116,7 +128,7 @@ class ResumableTrainer(Trainer):
                 lengths = [len(ids) for ids in dataset["input_ids"]]
         seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
         batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
-        self._epoch_sampler = EpochSeededSampler(len(dataset), seed, lengths, batch)
+        self._epoch_sampler = EpochSeededSampler(len(dataset), seed, lengths, batch, self._length_group_batches)
         return self._epoch_sampler
 
     def _run_epoch(self, *args: Any, **kwargs: Any) -> Any:

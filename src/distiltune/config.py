@@ -125,6 +125,10 @@ class TrainConfig:
     """auto picks CUDA, then MPS, then CPU."""
     group_by_length: bool = True
     """Batch training examples of similar length together (less padding, faster)."""
+    length_group_batches: int | None = None
+    """With ``group_by_length``: how many batches' worth of randomly drawn examples are sorted by length together
+    and cut into batches. Fewer mixes lengths more (closer to random batches), more pads more. Unset: transformers'
+    rule, ``min(50, rows // (4 x batch))``."""
     dataloader_workers: int | None = None
     """DataLoader worker processes; unset picks a sensible number for the device."""
     fast_attention: bool = True
@@ -178,6 +182,7 @@ class Config:
             ("train.gradient_accumulation_steps", t.gradient_accumulation_steps),
             ("train.eval_steps", t.eval_steps),
             ("train.logging_steps", t.logging_steps),
+            ("train.length_group_batches", 1 if t.length_group_batches is None else t.length_group_batches),
         ):
             if value < 1:
                 raise ConfigError(f"{key} must be >= 1, got {value}.")

@@ -55,6 +55,8 @@ class SpeedPlan:
     pad_to_multiple_of: int | None
     """8 on CUDA, so padded shapes map onto tensor-core tiles."""
     group_by_length: bool
+    length_group_batches: int | None
+    """Batches sorted by length together (None: transformers' rule); only with ``group_by_length``."""
     sort_by_length: bool
     cache_tokenized: bool
     attn_implementation: str | None
@@ -209,6 +211,7 @@ def plan_speed(train: TrainConfig, device: Any) -> SpeedPlan:
         dynamic_padding=train.dynamic_padding,
         pad_to_multiple_of=8 if device_type == "cuda" and train.dynamic_padding else None,
         group_by_length=train.group_by_length,
+        length_group_batches=train.length_group_batches if train.group_by_length else None,
         sort_by_length=train.sort_by_length,
         cache_tokenized=train.cache_tokenized,
         attn_implementation=None if train.sdpa else "eager",

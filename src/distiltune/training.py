@@ -343,6 +343,7 @@ def _build_trainer(
         processing_class=tokenizer,
         compute_metrics=trainer_compute_metrics(list(model.config.id2label.values())),
         callbacks=callbacks,
+        length_group_batches=speed.length_group_batches,
     )
     if args.disable_tqdm:
         # Without bars the Trainer prints every log dict instead; history.jsonl and train.log already hold them.
