@@ -515,3 +515,21 @@ def test_smaller_length_groups_mix_lengths_more() -> None:
     assert abs(one - random_batches) / random_batches < 0.05
     assert one > four > default >= everything  # default: min(50, 1024 // 64) = 16 batches per group
     assert everything / sum(lengths) < 1.02
+
+
+def test_resuming_a_run_written_before_a_key_existed_keeps_its_old_behaviour(reference_run, tmp_path: Path) -> None:
+    import yaml
+
+    from distiltune.resume import prepare_resume
+
+    old = tmp_path / "old"
+    shutil.copytree(reference_run.dir, old)
+    (old / "status.json").write_text(json.dumps({"status": "interrupted"}))
+    saved = yaml.safe_load((old / "config.yaml").read_text())
+    assert saved["train"]["length_group_batches"] == 4  # today's default is written into every run
+    saved["train"]["length_group_batches"] = 2
+    (old / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert prepare_resume(old).config.train.length_group_batches == 2
+    del saved["train"]["length_group_batches"]  # as written by a version without the key
+    (old / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert prepare_resume(old).config.train.length_group_batches is None  # transformers' rule, as then

@@ -87,7 +87,7 @@ def test_plan_reads_the_hardware_and_records_every_switch(monkeypatch: pytest.Mo
     monkeypatch.setattr(hardware, "cpu_bf16_speedup", lambda: 2.3)
     plan = plan_speed(TrainConfig(), "cpu")
     assert plan.precision == "bf16" and plan.cpu_bf16_speedup == 2.3
-    assert plan.dynamic_padding and plan.group_by_length and plan.sort_by_length
+    assert plan.dynamic_padding and plan.group_by_length and plan.sort_by_length and plan.length_group_batches == 4
     assert plan.cache_tokenized and plan.attn_implementation is None and plan.optimizer == "adamw_torch_fused"
     assert plan.dataloader_workers == 0 and not plan.pin_memory and not plan.compile and plan.async_steps
     assert plan.eval_batch_size == 8  # small CPU batches keep the attention scores in cache
@@ -109,6 +109,7 @@ def test_plan_reads_the_hardware_and_records_every_switch(monkeypatch: pytest.Mo
     plan = plan_speed(off, "cpu")
     assert plan.precision == "fp32" and plan.cpu_bf16_speedup is None
     assert not (plan.dynamic_padding or plan.group_by_length or plan.sort_by_length or plan.cache_tokenized)
+    assert plan.length_group_batches is None  # no grouping, nothing to size
     assert plan.attn_implementation == "eager" and plan.optimizer == "adamw_torch" and plan.compile
     assert plan.dataloader_workers == 3 and plan.eval_batch_size == 48 and not plan.async_steps
     assert (plan.inference_batch_size, plan.inference_batch_tokens) == (48, None)  # a set size is taken as is

@@ -125,10 +125,12 @@ class TrainConfig:
     """auto picks CUDA, then MPS, then CPU."""
     group_by_length: bool = True
     """Batch training examples of similar length together (less padding, faster)."""
-    length_group_batches: int | None = None
+    length_group_batches: int | None = 4
     """With ``group_by_length``: how many batches' worth of randomly drawn examples are sorted by length together
-    and cut into batches. Fewer mixes lengths more (closer to random batches), more pads more. Unset: transformers'
-    rule, ``min(50, rows // (4 x batch))``."""
+    and cut into batches. Fewer mixes lengths more (closer to random batches), more pads less. 4 keeps most of the
+    padding saving (IMDb at 512 tokens: 85% real tokens, against 54% for random batches and 94% for transformers'
+    groups) while a short fine-tune's accuracy stays as steady as with random batches (docs/performance.md).
+    Unset: transformers' rule, ``min(50, rows // (4 x batch))`` batches."""
     dataloader_workers: int | None = None
     """DataLoader worker processes; unset picks a sensible number for the device."""
     fast_attention: bool = True

@@ -15,12 +15,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from distiltune import runs
 from distiltune.checkpoints import checkpoint_step, newest_complete_checkpoint, remove_partial_checkpoints
 from distiltune.config import Config
 from distiltune.errors import DistiltuneError, RunError
 from distiltune.interrupts import InterruptHandler, RunInterrupted
 from distiltune.status import is_alive_elsewhere, read_status, resume_command, write_status
+
+#: Keys added after runs were already being written, with the value that reproduces what a run written before them
+#: did. A resumed run must keep its data order, so an old config.yaml without the key gets this, not today's default.
+_VALUES_BEFORE_THE_KEY_EXISTED: dict[tuple[str, str], object] = {
+    ("train", "length_group_batches"): None,  # transformers' mega-batch rule
+}
 
 logger = logging.getLogger("distiltune")
 
@@ -55,7 +63,7 @@ def prepare_resume(run_dir: str | Path) -> ResumePlan:
             f"{run_dir} is still being trained by process {status.get('pid')}.",
             "Stop that process first (Ctrl-C saves a checkpoint), then resume.",
         )
-    config = Config.from_yaml(run_dir / runs.CONFIG_FILE).validate()
+    config = _config_as_written(run_dir / runs.CONFIG_FILE)
     checkpoints_dir = run_dir / runs.CHECKPOINTS_DIR
     removed = remove_partial_checkpoints(checkpoints_dir)
     if removed:
@@ -69,6 +77,15 @@ def prepare_resume(run_dir: str | Path) -> ResumePlan:
         shutil.rmtree(checkpoints_dir, ignore_errors=True)
         (run_dir / runs.HISTORY_FILE).unlink(missing_ok=True)
     return ResumePlan(run_dir=run_dir, config=config, checkpoint=checkpoint)
+
+
+def _config_as_written(path: Path) -> Config:
+    config = Config.from_yaml(path)
+    saved = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    for (section, key), value in _VALUES_BEFORE_THE_KEY_EXISTED.items():
+        if key not in (saved.get(section) or {}):
+            setattr(getattr(config, section), key, value)
+    return config.validate()
 
 
 @contextmanager

@@ -7,6 +7,7 @@ resolved :class:`SpeedPlan` is written to the run's ``env.json`` (``speed``), so
 |--------------------|--------------------------------------------|----------------------------------|
 | dynamic padding    | on                                         | ``train.dynamic_padding=false``  |
 | length grouping    | on (training batches)                      | ``train.group_by_length=false``  |
+| length group size  | 4 batches sorted together                  | ``train.length_group_batches=N`` |
 | length sorting     | on (evaluation / prediction)               | ``train.sort_by_length=false``   |
 | tokenization cache | on                                         | ``train.cache_tokenized=false``  |
 | bf16 / fp16        | bf16 where measured faster, fp16 on older GPUs | ``train.precision=fp32``     |
