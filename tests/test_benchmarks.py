@@ -1,4 +1,4 @@
-"""The accuracy-equivalence benchmark's statistics and result merging (no training)."""
+"""The benchmarks' pure parts: accuracy-equivalence statistics and result merging, padding counts (no training)."""
 
 from __future__ import annotations
 
@@ -108,3 +108,16 @@ def test_naive_runs_are_reused_only_from_matching_settings(equivalence: Any, tmp
         equivalence.reusable_naive_runs(reference, SETTINGS, [42, 44])
     with pytest.raises(SystemExit, match="max_length: 512 here, 256 there"):
         equivalence.reusable_naive_runs(reference, SETTINGS | {"max_length": 512}, [42])
+
+
+def test_length_grouping_counts_padding_per_batch() -> None:
+    spec = importlib.util.spec_from_file_location("length_grouping", BENCHMARKS / "length_grouping.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    lengths = [1, 4, 2, 3, 5]
+    # batches [1, 4], [2, 3], [5]: padded to 4, 3 and 5 -> 8 + 6 + 5 = 19 tokens for 15 real ones
+    efficiency, squared = module.padding_efficiency(lengths, 2, [0, 1, 2, 3, 4])
+    assert efficiency == pytest.approx(15 / 19) and squared == 16 * 2 + 9 * 2 + 25
+    sorted_order = sorted(range(5), key=lengths.__getitem__)
+    assert module.padding_efficiency(lengths, 2, sorted_order)[0] == pytest.approx(15 / 17)  # [1, 2], [3, 4], [5]

@@ -129,7 +129,8 @@ class TrainConfig:
     """With ``group_by_length``: how many batches' worth of randomly drawn examples are sorted by length together
     and cut into batches. Fewer mixes lengths more (closer to random batches), more pads less. 4 keeps most of the
     padding saving (IMDb at 512 tokens: 85% real tokens, against 54% for random batches and 94% for transformers'
-    groups) while a short fine-tune's accuracy stays as steady as with random batches (docs/performance.md).
+    groups) and steadies a short fine-tune: on 8 seeds of a 126-step IMDb run, -0.04 accuracy points from random
+    batches' pipeline against -0.58 with transformers' groups (docs/performance.md).
     Unset: transformers' rule, ``min(50, rows // (4 x batch))`` batches."""
     dataloader_workers: int | None = None
     """DataLoader worker processes; unset picks a sensible number for the device."""
