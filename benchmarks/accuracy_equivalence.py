@@ -113,14 +113,23 @@ NAIVE_SETTINGS = tuple(key for key in COMPARABLE_SETTINGS if key != "set")
 
 
 def summarize(differences: list[float], margin: float = 0.5) -> dict[str, Any]:
-    """Mean, standard error, two-sided 90% and 95% t intervals of the per-seed differences (points), and the TOST
-    verdict: equivalent within ±margin at the 5% level when the 90% interval lies inside (-margin, +margin)."""
+    """Mean, standard error, two-sided 90% and 95% t intervals of the per-seed differences (points), the TOST
+    verdict (equivalent within ±margin at the 5% level when the 90% interval lies inside (-margin, +margin)) and the
+    non-inferiority verdict (no worse than -margin at the 5% level, one-sided: the 90% interval's low end above
+    -margin). The second is the question "does the speed cost accuracy?"; the first also bounds a gain."""
     from scipy import stats
 
     mean = statistics.fmean(differences)
     summary: dict[str, Any] = {"n": len(differences), "mean": round(mean, 2), "margin": margin}
     if len(differences) < 2:
-        return summary | {"sd": None, "se": None, "ci95_low": None, "ci95_high": None, "equivalent": None}
+        return summary | {
+            "sd": None,
+            "se": None,
+            "ci95_low": None,
+            "ci95_high": None,
+            "equivalent": None,
+            "non_inferior": None,
+        }
     sd = statistics.stdev(differences)
     se = sd / len(differences) ** 0.5
     degrees = len(differences) - 1
@@ -130,7 +139,15 @@ def summarize(differences: list[float], margin: float = 0.5) -> dict[str, Any]:
         summary[f"{level}_high"] = round(mean + half_width, 2)
     # The larger of the two one-sided p-values (H0: difference <= -margin, H0: difference >= +margin).
     tost_p = max(float(stats.t.sf((mean + margin) / se, degrees)), float(stats.t.cdf((mean - margin) / se, degrees)))
-    return summary | {"sd": round(sd, 2), "se": round(se, 2), "tost_p": round(tost_p, 4), "equivalent": tost_p < 0.05}
+    inferiority_p = float(stats.t.sf((mean + margin) / se, degrees))  # H0: difference <= -margin
+    return summary | {
+        "sd": round(sd, 2),
+        "se": round(se, 2),
+        "tost_p": round(tost_p, 4),
+        "equivalent": tost_p < 0.05,
+        "non_inferiority_p": round(inferiority_p, 4),
+        "non_inferior": inferiority_p < 0.05,
+    }
 
 
 def check_comparable(
@@ -306,6 +323,12 @@ def print_table(results: dict[str, Any]) -> None:
             f"{summary['n']} seeds. Equivalence (TOST, 5%): {verdict} ±{summary['margin']} points; 90% CI "
             f"{summary['ci90_low']:+.2f} .. {summary['ci90_high']:+.2f}, p = {summary['tost_p']:.3f}."
         )
+        if summary.get("non_inferior") is not None:
+            worse = "not shown" if not summary["non_inferior"] else "shown"
+            table.caption += (
+                f" No worse than -{summary['margin']} points (one-sided, 5%): {worse}, "
+                f"p = {summary['non_inferiority_p']:.3f}."
+            )
     table.add_row(
         "mean",
         f"{results['naive_mean_accuracy']:.4f}",

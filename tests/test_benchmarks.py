@@ -58,6 +58,7 @@ def test_summary_matches_a_t_interval(equivalence: Any) -> None:
     # The 90% interval is narrower than the 95% one and both contain the mean.
     assert summary["ci95_low"] < summary["ci90_low"] < summary["mean"] < summary["ci90_high"] < summary["ci95_high"]
     assert summary["equivalent"] is False  # four noisy seeds cannot bound the difference inside ±0.5
+    assert summary["non_inferior"] is False  # ...nor show it is no worse than -0.5
 
 
 def test_tost_verdict_follows_the_90_percent_interval(equivalence: Any) -> None:
@@ -66,6 +67,10 @@ def test_tost_verdict_follows_the_90_percent_interval(equivalence: Any) -> None:
     assert -0.5 < tight["ci90_low"] and tight["ci90_high"] < 0.5
     shifted = equivalence.summarize([0.6, 0.7, 0.8, 0.65, 0.75])  # tight, but outside the margin
     assert shifted["equivalent"] is False and shifted["tost_p"] > 0.5
+    assert shifted["non_inferior"] is True  # ...on the better side: the speed costs no accuracy
+    assert tight["non_inferior"] is True
+    worse = equivalence.summarize([-0.6, -0.7, -0.8, -0.65, -0.75])
+    assert worse["non_inferior"] is False and worse["non_inferiority_p"] > 0.5
     single = equivalence.summarize([0.3])
     assert single["equivalent"] is None and single["se"] is None
 
