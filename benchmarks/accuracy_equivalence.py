@@ -137,9 +137,9 @@ def summarize(differences: list[float], margin: float = 0.5) -> dict[str, Any]:
         half_width = float(stats.t.ppf(quantile, degrees)) * se
         summary[f"{level}_low"] = round(mean - half_width, 2)
         summary[f"{level}_high"] = round(mean + half_width, 2)
-    # The larger of the two one-sided p-values (H0: difference <= -margin, H0: difference >= +margin).
-    tost_p = max(float(stats.t.sf((mean + margin) / se, degrees)), float(stats.t.cdf((mean - margin) / se, degrees)))
     inferiority_p = float(stats.t.sf((mean + margin) / se, degrees))  # H0: difference <= -margin
+    superiority_p = float(stats.t.cdf((mean - margin) / se, degrees))  # H0: difference >= +margin
+    tost_p = max(inferiority_p, superiority_p)  # both one-sided tests must reject
     return summary | {
         "sd": round(sd, 2),
         "se": round(se, 2),

@@ -503,15 +503,16 @@ def test_smaller_length_groups_mix_lengths_more() -> None:
 
     lengths = torch.randint(10, 500, (1024,), generator=torch.Generator().manual_seed(0)).tolist()
 
-    def padded_tokens(group_batches: int | None) -> int:
-        order = length_grouped_indices(lengths, 16, torch.Generator().manual_seed(1), group_batches)
+    def padded_tokens(order: list[int]) -> int:
         assert sorted(order) == list(range(1024))
         return sum(16 * max(lengths[i] for i in order[start : start + 16]) for start in range(0, 1024, 16))
 
+    def grouped(group_batches: int | None) -> int:
+        return padded_tokens(length_grouped_indices(lengths, 16, torch.Generator().manual_seed(1), group_batches))
+
     # one batch per group sorts nothing across batches: the batches are random draws
-    shuffled = torch.randperm(1024, generator=torch.Generator().manual_seed(1)).tolist()
-    random_batches = sum(16 * max(lengths[i] for i in shuffled[start : start + 16]) for start in range(0, 1024, 16))
-    one, four, default, everything = padded_tokens(1), padded_tokens(4), padded_tokens(None), padded_tokens(64)
+    random_batches = padded_tokens(torch.randperm(1024, generator=torch.Generator().manual_seed(1)).tolist())
+    one, four, default, everything = grouped(1), grouped(4), grouped(None), grouped(64)
     assert abs(one - random_batches) / random_batches < 0.05
     assert one > four > default >= everything  # default: min(50, 1024 // 64) = 16 batches per group
     assert everything / sum(lengths) < 1.02
