@@ -139,7 +139,7 @@ def test_the_optimizer_fuses_attention_and_keeps_the_logits(architecture: str, t
     assert model.config._attn_implementation == "sdpa", "tracing with eager attention must not change the model"
     fused = optimize_graph(tmp_path / "model.onnx", model.config)
     assert fused.get("Attention") == model.config.num_hidden_layers, fused
-    assert fused.get("SkipLayerNormalization", 0) > 0
+    assert fused.get("LayerNormalization", 0) > 0 and "SkipLayerNormalization" not in fused, fused
 
     # Padded rows of different lengths: the fused attention must honour the mask as the eager graph does.
     batch = tokenizer(TEXTS, padding=True, return_tensors="pt")
@@ -155,3 +155,30 @@ def test_read_jsonl_keeps_unicode_line_separators_inside_strings(tmp_path: Path)
     rows = [{"text": "an IMDb review\x85 with a NEL and a\u2028line separator"}, {"text": "second"}]
     write_jsonl(tmp_path / "rows.jsonl", rows)
     assert read_jsonl(tmp_path / "rows.jsonl") == rows
+
+
+def test_cpu_sessions_keep_residual_layer_norms_unfused(tmp_path: Path) -> None:
+    """ONNX Runtime fuses Add + LayerNormalization into its slow SkipLayerNormalization at session creation
+    unless the fusion is disabled by name; a renamed optimizer would silently bring the slow kernel back."""
+    import onnx
+    import onnxruntime as ort
+
+    from conftest import build_model, build_tokenizer
+    from distiltune.export import CPU_DISABLED_OPTIMIZERS, export_onnx, optimize_graph
+
+    model, tokenizer = build_model("bert").eval(), build_tokenizer("bert")
+    export_onnx(model, tokenizer, tmp_path / "model.onnx")
+    optimize_graph(tmp_path / "model.onnx", model.config)
+
+    def session_operators(disabled: list[str]) -> set[str]:
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(tmp_path / f"session-{len(disabled)}.onnx")
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        ort.InferenceSession(
+            str(tmp_path / "model.onnx"), options, providers=["CPUExecutionProvider"], disabled_optimizers=disabled
+        )
+        return {node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node}
+
+    assert "SkipLayerNormalization" in session_operators([]), "ORT no longer fuses this: the workaround can go"
+    kept = session_operators(list(CPU_DISABLED_OPTIMIZERS))
+    assert "SkipLayerNormalization" not in kept and "LayerNormalization" in kept
