@@ -126,3 +126,27 @@ def test_length_grouping_counts_padding_per_batch() -> None:
     assert efficiency == pytest.approx(15 / 19) and squared == 16 * 2 + 9 * 2 + 25
     sorted_order = sorted(range(5), key=lengths.__getitem__)
     assert module.padding_efficiency(lengths, 2, sorted_order)[0] == pytest.approx(15 / 17)  # [1, 2], [3, 4], [5]
+
+
+def test_the_two_residual_layer_norm_graphs_compute_the_same_function() -> None:
+    """onnx_profile.py times SkipLayerNormalization against Add + LayerNormalization; the ratio only means something
+    if both graphs compute the same output (bias and residual included)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    spec = importlib.util.spec_from_file_location("onnx_profile", BENCHMARKS / "onnx_profile.py")
+    assert spec is not None and spec.loader is not None
+    onnx_profile = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(onnx_profile)
+
+    rng = np.random.default_rng(0)
+    feeds = {name: rng.standard_normal((1, 5, 16)).astype(np.float32) for name in ("x", "skip")}
+    fused, plain = (
+        ort.InferenceSession(onnx_profile.layer_norm_graph(kind, 5, 16), providers=["CPUExecutionProvider"]).run(
+            None, feeds
+        )[0]
+        for kind in (True, False)
+    )
+    summed = feeds["x"] + feeds["skip"]
+    assert np.allclose(fused, plain, atol=1e-5)
+    assert not np.allclose(plain, (summed - summed.mean(-1, keepdims=True)) / summed.std(-1, keepdims=True), atol=1e-3)
