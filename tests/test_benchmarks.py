@@ -150,3 +150,18 @@ def test_the_two_residual_layer_norm_graphs_compute_the_same_function() -> None:
     summed = feeds["x"] + feeds["skip"]
     assert np.allclose(fused, plain, atol=1e-5)
     assert not np.allclose(plain, (summed - summed.mean(-1, keepdims=True)) / summed.std(-1, keepdims=True), atol=1e-3)
+
+
+def test_inference_rounds_take_turns_and_report_each_backends_median() -> None:
+    spec = importlib.util.spec_from_file_location("throughput", BENCHMARKS / "throughput.py")
+    assert spec is not None and spec.loader is not None
+    throughput = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(throughput)
+
+    calls: list[str] = []
+    figures = throughput.interleaved_rounds(
+        {"naive": lambda: calls.append("naive"), "onnx": lambda: calls.append("onnx")}, samples=10, rounds=3
+    )
+    assert calls == ["naive", "onnx"] * 3  # in turn, so a slow spell hits both backends
+    for median, by_round in figures.values():
+        assert len(by_round) == 3 and median == sorted(by_round)[1] and median > 0
