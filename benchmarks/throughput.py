@@ -549,12 +549,16 @@ def interleaved_rounds(
 ) -> dict[str, tuple[float, list[float]]]:
     """samples/s of each predictor (which predicts ``samples`` texts per call) over ``rounds`` rounds in which every
     predictor runs once in turn: (median, per-round figures). Slow drift of the machine's speed then hits every
-    backend alike instead of whichever happened to run during a slow spell."""
-    by_round: dict[str, list[float]] = {name: [] for name in predictors}
-    for _ in range(rounds):
-        for name, predict in predictors.items():
+    backend alike instead of whichever happened to run during a slow spell. Each round starts one predictor later
+    than the one before, so no backend always runs right after the same other one (a torch run right after ONNX
+    Runtime's, say)."""
+    names = list(predictors)
+    by_round: dict[str, list[float]] = {name: [] for name in names}
+    for round_index in range(rounds):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
             started = time.perf_counter()
-            predict()
+            predictors[name]()
             by_round[name].append(round(samples / (time.perf_counter() - started), 2))
     return {name: (round(float(np.median(figures)), 2), figures) for name, figures in by_round.items()}
 
