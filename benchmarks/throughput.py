@@ -14,7 +14,7 @@ memory, accuracy on held-out reviews after the same training budget, and distilt
 matmul gives the machine's practical fp32 and bf16 peak; training's fraction of that peak (MFU-style) uses
 ``6 * non-embedding params * real tokens`` FLOPs. Inference also compares ONNX Runtime fp32 and int8 exports.
 
-Run from the repository root (the default sizes finish in about 15 minutes on a quiet 2-core CPU)::
+Run from the repository root (the default sizes finish in about 20 minutes on a quiet 2-core CPU)::
 
     .venv/bin/python benchmarks/throughput.py
     .venv/bin/python benchmarks/throughput.py --model /path/to/distilbert-base-uncased --max-length 128
