@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -182,3 +183,26 @@ def test_cpu_sessions_keep_residual_layer_norms_unfused(tmp_path: Path) -> None:
     assert "SkipLayerNormalization" in session_operators([]), "ORT no longer fuses this: the workaround can go"
     kept = session_operators(list(CPU_DISABLED_OPTIMIZERS))
     assert "SkipLayerNormalization" not in kept and "LayerNormalization" in kept
+
+
+def test_the_onnx_classifier_creates_its_cpu_session_without_those_fusions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import onnxruntime as ort
+
+    from conftest import build_model, build_tokenizer
+    from distiltune.export import CPU_DISABLED_OPTIMIZERS, OnnxSequenceClassifier, export_onnx
+
+    model, tokenizer = build_model("distilbert").eval(), build_tokenizer("distilbert")
+    export_onnx(model, tokenizer, tmp_path / "model.onnx")
+    created: list[dict] = []
+    real_session = ort.InferenceSession
+
+    def recording_session(*args: Any, **kwargs: Any) -> Any:
+        created.append(kwargs)
+        return real_session(*args, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", recording_session)
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    OnnxSequenceClassifier(tmp_path / "model.onnx", model.config)
+    assert set(created[-1]["disabled_optimizers"]) == set(CPU_DISABLED_OPTIMIZERS)

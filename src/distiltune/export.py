@@ -60,9 +60,10 @@ ONNX_OPSET = 17
 FLOAT_NODE_MARKERS = ("classifier", "pre_classifier", "pooler", "score")
 #: ONNX Runtime graph rewrites that CPU sessions skip. ``SkipLayerNormFusion`` turns residual ``Add`` +
 #: ``LayerNormalization`` into ``SkipLayerNormalization``, whose CPU kernel (onnxruntime 1.32, 2-core Sapphire
-#: Rapids) takes 428 us on a 281 x 384 input where ``Add`` + ``Add`` + ``LayerNormalization`` take 143 us. Skipping it
-#: took MiniLM int8 from about 45 to 62 samples/s (IMDb, one review per batch). The export's own optimizer pass
-#: leaves the LayerNorms unfused too, but a session would fuse them again without this.
+#: Rapids) takes 394 us on a 281 x 384 input where ``Add`` + ``Add`` + ``LayerNormalization`` take 85 us
+#: (benchmarks/onnx_profile.py). Skipping it took MiniLM int8 predictions on IMDb from 45.2 to 55.3 samples/s
+#: (docs/performance.md). The export's own optimizer pass leaves the LayerNorms unfused too, but a session would
+#: fuse them again without this.
 CPU_DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 
 
