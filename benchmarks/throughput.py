@@ -469,15 +469,6 @@ def main() -> None:
             pipeline["train_tflops_per_second"] = round(flops / seconds / 1e12, 4)
             reference_peak = peak["bf16" if pipeline["precision"] == "bf16" else "fp32"]
             pipeline["fraction_of_matmul_peak"] = round(flops / seconds / 1e9 / reference_peak, 4)
-        results["pipelines"] = {"naive": naive, "distiltune": {k: v for k, v in ours.items() if k != "run_dir"}}
-        results["ratios_distiltune_over_naive"] = {
-            "train_samples_per_second": round(ours["train_samples_per_second"] / naive["train_samples_per_second"], 2),
-            "inference_samples_per_second": round(
-                ours["inference_samples_per_second"] / naive["inference_samples_per_second"], 2
-            ),
-            "accuracy_points": round(100 * (ours["accuracy"] - naive["accuracy"]), 2),
-        }
-
         inference = {
             "naive eager fp32": {
                 "samples_per_second": naive["inference_samples_per_second"],
@@ -487,18 +478,22 @@ def main() -> None:
         }
         texts = test["text"].tolist()
         rerun = {
-            "naive eager fp32": lambda: naive_predict(
-                naive_model, naive_tokenizer, texts, args, device, naive["inference_batch_size"]
+            "naive eager fp32": functools.partial(
+                naive_predict, naive_model, naive_tokenizer, texts, args, device, naive["inference_batch_size"]
             )
         }
         fp32_classifier = distiltune.load(ours["run_dir"], precision="fp32")
         fp32 = time_classifier(fp32_classifier, test, device, args.eval_batch_size)
         inference["distiltune torch fp32"] = {**_public(fp32), "model": "distiltune"}
+        rerun["distiltune torch fp32"] = functools.partial(
+            fp32_classifier.predict_proba, texts, batch_size=args.eval_batch_size
+        )
         bf16_classifier = distiltune.load(ours["run_dir"], precision="bf16")
         bf16 = time_classifier(bf16_classifier, test, device, args.eval_batch_size)
-        rerun["distiltune torch fp32"] = lambda: fp32_classifier.predict_proba(texts, batch_size=args.eval_batch_size)
-        rerun["distiltune torch bf16"] = lambda: bf16_classifier.predict_proba(texts, batch_size=args.eval_batch_size)
         inference["distiltune torch bf16"] = {**_public(bf16), "model": "distiltune", **_agreement(bf16, fp32)}
+        rerun["distiltune torch bf16"] = functools.partial(
+            bf16_classifier.predict_proba, texts, batch_size=args.eval_batch_size
+        )
         if not args.skip_onnx:
             for quantize in (None, "int8"):
                 name = "onnx int8" if quantize else "onnx fp32"
@@ -527,14 +522,16 @@ def main() -> None:
             default_name = f"distiltune torch {classifier.precision}"
             if default_name in inference:
                 ours["inference_samples_per_second"] = inference[default_name]["samples_per_second"]
-                results["pipelines"]["distiltune"]["inference_samples_per_second"] = ours[
-                    "inference_samples_per_second"
-                ]
-            results["ratios_distiltune_over_naive"]["inference_samples_per_second"] = round(
-                ours["inference_samples_per_second"] / naive["inference_samples_per_second"], 2
-            )
         for row in inference.values():
             row["speedup_vs_naive"] = round(row["samples_per_second"] / naive["inference_samples_per_second"], 2)
+        results["pipelines"] = {"naive": naive, "distiltune": {k: v for k, v in ours.items() if k != "run_dir"}}
+        results["ratios_distiltune_over_naive"] = {
+            "train_samples_per_second": round(ours["train_samples_per_second"] / naive["train_samples_per_second"], 2),
+            "inference_samples_per_second": round(
+                ours["inference_samples_per_second"] / naive["inference_samples_per_second"], 2
+            ),
+            "accuracy_points": round(100 * (ours["accuracy"] - naive["accuracy"]), 2),
+        }
         results["inference"] = inference
 
     args.output_dir.mkdir(parents=True, exist_ok=True)
