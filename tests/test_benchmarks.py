@@ -13,14 +13,19 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-@pytest.fixture(scope="module")
-def equivalence() -> Any:
-    spec = importlib.util.spec_from_file_location("accuracy_equivalence", BENCHMARKS / "accuracy_equivalence.py")
+def load_benchmark(name: str) -> Any:
+    """A script of benchmarks/ imported as a module (they are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["accuracy_equivalence"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def equivalence() -> Any:
+    return load_benchmark("accuracy_equivalence")
 
 
 SETTINGS = {
@@ -116,10 +121,7 @@ def test_naive_runs_are_reused_only_from_matching_settings(equivalence: Any, tmp
 
 
 def test_length_grouping_counts_padding_per_batch() -> None:
-    spec = importlib.util.spec_from_file_location("length_grouping", BENCHMARKS / "length_grouping.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("length_grouping")
     lengths = [1, 4, 2, 3, 5]
     # batches [1, 4], [2, 3], [5]: padded to 4, 3 and 5 -> 8 + 6 + 5 = 19 tokens for 15 real ones
     efficiency, squared = module.padding_efficiency(lengths, 2, [0, 1, 2, 3, 4])
@@ -134,10 +136,7 @@ def test_the_two_residual_layer_norm_graphs_compute_the_same_function() -> None:
     import numpy as np
     import onnxruntime as ort
 
-    spec = importlib.util.spec_from_file_location("onnx_profile", BENCHMARKS / "onnx_profile.py")
-    assert spec is not None and spec.loader is not None
-    onnx_profile = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(onnx_profile)
+    onnx_profile = load_benchmark("onnx_profile")
 
     rng = np.random.default_rng(0)
     feeds = {name: rng.standard_normal((1, 5, 16)).astype(np.float32) for name in ("x", "skip")}
@@ -153,10 +152,7 @@ def test_the_two_residual_layer_norm_graphs_compute_the_same_function() -> None:
 
 
 def test_inference_rounds_take_turns_and_report_each_backends_median() -> None:
-    spec = importlib.util.spec_from_file_location("throughput", BENCHMARKS / "throughput.py")
-    assert spec is not None and spec.loader is not None
-    throughput = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(throughput)
+    throughput = load_benchmark("throughput")
 
     calls: list[str] = []
     figures = throughput.interleaved_rounds(
