@@ -256,14 +256,7 @@ class Config:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Config:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"Config file not found: {path}.", "Check the path passed to --config.")
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML ({_first_line(err)}).") from None
-        return cls.from_dict(raw, source=str(path))
+        return cls.from_dict(read_yaml_file(path), source=str(path))
 
 
 def load_config(
@@ -386,6 +379,17 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
             return str(value)
         raise ConfigError(f"{key} must be a string, got '{value}'.")
     return value
+
+
+def read_yaml_file(path: str | Path) -> Any:
+    """The parsed contents of a YAML config file ({} when empty), or a ConfigError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Config file not found: {path}.", "Check the path passed to --config.")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({_first_line(err)}).") from None
 
 
 def _first_line(err: Exception) -> str:

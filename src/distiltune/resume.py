@@ -15,11 +15,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from distiltune import runs
 from distiltune.checkpoints import checkpoint_step, newest_complete_checkpoint, remove_partial_checkpoints
-from distiltune.config import Config
+from distiltune.config import Config, read_yaml_file
 from distiltune.errors import DistiltuneError, RunError
 from distiltune.interrupts import InterruptHandler, RunInterrupted
 from distiltune.status import is_alive_elsewhere, read_status, resume_command, write_status
@@ -80,8 +78,8 @@ def prepare_resume(run_dir: str | Path) -> ResumePlan:
 
 
 def _config_as_written(path: Path) -> Config:
-    config = Config.from_yaml(path)
-    saved = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    saved = read_yaml_file(path)
+    config = Config.from_dict(saved, source=str(path))
     for (section, key), value in _VALUES_BEFORE_THE_KEY_EXISTED.items():
         if key not in (saved.get(section) or {}):
             setattr(getattr(config, section), key, value)
