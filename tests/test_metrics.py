@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from distiltune.metrics import classification_metrics, softmax
+from distiltune.metrics import classification_metrics, prediction_rows, softmax
 
 
 def test_binary_metrics_by_hand() -> None:
@@ -37,3 +37,26 @@ def test_absent_class_counts_as_zero_not_an_error() -> None:
 def test_softmax_is_stable() -> None:
     probabilities = softmax(np.array([[1000.0, 0.0], [0.0, 0.0]]))
     assert np.allclose(probabilities, [[1.0, 0.0], [0.5, 0.5]])
+
+
+def test_prediction_rows_name_labels_and_keep_input_order() -> None:
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    gold = np.array([0, 0, 1])
+    rows = prediction_rows(["a", "b", "c"], None, gold, probabilities, ["neg", "pos"])
+
+    assert [row["text"] for row in rows] == ["a", "b", "c"]
+    assert [row["index"] for row in rows] == [0, 1, 2]
+    assert [(row["gold"], row["predicted"], row["correct"]) for row in rows] == [
+        ("neg", "neg", True),
+        ("neg", "pos", False),
+        ("pos", "neg", False),
+    ]
+    assert rows[1]["probabilities"] == {"neg": 0.2, "pos": 0.8}
+    assert all("text_pair" not in row for row in rows)
+
+
+def test_prediction_rows_carry_the_second_sentence_of_pairs() -> None:
+    rows = prediction_rows(["premise"], ["hypothesis"], np.array([2]), np.array([[0.1, 0.2, 0.7]]), ["e", "n", "c"])
+
+    assert rows[0]["text_pair"] == "hypothesis"
+    assert rows[0]["predicted"] == "c" and rows[0]["correct"]

@@ -12,7 +12,7 @@ import pandas as pd
 
 from distiltune import runs
 from distiltune.inference import predict_logits
-from distiltune.metrics import classification_metrics, softmax
+from distiltune.metrics import classification_metrics, prediction_rows, softmax
 
 logger = logging.getLogger("distiltune")
 
@@ -52,18 +52,7 @@ def evaluate_frame(
     gold = frame["label"].to_numpy()
     metrics = classification_metrics(gold, predicted, label_names)
     metrics["eval_samples_per_second"] = round(len(frame) / seconds, 2) if seconds > 0 else None
-    rows = [
-        {
-            "index": int(i),
-            "text": frame["text"].iat[i],
-            **({"text_pair": frame["text_pair"].iat[i]} if pairs is not None else {}),
-            "gold": label_names[int(gold[i])],
-            "predicted": label_names[int(predicted[i])],
-            "correct": bool(gold[i] == predicted[i]),
-            "probabilities": {name: round(float(p), 6) for name, p in zip(label_names, probabilities[i], strict=True)},
-        }
-        for i in range(len(frame))
-    ]
+    rows = prediction_rows(frame["text"].tolist(), pairs, gold, probabilities, label_names)
     return metrics, rows
 
 

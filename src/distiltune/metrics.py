@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -75,3 +76,27 @@ def trainer_compute_metrics(label_names: list[str]):
         return {k: v for k, v in scalar_metrics(metrics).items() if k != "samples"}
 
     return compute
+
+
+def prediction_rows(
+    texts: Sequence[str],
+    pairs: Sequence[str] | None,
+    gold: np.ndarray,
+    probabilities: np.ndarray,
+    label_names: list[str],
+) -> list[dict[str, Any]]:
+    """One row per example, as written to ``predictions.jsonl``: its text (and pair), the gold and the predicted
+    label, whether they match, and every label's probability."""
+    predicted = probabilities.argmax(axis=-1)
+    return [
+        {
+            "index": i,
+            "text": texts[i],
+            **({"text_pair": pairs[i]} if pairs is not None else {}),
+            "gold": label_names[int(gold[i])],
+            "predicted": label_names[int(predicted[i])],
+            "correct": bool(gold[i] == predicted[i]),
+            "probabilities": {name: round(float(p), 6) for name, p in zip(label_names, probabilities[i], strict=True)},
+        }
+        for i in range(len(texts))
+    ]

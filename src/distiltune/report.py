@@ -26,6 +26,7 @@ from distiltune.comparison import (  # noqa: E402
     load_plan,
     load_records,
 )
+from distiltune.plots import save_figure  # noqa: E402
 
 logger = logging.getLogger("distiltune")
 
@@ -342,12 +343,7 @@ def plot_overlaid_curves(
         ax.set(xlabel="step", title=title)
         if key not in ("train_loss", "eval_loss"):
             ax.set_ylim(0, 1.02)
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, axes[0], path)
     return path
 
 

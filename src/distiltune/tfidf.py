@@ -31,7 +31,7 @@ from distiltune.baselines import TfidfConfig
 from distiltune.config import Config
 from distiltune.data.columns import LabelSpace
 from distiltune.errors import RunError
-from distiltune.metrics import classification_metrics, softmax
+from distiltune.metrics import classification_metrics, prediction_rows, softmax
 from distiltune.predict import Classifier
 
 logger = logging.getLogger("distiltune")
@@ -291,19 +291,8 @@ def evaluate_tfidf(
     metrics = classification_metrics(gold, predicted, label_names)
     metrics["loss"] = _log_loss(probabilities, gold)
     metrics["eval_samples_per_second"] = round(len(frame) / seconds, 2) if seconds > 0 else None
-    pairs = "text_pair" in frame.columns
-    rows = [
-        {
-            "index": i,
-            "text": frame["text"].iat[i],
-            **({"text_pair": frame["text_pair"].iat[i]} if pairs else {}),
-            "gold": label_names[int(gold[i])],
-            "predicted": label_names[int(predicted[i])],
-            "correct": bool(gold[i] == predicted[i]),
-            "probabilities": {name: round(float(p), 6) for name, p in zip(label_names, probabilities[i], strict=True)},
-        }
-        for i in range(len(frame))
-    ]
+    pairs = frame["text_pair"].tolist() if "text_pair" in frame.columns else None
+    rows = prediction_rows(frame["text"].tolist(), pairs, gold, probabilities, label_names)
     return metrics, rows
 
 
