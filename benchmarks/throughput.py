@@ -15,7 +15,7 @@ matmul, checked before and after training (the faster check counts), gives the m
 peak; training's fraction of that peak (MFU-style) uses ``6 * non-embedding params * real tokens`` FLOPs.
 Inference also compares ONNX Runtime fp32 and int8 exports.
 
-Run from the repository root (the default sizes finish in about 20 minutes on a quiet 2-core CPU)::
+Run from the repository root (the default sizes finish in about 25 minutes on a quiet 2-core CPU)::
 
     .venv/bin/python benchmarks/throughput.py
     .venv/bin/python benchmarks/throughput.py --model /path/to/distilbert-base-uncased --max-length 128
