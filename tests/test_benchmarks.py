@@ -162,3 +162,15 @@ def test_inference_rounds_take_turns_and_report_each_backends_median() -> None:
     assert calls == ["naive", "onnx", "onnx", "naive", "naive", "onnx"]
     for median, by_round in figures.values():
         assert len(by_round) == 3 and median == sorted(by_round)[1] and median > 0
+
+
+def test_throughput_default_learning_rate_depends_on_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    throughput = load_benchmark("throughput")
+
+    def parsed(*argv: str) -> float:
+        monkeypatch.setattr(sys, "argv", ["throughput.py", *argv])
+        return throughput.parse_args().lr
+
+    assert parsed() == 2e-4
+    assert parsed("--model", "/models/distilbert-base-uncased") == 5e-5
+    assert parsed("--lr", "3e-5") == 3e-5
