@@ -206,3 +206,24 @@ def test_the_onnx_classifier_creates_its_cpu_session_without_those_fusions(
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
     OnnxSequenceClassifier(tmp_path / "model.onnx", model.config)
     assert set(created[-1]["disabled_optimizers"]) == set(CPU_DISABLED_OPTIMIZERS)
+
+
+def test_loading_an_export_with_the_slow_cpu_fusion_says_how_to_re_export(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from conftest import build_model, build_tokenizer
+    from distiltune.export import OnnxSequenceClassifier, export_onnx
+
+    model, tokenizer = build_model("distilbert").eval(), build_tokenizer("distilbert")
+    export_onnx(model, tokenizer, tmp_path / "model.onnx")
+    report = {"run_dir": "runs/old", "quantize": "int8", "fused_operators": {"Attention": 2}}
+    (tmp_path / "export.json").write_text(json.dumps(report))
+    with caplog.at_level("WARNING", logger="distiltune"):
+        OnnxSequenceClassifier(tmp_path / "model.onnx", model.config)
+    assert "SkipLayerNormalization" not in caplog.text
+
+    report["fused_operators"]["SkipLayerNormalization"] = 4
+    (tmp_path / "export.json").write_text(json.dumps(report))
+    with caplog.at_level("WARNING", logger="distiltune"):
+        OnnxSequenceClassifier(tmp_path / "model.onnx", model.config)
+    assert "distiltune export runs/old --format onnx --quantize int8" in caplog.text
