@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from distiltune.metrics import classification_metrics, prediction_rows, softmax
+from distiltune.metrics import classification_metrics, score_predictions, softmax
 
 
 def test_binary_metrics_by_hand() -> None:
@@ -42,7 +42,9 @@ def test_softmax_is_stable() -> None:
 def test_prediction_rows_name_labels_and_keep_input_order() -> None:
     probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
     gold = np.array([0, 0, 1])
-    rows = prediction_rows(["a", "b", "c"], None, gold, probabilities, ["neg", "pos"])
+    metrics, rows = score_predictions(["a", "b", "c"], None, gold, probabilities, ["neg", "pos"], seconds=0.5)
+
+    assert metrics["accuracy"] == pytest.approx(1 / 3) and metrics["eval_samples_per_second"] == 6.0
 
     assert [row["text"] for row in rows] == ["a", "b", "c"]
     assert [row["index"] for row in rows] == [0, 1, 2]
@@ -56,7 +58,9 @@ def test_prediction_rows_name_labels_and_keep_input_order() -> None:
 
 
 def test_prediction_rows_carry_the_second_sentence_of_pairs() -> None:
-    rows = prediction_rows(["premise"], ["hypothesis"], np.array([2]), np.array([[0.1, 0.2, 0.7]]), ["e", "n", "c"])
+    _, rows = score_predictions(
+        ["premise"], ["hypothesis"], np.array([2]), np.array([[0.1, 0.2, 0.7]]), ["e", "n", "c"], seconds=0.1
+    )
 
     assert rows[0]["text_pair"] == "hypothesis"
     assert rows[0]["predicted"] == "c" and rows[0]["correct"]

@@ -12,7 +12,7 @@ import pandas as pd
 
 from distiltune import runs
 from distiltune.inference import predict_logits
-from distiltune.metrics import classification_metrics, prediction_rows, softmax
+from distiltune.metrics import score_predictions, softmax
 
 logger = logging.getLogger("distiltune")
 
@@ -47,13 +47,8 @@ def evaluate_frame(
         max_batch_tokens=max_batch_tokens,
     )
     seconds = time.perf_counter() - started
-    probabilities = softmax(logits)
-    predicted = probabilities.argmax(axis=-1)
     gold = frame["label"].to_numpy()
-    metrics = classification_metrics(gold, predicted, label_names)
-    metrics["eval_samples_per_second"] = round(len(frame) / seconds, 2) if seconds > 0 else None
-    rows = prediction_rows(frame["text"].tolist(), pairs, gold, probabilities, label_names)
-    return metrics, rows
+    return score_predictions(frame["text"].tolist(), pairs, gold, softmax(logits), label_names, seconds)
 
 
 def evaluate(

@@ -78,17 +78,21 @@ def trainer_compute_metrics(label_names: list[str]):
     return compute
 
 
-def prediction_rows(
+def score_predictions(
     texts: Sequence[str],
     pairs: Sequence[str] | None,
     gold: np.ndarray,
     probabilities: np.ndarray,
     label_names: list[str],
-) -> list[dict[str, Any]]:
-    """One row per example, as written to ``predictions.jsonl``: its text (and pair), the gold and the predicted
-    label, whether they match, and every label's probability."""
+    seconds: float,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """What an evaluation reports for labelled examples predicted in ``seconds``: the metrics (with samples/s), and
+    one row per example as written to ``predictions.jsonl`` (its text and pair, gold and predicted label, whether
+    they match, every label's probability)."""
     predicted = probabilities.argmax(axis=-1)
-    return [
+    metrics = classification_metrics(gold, predicted, label_names)
+    metrics["eval_samples_per_second"] = round(len(texts) / seconds, 2) if seconds > 0 else None
+    rows = [
         {
             "index": i,
             "text": texts[i],
@@ -100,3 +104,4 @@ def prediction_rows(
         }
         for i in range(len(texts))
     ]
+    return metrics, rows

@@ -31,7 +31,7 @@ from distiltune.baselines import TfidfConfig
 from distiltune.config import Config
 from distiltune.data.columns import LabelSpace
 from distiltune.errors import RunError
-from distiltune.metrics import classification_metrics, prediction_rows, softmax
+from distiltune.metrics import score_predictions, softmax
 from distiltune.predict import Classifier
 
 logger = logging.getLogger("distiltune")
@@ -286,13 +286,10 @@ def evaluate_tfidf(
     started = time.perf_counter()
     probabilities = model.predict_proba(documents(frame))
     seconds = time.perf_counter() - started
-    predicted = probabilities.argmax(axis=-1)
     gold = frame["label"].to_numpy()
-    metrics = classification_metrics(gold, predicted, label_names)
-    metrics["loss"] = _log_loss(probabilities, gold)
-    metrics["eval_samples_per_second"] = round(len(frame) / seconds, 2) if seconds > 0 else None
     pairs = frame["text_pair"].tolist() if "text_pair" in frame.columns else None
-    rows = prediction_rows(frame["text"].tolist(), pairs, gold, probabilities, label_names)
+    metrics, rows = score_predictions(frame["text"].tolist(), pairs, gold, probabilities, label_names, seconds)
+    metrics["loss"] = _log_loss(probabilities, gold)
     return metrics, rows
 
 
