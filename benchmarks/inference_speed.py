@@ -42,10 +42,10 @@ from throughput import (  # noqa: E402  (a sibling script, not a package)
     LABEL_NAMES,
     REPO_ROOT,
     hardware_summary,
-    interleaved_rounds,
     load_rows,
     naive_inference_by_batch_size,
     naive_predict,
+    record_rounds,
     time_classifier,
 )
 
@@ -184,10 +184,7 @@ def main() -> None:
             print(f"{label}: {timed['samples_per_second']} samples/s", flush=True)
         if args.inference_rounds > 0:
             print(f"{args.inference_rounds} more rounds of every backend, taking turns ...", flush=True)
-            for label, (median, rounds) in interleaved_rounds(rerun, len(texts), args.inference_rounds).items():
-                row = backends[label]
-                row["first_pass_samples_per_second"] = row["samples_per_second"]
-                row["samples_per_second"], row["samples_per_second_by_round"] = median, rounds
+            record_rounds(backends, rerun, len(texts), args.inference_rounds)
         baseline = backends["naive eager fp32"]["samples_per_second"]
         for row in backends.values():
             row.pop("predicted", None)

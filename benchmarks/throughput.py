@@ -530,11 +530,7 @@ def main() -> None:
                 )
         if args.inference_rounds > 0:
             print(f"inference: {args.inference_rounds} more rounds of every backend, taking turns ...", flush=True)
-            medians = interleaved_rounds(rerun, len(texts), args.inference_rounds)
-            for name, (median, rounds) in medians.items():
-                row = inference[name]
-                row["first_pass_samples_per_second"] = row["samples_per_second"]
-                row["samples_per_second"], row["samples_per_second_by_round"] = median, rounds
+            record_rounds(inference, rerun, len(texts), args.inference_rounds)
             naive["inference_samples_per_second"] = inference["naive eager fp32"]["samples_per_second"]
             default_name = f"distiltune torch {classifier.precision}"
             if default_name in inference:
@@ -575,6 +571,17 @@ def interleaved_rounds(
             predictors[name]()
             by_round[name].append(round(samples / (time.perf_counter() - started), 2))
     return {name: (round(float(np.median(figures)), 2), figures) for name, figures in by_round.items()}
+
+
+def record_rounds(
+    rows: dict[str, dict[str, Any]], predictors: dict[str, Callable[[], Any]], samples: int, rounds: int
+) -> None:
+    """Time ``predictors`` in :func:`interleaved_rounds` and update each one's row in place: its first-pass figure
+    moves to ``first_pass_samples_per_second`` and ``samples_per_second`` becomes the median of the rounds."""
+    for name, (median, figures) in interleaved_rounds(predictors, samples, rounds).items():
+        row = rows[name]
+        row["first_pass_samples_per_second"] = row["samples_per_second"]
+        row["samples_per_second"], row["samples_per_second_by_round"] = median, figures
 
 
 def _public(timed: dict[str, Any]) -> dict[str, Any]:

@@ -164,6 +164,18 @@ def test_inference_rounds_take_turns_and_report_each_backends_median() -> None:
         assert len(by_round) == 3 and median == sorted(by_round)[1] and median > 0
 
 
+def test_rounds_replace_the_first_pass_figure_with_their_median() -> None:
+    throughput = load_benchmark("throughput")
+    rows = {"naive": {"samples_per_second": 123.0, "accuracy": 0.7}}
+
+    throughput.record_rounds(rows, {"naive": lambda: None}, samples=10, rounds=3)
+
+    row = rows["naive"]
+    assert row["first_pass_samples_per_second"] == 123.0 and row["accuracy"] == 0.7
+    assert len(row["samples_per_second_by_round"]) == 3
+    assert row["samples_per_second"] == sorted(row["samples_per_second_by_round"])[1]
+
+
 def test_throughput_default_learning_rate_depends_on_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
     throughput = load_benchmark("throughput")
 
