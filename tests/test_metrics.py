@@ -39,7 +39,7 @@ def test_softmax_is_stable() -> None:
     assert np.allclose(probabilities, [[1.0, 0.0], [0.5, 0.5]])
 
 
-def test_prediction_rows_name_labels_and_keep_input_order() -> None:
+def test_score_predictions_name_labels_and_keep_input_order() -> None:
     probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
     gold = np.array([0, 0, 1])
     metrics, rows = score_predictions(["a", "b", "c"], None, gold, probabilities, ["neg", "pos"], seconds=0.5)
@@ -57,7 +57,7 @@ def test_prediction_rows_name_labels_and_keep_input_order() -> None:
     assert all("text_pair" not in row for row in rows)
 
 
-def test_prediction_rows_carry_the_second_sentence_of_pairs() -> None:
+def test_score_predictions_carry_the_second_sentence_of_pairs() -> None:
     _, rows = score_predictions(
         ["premise"], ["hypothesis"], np.array([2]), np.array([[0.1, 0.2, 0.7]]), ["e", "n", "c"], seconds=0.1
     )
