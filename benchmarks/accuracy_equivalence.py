@@ -100,9 +100,10 @@ def parse_args() -> argparse.Namespace:
 
 
 def accuracy(model: Any, tokenizer: Any, test: Any, max_length: int) -> float:
-    from distiltune.inference import predict_logits
+    from distiltune.serving.inference import InferenceSettings, predict_logits
 
-    logits = predict_logits(model, tokenizer, test["text"].tolist(), max_length=max_length, batch_size=16)
+    settings = InferenceSettings(max_length=max_length, batch_size=16)
+    logits = predict_logits(model, tokenizer, test["text"].tolist(), None, settings)
     return float((logits.argmax(-1) == test["label"].to_numpy()).mean())
 
 

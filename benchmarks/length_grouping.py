@@ -54,8 +54,8 @@ def main() -> None:
     from rich.table import Table
     from transformers import AutoTokenizer
 
-    from distiltune.checkpoints import epoch_seed, length_grouped_indices
     from distiltune.modeling import resolve_model_name
+    from distiltune.training.trainer import epoch_seed, length_grouped_indices
 
     if not (args.data / "train.jsonl").is_file():
         raise SystemExit(f"error: {args.data / 'train.jsonl'} not found; pass --data FOLDER.")

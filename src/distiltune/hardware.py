@@ -5,11 +5,23 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from distiltune.errors import ConfigError
+
+#: CPU flags that mean native bf16 matmuls (AVX512-BF16 on Cooper Lake / Zen 4+, AMX on Sapphire Rapids+).
+NATIVE_BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+#: bf16 tensor cores arrived with Ampere (compute capability 8.0).
+BF16_MIN_CUDA_CAPABILITY = (8, 0)
+#: On a CPU the flags are necessary but not sufficient: bf16 is chosen only when a measured bf16 matmul runs at
+#: least this much faster than fp32. Measured here: an AMD EPYC VM (AVX512-BF16) ran bf16 at 4.2x fp32, while a
+#: Sapphire Rapids VM that exposes AVX512-BF16 but not AMX ran it at 0.6x, so a flag-only rule made training
+#: there 3x slower.
+MIN_CPU_BF16_SPEEDUP = 1.3
 
 
 def resolve_device(requested: str = "auto") -> torch.device:
@@ -20,8 +32,6 @@ def resolve_device(requested: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if requested == "cuda" and not torch.cuda.is_available():
-        from distiltune.errors import ConfigError
-
         raise ConfigError("train.device is cuda, but no CUDA GPU is visible.", "Use --set train.device=auto.")
     return torch.device(requested)
 
@@ -41,8 +51,6 @@ def cpu_flags() -> frozenset[str]:
 
 def cpu_has_native_bf16() -> bool:
     """AVX512-BF16 or AMX: the CPU has bf16 instructions (whether they are fast is :func:`cpu_bf16_speedup`)."""
-    from distiltune.speed import NATIVE_BF16_CPU_FLAGS
-
     return bool(cpu_flags() & NATIVE_BF16_CPU_FLAGS)
 
 
@@ -81,8 +89,6 @@ def resolve_precision(
 ) -> str:
     """'auto' picks bf16 on Ampere+ GPUs and on CPUs where bf16 is native and measured faster, fp16 on older
     GPUs, else fp32. ``measure_bf16`` replaces :func:`cpu_bf16_speedup` (e.g. to record what it measured)."""
-    from distiltune.speed import choose_precision
-
     device = torch.device(device)
     return choose_precision(
         requested,
@@ -91,6 +97,38 @@ def resolve_precision(
         cpu_flags=cpu_flags() if device.type == "cpu" else frozenset(),
         cpu_bf16_speedup=(measure_bf16 or cpu_bf16_speedup) if device.type == "cpu" else None,
     )
+
+
+def choose_precision(
+    requested: str,
+    device_type: str,
+    cuda_capability: tuple[int, int] | None = None,
+    cpu_flags: Iterable[str] = (),
+    cpu_bf16_speedup: Callable[[], float] | None = None,
+) -> str:
+    """'auto' -> bf16 where the hardware runs it natively and fast, fp16 on older GPUs, else fp32.
+
+    A function of the hardware facts so it can be tested with any capabilities. ``cpu_bf16_speedup`` measures
+    bf16 against fp32 on this CPU; it is called only when the flags allow bf16 (None trusts the flags).
+    """
+    if requested != "auto":
+        if requested == "fp16" and device_type != "cuda":
+            raise ConfigError(
+                f"train.precision fp16 needs a CUDA GPU (device is {device_type}).",
+                "Use --set train.precision=auto (bf16 where the CPU supports it) or fp32.",
+            )
+        return requested
+    if device_type == "cuda":
+        if cuda_capability is not None and tuple(cuda_capability) >= BF16_MIN_CUDA_CAPABILITY:
+            return "bf16"
+        return "fp16"  # the Trainer pairs fp16 with a GradScaler (dynamic loss scaling)
+    if device_type == "cpu":
+        if not NATIVE_BF16_CPU_FLAGS & set(cpu_flags):
+            return "fp32"
+        if cpu_bf16_speedup is not None and cpu_bf16_speedup() < MIN_CPU_BF16_SPEEDUP:
+            return "fp32"
+        return "bf16"
+    return "fp32"  # MPS: bf16 autocast support varies by macOS version; fp32 is the safe choice
 
 
 def autocast_context(device: torch.device | str, precision: str) -> Any:

@@ -1,10 +1,11 @@
-"""Run directories: naming, creation that never overwrites, and the files each run holds.
+"""The run-directory contract: every file name, creation that never overwrites, status.json, completeness
+checks, JSON/JSONL I/O and the one helper that copies the log into a run's (or comparison's) log file.
 
 ```
 runs/<YYYY-MM-DD_HH-MM-SS>_<model>_<dataset>_<method>/
   config.yaml        resolved config (re-running it repeats the run)
   env.json           versions, device and precision actually used
-  model/             best model: safetensors weights, tokenizer, label maps
+  model/             best model: safetensors weights, tokenizer, labels.json (label map, max length, method)
   checkpoints/       best and last Trainer checkpoints, written atomically (for --resume)
   status.json        running / completed / failed / interrupted, with the error and the resume command
   history.jsonl      one row per evaluation
@@ -12,17 +13,34 @@ runs/<YYYY-MM-DD_HH-MM-SS>_<model>_<dataset>_<method>/
   predictions.jsonl  per-example gold/predicted/probabilities on the evaluated split
   plots/*.png        loss, accuracy/F1 curves, confusion matrix
   train.log          the log of the run
+  export/<variant>/  ONNX exports (distiltune export)
+  eval_<name>.json   evaluations on other data (distiltune evaluate)
 ```
+
+``status.json`` says what state a run directory is in, so that people and tools never have to guess::
+
+    {"status": "running" | "completed" | "failed" | "interrupted",
+     "pid": 1234, "host": "...", "started_at": "...", "updated_at": "...",
+     "step": 120,                      # last optimizer step reached (interrupted/failed runs)
+     "checkpoint": "checkpoints/checkpoint-120",   # newest complete checkpoint, when there is one
+     "error": "...",                   # failed runs: the one-line error
+     "resume": "distiltune train --resume runs/..."}   # how to continue (failed/interrupted runs)
+
+It is written atomically (temp file + rename). A run killed with SIGKILL keeps ``running``; resume tells such a
+run from a live one by its pid.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+import shlex
+import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from distiltune.errors import RunError
 
@@ -35,6 +53,14 @@ CHECKPOINTS_DIR = "checkpoints"
 PLOTS_DIR = "plots"
 LOG_FILE = "train.log"
 ENV_FILE = "env.json"
+STATUS_FILE = "status.json"
+EXPORT_DIR = "export"
+#: Inside ``model/``: the label map, max length, input kind and method of the saved model.
+LABELS_FILE = "labels.json"
+
+RunStatus = Literal["running", "completed", "failed", "interrupted"]
+#: Status words that mean finished (older tools wrote some of the synonyms).
+COMPLETED_STATUSES = ("completed", "complete", "done", "finished")
 
 
 def slug(text: str, limit: int = 40) -> str:
@@ -107,6 +133,139 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+# --- model/labels.json ----------------------------------------------------------------------------
+
+
+def write_model_info(
+    model_dir: Path, id2label: dict[int, str], max_length: int | None, is_pair: bool, method: str
+) -> None:
+    """``model/labels.json``: what a saved model needs besides its weights to predict."""
+    write_json(
+        model_dir / LABELS_FILE,
+        {"id2label": id2label, "max_length": max_length, "is_pair": is_pair, "method": method},
+    )
+
+
+def read_model_info(model_dir: Path) -> dict[str, Any]:
+    return read_json(model_dir / LABELS_FILE)
+
+
+def label_names(model_info: dict[str, Any]) -> list[str]:
+    """The label names of ``labels.json`` in id order."""
+    id2label = model_info["id2label"]
+    return [id2label[str(i)] for i in range(len(id2label))]
+
+
+def saved_method(run_dir: Path) -> str | None:
+    """The method a finished run saved its model with (``model/labels.json``), or None before it has one."""
+    path = Path(run_dir) / MODEL_DIR / LABELS_FILE
+    if not path.is_file():
+        return None
+    method = read_json(path).get("method")
+    return str(method) if method else "full"
+
+
+# --- status.json ----------------------------------------------------------------------------------
+
+
+def resume_command(run_dir: Path) -> str:
+    return f"distiltune train --resume {shlex.quote(str(run_dir))}"
+
+
+def read_status(run_dir: Path) -> dict[str, Any] | None:
+    path = Path(run_dir) / STATUS_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = read_json(path)
+    except ValueError:  # unreadable: treat like a run that never wrote one
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_status(run_dir: Path, status: RunStatus, **fields: Any) -> dict[str, Any]:
+    """Record ``status`` (keeping started_at from the previous record) and return what was written."""
+    run_dir = Path(run_dir)
+    previous = read_status(run_dir) or {}
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    record: dict[str, Any] = {
+        "status": status,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started_at": previous.get("started_at", now),
+        "updated_at": now,
+    }
+    if "resumed_from" in previous:  # a resumed run stays marked as such until it finishes
+        record["resumed_from"] = previous["resumed_from"]
+    if status in ("failed", "interrupted"):
+        fields.setdefault("resume", resume_command(run_dir))
+    record.update({key: value for key, value in fields.items() if value is not None})
+    write_json(run_dir / STATUS_FILE, record)
+    return record
+
+
+def is_alive_elsewhere(record: dict[str, Any]) -> bool:
+    """True when a ``running`` record belongs to a process that still exists on this host (not us)."""
+    if record.get("status") != "running" or record.get("host") != socket.gethostname():
+        return False
+    pid = record.get("pid")
+    if not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def is_completed(run_dir: Path) -> bool:
+    """A run counts as done when it finished writing its metrics and model (and its status.json, if any, agrees)."""
+    run_dir = Path(run_dir)
+    if (run_dir / STATUS_FILE).is_file():
+        record = read_status(run_dir)
+        if record is None or record.get("status") not in COMPLETED_STATUSES:
+            return False
+    return (run_dir / METRICS_FILE).is_file() and (run_dir / MODEL_DIR).is_dir()
+
+
+# --- logs -------------------------------------------------------------------------------------------
+
+
+class log_to:  # noqa: N801 - used as a context manager, named like one
+    """Copy the distiltune log (and any ``extra`` loggers, e.g. transformers) into ``path`` while the block runs.
+
+    The distiltune logger is raised to INFO for the duration if it was quieter, so the file is complete; the
+    console keeps its own level. A failure that ends the block is logged into the file before it closes.
+    """
+
+    def __init__(self, path: Path, extra: tuple[str, ...] = (), log_failure: bool = False) -> None:
+        self.handler = logging.FileHandler(path, encoding="utf-8")
+        names = "%(name)s: " if extra else ""
+        self.handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s {names}%(message)s"))
+        self.handler.setLevel(logging.INFO)
+        self.loggers = [logging.getLogger("distiltune"), *(logging.getLogger(name) for name in extra)]
+        self.log_failure = log_failure
+        self.previous_level = logging.NOTSET
+
+    def __enter__(self) -> None:
+        for log in self.loggers:
+            log.addHandler(self.handler)
+        distiltune_log = self.loggers[0]
+        self.previous_level = distiltune_log.level
+        if distiltune_log.level == logging.NOTSET or distiltune_log.level > logging.INFO:
+            distiltune_log.setLevel(logging.INFO)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.log_failure and exc[0] is not None and not isinstance(exc[1], KeyboardInterrupt):
+            self.loggers[0].error("Run failed: %s", exc[1])
+        for log in self.loggers:
+            log.removeHandler(self.handler)
+        self.loggers[0].setLevel(self.previous_level)
+        self.handler.close()
 
 
 def _jsonable(value: Any) -> Any:

@@ -10,19 +10,20 @@ import dataclasses
 import difflib
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from distiltune.config import DataConfig
 from distiltune.data.columns import LabelSpace, build_label_space, resolve_columns, standardize
-from distiltune.data.sources import looks_like_path, read_hub, read_local
+from distiltune.data.config import DataConfig
+from distiltune.data.sources import SPLIT_ALIASES, looks_like_path, read_hub, read_local, read_table
 from distiltune.errors import DataError
 from distiltune.presets import Preset, get_preset, presets
 
 logger = logging.getLogger("distiltune")
+#: Tokens per example when neither the config nor a preset sets ``data.max_length`` (see config.resolve_settings).
 DEFAULT_MAX_LENGTH = 256
-DEFAULT_METRIC = "f1_macro"
 
 
 @dataclass
@@ -32,9 +33,7 @@ class PreparedData:
     test: pd.DataFrame | None
     labels: LabelSpace
     config: DataConfig
-    """The data config with every automatic choice filled in (columns, splits, max length)."""
-    metric: str
-    """The preset's metric (or f1_macro)."""
+    """The data config with every automatic choice filled in (columns, label names, splits)."""
 
     @property
     def is_pair(self) -> bool:
@@ -50,8 +49,7 @@ class PreparedData:
 def load_data(config: DataConfig, seed: int = 42) -> PreparedData:
     """Load, map and split the data; ``config.split_seed`` (when set) replaces ``seed`` for the splits."""
     seed = config.split_seed if config.split_seed is not None else seed
-    preset = get_preset(config.dataset) if not looks_like_path(config.dataset) else None
-    config = _apply_preset(config, preset)
+    config = _apply_preset(config, dataset_preset(config.dataset))
     raw, declared_names = read_source(config.dataset)
     if config.train_split not in raw:
         raise DataError(
@@ -110,16 +108,8 @@ def load_data(config: DataConfig, seed: int = 42) -> PreparedData:
         label_names=labels.names,
         validation_split=validation_split,
         test_split=test_split if test is not None else None,
-        max_length=config.max_length or DEFAULT_MAX_LENGTH,
     )
-    return PreparedData(
-        train=train,
-        validation=validation,
-        test=test,
-        labels=labels,
-        config=resolved,
-        metric=preset.metric if preset else DEFAULT_METRIC,
-    )
+    return PreparedData(train=train, validation=validation, test=test, labels=labels, config=resolved)
 
 
 def load_eval_file(source: str, config: DataConfig, labels: LabelSpace) -> pd.DataFrame:
@@ -148,9 +138,33 @@ def load_eval_file(source: str, config: DataConfig, labels: LabelSpace) -> pd.Da
     return out
 
 
+def read_predict_input(path: str | Path, config: DataConfig, is_pair: bool) -> pd.DataFrame:
+    """Texts (and pairs) to predict from a CSV/TSV/JSONL/Parquet file, with the run's columns where the file has
+    them, else detected as ``train`` detects them. A label column, if any, is ignored."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"Input file not found: {path}.")
+    frame = read_table(path)
+    text = config.text_column if config.text_column in frame.columns else None
+    pair = config.text_pair_column if config.text_pair_column and config.text_pair_column in frame.columns else None
+    if is_pair and pair is None:
+        raise DataError(
+            f"{path}: this model needs sentence pairs, but there is no column "
+            f"'{config.text_pair_column}'. Columns are: {', '.join(frame.columns)}."
+        )
+    columns = resolve_columns(frame, str(path), text, pair, None, need_label=False)
+    columns = dataclasses.replace(columns, label=None)
+    return standardize(frame, columns, str(path))
+
+
+def dataset_preset(dataset: str) -> Preset | None:
+    """The preset that ``data.dataset`` names, or None for local paths and hub ids."""
+    return None if looks_like_path(dataset) else get_preset(dataset)
+
+
 def read_source(dataset: str) -> tuple[dict[str, pd.DataFrame], dict[str, list[str]]]:
     """Raw splits of a preset, local path or hub id, plus any ClassLabel names the source declares."""
-    preset = get_preset(dataset) if not looks_like_path(dataset) else None
+    preset = dataset_preset(dataset)
     source = preset.resolved_source() if preset else dataset
     if looks_like_path(source):
         return read_local(source), {}
@@ -189,13 +203,10 @@ def _apply_preset(config: DataConfig, preset: Preset | None) -> DataConfig:
         text_pair_column=config.text_pair_column or preset.text_pair_column,
         label_column=config.label_column or preset.label_column,
         label_names=config.label_names or preset.label_names,
-        max_length=config.max_length or preset.max_length,
     )
 
 
 def _find_split(raw: dict[str, pd.DataFrame], kind: str, exclude: str) -> str | None:
-    from distiltune.data.sources import SPLIT_ALIASES
-
     return next((name for name in raw if name != exclude and name.lower() in SPLIT_ALIASES[kind]), None)
 
 
@@ -210,9 +221,14 @@ def _sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     return frame.sample(n=n, random_state=seed).reset_index(drop=True)
 
 
-def preset_metric(dataset: str) -> str:
-    preset = get_preset(dataset) if not looks_like_path(dataset) else None
-    return preset.metric if preset else DEFAULT_METRIC
-
-
-__all__ = ["LabelSpace", "PreparedData", "load_data", "load_eval_file", "split_validation"]
+__all__ = [
+    "DEFAULT_MAX_LENGTH",
+    "DataConfig",
+    "LabelSpace",
+    "PreparedData",
+    "dataset_preset",
+    "load_data",
+    "load_eval_file",
+    "read_predict_input",
+    "split_validation",
+]

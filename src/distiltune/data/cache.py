@@ -38,7 +38,7 @@ def cache_root() -> Path:
     return Path(configured).expanduser() if configured else Path.home() / ".cache" / "distiltune"
 
 
-def frame_fingerprint(frame: pd.DataFrame) -> str:
+def split_content_hash(frame: pd.DataFrame) -> str:
     """A content hash of a split: the same rows in the same order give the same hash."""
     digest = hashlib.sha256()
     digest.update(json.dumps(list(map(str, frame.columns))).encode())
@@ -70,7 +70,7 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
 
 
 def cache_key(frame: pd.DataFrame, tokenizer: Any, max_length: int) -> str:
-    parts = [f"v{FORMAT_VERSION}", frame_fingerprint(frame), tokenizer_fingerprint(tokenizer), str(max_length)]
+    parts = [f"v{FORMAT_VERSION}", split_content_hash(frame), tokenizer_fingerprint(tokenizer), str(max_length)]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
 
@@ -112,4 +112,4 @@ def _save_quietly(dataset: datasets.Dataset, path: Path) -> None:
             datasets.enable_progress_bars()
 
 
-__all__ = ["CACHE_ENV", "cache_key", "cache_root", "cached_tokenize", "frame_fingerprint", "tokenizer_fingerprint"]
+__all__ = ["CACHE_ENV", "cache_key", "cache_root", "cached_tokenize", "split_content_hash", "tokenizer_fingerprint"]

@@ -1,110 +1,36 @@
-"""Registry of tuning methods: each method module registers itself here (peft's pattern)."""
+"""Tuning methods. Each method is one module that ends with its own ``register_method`` call (peft's pattern);
+importing this package imports them all, so the registry is complete.
+
+Adding a method: one file here (a ``MethodConfig`` subclass and the hooks of :class:`~distiltune.methods.base.Method`,
+ending with ``register_method(...)``), its import below, and its section in docs/methods.md.
+"""
 
 from __future__ import annotations
 
-import difflib
+# Registration happens on import, in this order (the default order of `compare`'s table).
+from distiltune.methods import full, head, lora, prefix, prompt, tfidf, untuned  # noqa: E402, F401, I001
+from distiltune.methods.base import (
+    METHODS,
+    FittedModel,
+    Method,
+    MethodConfig,
+    Predictor,
+    count_parameters,
+    get_method,
+    get_method_config_class,
+    method_names,
+    register_method,
+)
 
-from distiltune.errors import ConfigError
-from distiltune.methods.base import Method, MethodConfig, count_parameters
-
-METHODS: dict[str, Method] = {}
-
-
-def register_method(method: Method) -> Method:
-    if method.name != method.name.lower() or method.name in METHODS:
-        raise ValueError(f"Method names must be lower-case and unique: {method.name!r}")
-    if method.config_cls.name != method.name:
-        raise ValueError(f"{method.config_cls.__name__}.name must be {method.name!r}")
-    METHODS[method.name] = method
-    return method
-
-
-def method_names() -> list[str]:
-    return list(METHODS)
-
-
-def get_method(name: str) -> Method:
-    if name not in METHODS:
-        close = difflib.get_close_matches(name, METHODS, n=1, cutoff=0.5)
-        hint = f"Did you mean '{close[0]}'?" if close else f"Choose one of: {', '.join(METHODS)}."
-        raise ConfigError(f"Unknown method '{name}'.", hint)
-    return METHODS[name]
-
-
-def get_method_config_class(name: str) -> type[MethodConfig]:
-    return get_method(name).config_cls
-
-
-def _register_builtin_methods() -> None:
-    from distiltune.methods import full, head, lora, prompt
-    from distiltune.methods.adapters import ADAPTER_FILES
-
-    register_method(
-        Method(
-            "full",
-            full.FullConfig,
-            full.apply_full,
-            full.save_pretrained,
-            full.load_pretrained,
-            description="All weights train.",
-        )
-    )
-    register_method(
-        Method(
-            "lora",
-            lora.LoraMethodConfig,
-            lora.apply_lora,
-            lora.save_lora,
-            lora.load_lora,
-            description="LoRA adapters on the attention projections; the head trains in full.",
-            required_files=ADAPTER_FILES,
-            export=lora.export_merged,
-        )
-    )
-    register_method(
-        Method(
-            "prompt",
-            prompt.PromptConfig,
-            prompt.apply_prompt,
-            prompt.save_prompt,
-            prompt.load_prompt,
-            description="Soft prompt tuning: trainable virtual tokens before the input, plus the head.",
-            required_files=ADAPTER_FILES,
-        )
-    )
-    register_method(
-        Method(
-            "prefix",
-            prompt.PrefixConfig,
-            prompt.apply_prefix,
-            prompt.save_prompt,
-            prompt.load_prompt,
-            description="Prefix tuning / P-tuning v2: trainable key/value prefixes on every layer, plus the head.",
-            required_files=ADAPTER_FILES,
-        )
-    )
-    register_method(
-        Method(
-            "head",
-            head.HeadOnlyConfig,
-            head.apply_head_only,
-            full.save_pretrained,
-            full.load_pretrained,
-            description="Linear probe: the encoder is frozen, only the classification head trains.",
-        )
-    )
-
-
-_register_builtin_methods()
-
-
-def _register_baselines() -> None:
-    from distiltune.baselines import baseline_methods
-
-    for method in baseline_methods():
-        register_method(method)
-
-
-_register_baselines()
-
-__all__ = ["METHODS", "Method", "MethodConfig", "count_parameters", "get_method", "method_names", "register_method"]
+__all__ = [
+    "METHODS",
+    "FittedModel",
+    "Method",
+    "MethodConfig",
+    "Predictor",
+    "count_parameters",
+    "get_method",
+    "get_method_config_class",
+    "method_names",
+    "register_method",
+]

@@ -14,6 +14,9 @@ from typing import Any
 from torch import nn
 
 from distiltune.errors import ConfigError, ModelError
+from distiltune.modeling import model_not_found, resolve_model_name
+from distiltune.modeling.heads import EncoderWithHead, has_custom_head, read_head_config
+from distiltune.modeling.loading import report_fresh_weights
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
@@ -29,8 +32,6 @@ def wrap(model: nn.Module, peft_config: Any) -> nn.Module:
 
 
 def save_adapter(model: nn.Module, directory: Path) -> None:
-    from distiltune.heads import EncoderWithHead
-
     model.save_pretrained(directory, safe_serialization=True)
     base = model.get_base_model()
     if isinstance(base, EncoderWithHead):
@@ -55,9 +56,6 @@ def load_base_model(directory: Path, model_config: Any) -> nn.Module:
     """The pretrained encoder with an (untrained) head shaped like the saved one; the adapter fills the head."""
     from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
-    from distiltune.heads import EncoderWithHead, has_custom_head, read_head_config
-    from distiltune.modeling import _not_found, resolve_model_name
-
     saved_config = AutoConfig.from_pretrained(str(directory))
     path = resolve_model_name(model_config.name)
     options = {
@@ -69,11 +67,14 @@ def load_base_model(directory: Path, model_config: Any) -> nn.Module:
         if has_custom_head(directory):
             encoder = AutoModel.from_pretrained(path, **options)
             return EncoderWithHead(encoder, saved_config, read_head_config(directory))
-        return AutoModelForSequenceClassification.from_pretrained(
-            path, config=saved_config, ignore_mismatched_sizes=True, **options
+        model, loading_info = AutoModelForSequenceClassification.from_pretrained(
+            path, config=saved_config, ignore_mismatched_sizes=True, output_loading_info=True, **options
         )
     except (OSError, ValueError) as err:
-        raise _not_found(model_config.name, err) from None
+        raise model_not_found(model_config.name, err) from None
+    # The adapter puts the trained head back; anything else left at random would be a damaged base model.
+    report_fresh_weights(model, loading_info, model_config.name, head_restored=True)
+    return model
 
 
 def _first_line(err: Exception) -> str:

@@ -1,18 +1,27 @@
-"""The contract every tuning method follows.
+"""The contract every tuning method follows, and the registry the methods add themselves to.
 
-A method is a config dataclass (its options, with defaults) plus functions that turn a freshly loaded
-encoder into the model that trains, and that save/reload the trained model. Methods register themselves
-in :mod:`distiltune.methods` with :func:`register_method`.
+A method is a config dataclass (its options, with defaults) plus hooks. Methods that train an encoder through the
+Hugging Face ``Trainer`` give ``apply`` (turn a freshly loaded encoder into the model that trains), ``save`` and
+``load``. A method that does not train through the Trainer (the TF-IDF baseline) gives ``fit`` and
+``load_predictor`` instead. Each method's module ends with its own :func:`register_method` call (peft's pattern);
+``distiltune.methods`` imports them all. Nothing outside ``methods/`` asks which method a run used: it asks the
+:class:`Method` for what it can do.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import difflib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import numpy as np
+
+from distiltune.errors import ConfigError
 
 if TYPE_CHECKING:
+    import pandas as pd
     from torch import nn
 
 
@@ -35,17 +44,37 @@ class MethodConfig:
         return 0
 
 
+class Predictor(Protocol):
+    """What a method without an encoder hands back for prediction: logits for texts (and pairs), in input order."""
+
+    def predict_logits(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> np.ndarray: ...
+
+
+class FittedModel(Predictor, Protocol):
+    """A model fitted by a method's ``fit`` hook: it predicts, saves itself into ``model/`` and describes itself."""
+
+    def save(self, directory: Path) -> None: ...
+
+    def run_facts(self) -> dict[str, Any]:
+        """Extra ``metrics.json`` entries (parameter counts, features, device, precision)."""
+        ...
+
+    def environment(self) -> dict[str, Any]:
+        """What ``env.json`` records for this run (library versions, device)."""
+        ...
+
+
 @dataclass(frozen=True)
 class Method:
     """A registered tuning method."""
 
     name: str
     config_cls: type[MethodConfig]
-    apply: Callable[[nn.Module, Any], nn.Module]
+    apply: Callable[[nn.Module, Any], nn.Module] | None = None
     """Turn the freshly loaded encoder into the model to train (freeze, wrap in PEFT, ...)."""
-    save: Callable[[nn.Module, Path], None]
+    save: Callable[[nn.Module, Path], None] | None = None
     """Write the trained model into a run's ``model/`` folder (safetensors only)."""
-    load: Callable[[Path, Any], nn.Module]
+    load: Callable[[Path, Any], nn.Module] | None = None
     """Rebuild the trained model from ``model/`` (the second argument is the resolved ModelConfig)."""
     trains: bool = True
     """False for baselines that are evaluated without an optimizer step."""
@@ -55,6 +84,50 @@ class Method:
     export: Callable[[nn.Module, Path, Any], None] | None = None
     """Optional extra outputs written after ``save`` and the tokenizer, e.g. LoRA's merged model
     (arguments: the trained model, ``model/``, the method config)."""
+    unsupported_reason: Callable[[Any], str | None] | None = None
+    """Given the encoder's transformers config, why this method cannot run on it (None: it can). Asked before
+    anything loads or trains, so ``train`` fails at once and ``compare`` skips the run with the reason."""
+    fit: Callable[[pd.DataFrame, int, Any, int], FittedModel] | None = None
+    """For methods outside the Trainer: fit on the training frame (text[, text_pair], label), given the number of
+    labels, the method config and the seed."""
+    load_predictor: Callable[[Path], Predictor] | None = None
+    """For methods outside the Trainer: reload what ``fit`` saved in ``model/``."""
+
+    @property
+    def uses_encoder(self) -> bool:
+        """True for methods that train (or evaluate) a transformers encoder: they have a tokenizer, max length,
+        checkpoints and an ONNX export."""
+        return self.fit is None
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register_method(method: Method) -> Method:
+    if method.name != method.name.lower() or method.name in METHODS:
+        raise ValueError(f"Method names must be lower-case and unique: {method.name!r}")
+    if method.config_cls.name != method.name:
+        raise ValueError(f"{method.config_cls.__name__}.name must be {method.name!r}")
+    if (method.fit is None) == (method.apply is None):
+        raise ValueError(f"Method {method.name!r} needs either apply/save/load (an encoder) or fit/load_predictor")
+    METHODS[method.name] = method
+    return method
+
+
+def method_names() -> list[str]:
+    return list(METHODS)
+
+
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        close = difflib.get_close_matches(name, METHODS, n=1, cutoff=0.5)
+        hint = f"Did you mean '{close[0]}'?" if close else f"Choose one of: {', '.join(METHODS)}."
+        raise ConfigError(f"Unknown method '{name}'.", hint)
+    return METHODS[name]
+
+
+def get_method_config_class(name: str) -> type[MethodConfig]:
+    return get_method(name).config_cls
 
 
 def count_parameters(model: nn.Module) -> dict[str, float]:

@@ -8,7 +8,9 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from distiltune.methods.base import MethodConfig
+from distiltune.methods.base import Method, MethodConfig, register_method
+from distiltune.modeling import load_classifier_from_dir
+from distiltune.modeling.heads import EncoderWithHead, has_custom_head
 
 
 @dataclass
@@ -29,9 +31,18 @@ def save_pretrained(model: nn.Module, directory: Path) -> None:
 
 
 def load_pretrained(directory: Path, model_config: Any) -> nn.Module:
-    from distiltune.heads import EncoderWithHead, has_custom_head
-    from distiltune.modeling import load_classifier_from_dir
-
     if has_custom_head(directory):
         return EncoderWithHead.from_pretrained(directory)
     return load_classifier_from_dir(directory)
+
+
+register_method(
+    Method(
+        "full",
+        FullConfig,
+        apply_full,
+        save_pretrained,
+        load_pretrained,
+        description="All weights train.",
+    )
+)

@@ -13,8 +13,9 @@ from typing import ClassVar
 from torch import nn
 
 from distiltune.errors import ConfigError
-from distiltune.heads import head_module_names
-from distiltune.methods.base import MethodConfig
+from distiltune.methods.base import Method, MethodConfig, register_method
+from distiltune.methods.full import load_pretrained, save_pretrained
+from distiltune.modeling.heads import head_module_names
 
 
 @dataclass
@@ -34,3 +35,15 @@ def apply_head_only(model: nn.Module, config: HeadOnlyConfig) -> nn.Module:
         for parameter in model.get_submodule(name).parameters():
             parameter.requires_grad_(True)
     return model
+
+
+register_method(
+    Method(
+        "head",
+        HeadOnlyConfig,
+        apply_head_only,
+        save_pretrained,
+        load_pretrained,
+        description="Linear probe: the encoder is frozen, only the classification head trains.",
+    )
+)

@@ -1,7 +1,7 @@
 """LoRA (peft): low-rank updates on the attention projections; the classification head trains in full.
 
 Target modules come from :data:`LORA_TARGET_MODULES` (peft's own table plus the families it lacks, DistilBERT
-first among them). The head, found by :func:`~distiltune.heads.head_module_names`, goes into peft's
+first among them). The head, found by :func:`~distiltune.modeling.heads.head_module_names`, goes into peft's
 ``modules_to_save``: peft only adds ``classifier``/``score`` by itself, which leaves DistilBERT's randomly
 initialised ``pre_classifier`` frozen and unsaved, so a reloaded model would predict at random.
 ``merge: true`` also writes ``model/merged/``, a plain transformers model with the update folded in.
@@ -18,9 +18,9 @@ from typing import Any, ClassVar
 from torch import nn
 
 from distiltune.errors import ConfigError
-from distiltune.heads import EncoderWithHead, head_module_names
-from distiltune.methods.adapters import load_adapter, save_adapter, wrap
-from distiltune.methods.base import MethodConfig
+from distiltune.methods.adapters import ADAPTER_FILES, load_adapter, save_adapter, wrap
+from distiltune.methods.base import Method, MethodConfig, register_method
+from distiltune.modeling.heads import EncoderWithHead, head_module_names
 
 logger = logging.getLogger("distiltune")
 
@@ -120,3 +120,17 @@ def export_merged(model: nn.Module, directory: Path, config: LoraMethodConfig) -
     merged_model(model).save_pretrained(target, safe_serialization=True)
     AutoTokenizer.from_pretrained(str(directory)).save_pretrained(target)
     logger.info("Wrote the merged LoRA model to %s", target)
+
+
+register_method(
+    Method(
+        "lora",
+        LoraMethodConfig,
+        apply_lora,
+        save_lora,
+        load_lora,
+        description="LoRA adapters on the attention projections; the head trains in full.",
+        required_files=ADAPTER_FILES,
+        export=export_merged,
+    )
+)

@@ -1,17 +1,13 @@
-"""Soft prompts (peft): prompt tuning on the input only, and prefix tuning (deep prompts, P-tuning v2).
+"""Soft prompt tuning (peft): trainable virtual tokens before the input embeddings, plus the head.
 
-Both freeze the encoder; the virtual tokens and the classification head train, and both are saved in the
-adapter (the head through ``modules_to_save``, as for LoRA). Virtual tokens occupy position embeddings, so
-:meth:`reserved_positions` shortens the usable max length by their number.
-
-Prefix tuning hands per-layer key/value prefixes to the encoder as ``past_key_values``. Only encoders whose
-self-attention accepts them can run it: BERT, RoBERTa, XLM-R, ELECTRA and the BERT-based MiniLM do in
-transformers 5; DistilBERT, DeBERTa, ALBERT and XLNet do not, and get a ConfigError instead of a silent no-op.
+The encoder is frozen; the virtual tokens and the classification head train, and both are saved in the adapter
+(the head through ``modules_to_save``, as for LoRA). Virtual tokens occupy position embeddings, so
+:meth:`PromptConfig.reserved_positions` shortens the usable max length by their number. Prefix tuning, the deep
+variant, is :mod:`distiltune.methods.prefix`.
 """
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -19,9 +15,9 @@ from typing import Any, ClassVar, Literal
 from torch import nn
 
 from distiltune.errors import ConfigError
-from distiltune.heads import head_module_names
-from distiltune.methods.adapters import load_adapter, save_adapter, wrap
-from distiltune.methods.base import MethodConfig
+from distiltune.methods.adapters import ADAPTER_FILES, load_adapter, save_adapter, wrap
+from distiltune.methods.base import Method, MethodConfig, register_method
+from distiltune.modeling.heads import head_module_names
 
 PromptInit = Literal["text", "vocab", "random"]
 
@@ -51,31 +47,7 @@ class PromptConfig(MethodConfig):
         return self.num_virtual_tokens
 
 
-@dataclass
-class PrefixConfig(MethodConfig):
-    name: ClassVar[str] = "prefix"
-    default_lr: ClassVar[float] = 1e-2
-    """P-tuning v2 trains deep prompts at 5e-3 to 1e-2."""
-    supports_custom_head: ClassVar[bool] = False
-
-    num_virtual_tokens: int = 20
-    """Number of key/value prefix vectors per layer."""
-    projection: bool = False
-    """Reparameterise the prefixes through a two-layer MLP (prefix tuning's trick; P-tuning v2 goes without)."""
-    projection_hidden_size: int = 256
-    """Hidden size of that MLP when ``projection`` is on."""
-
-    def validate(self) -> None:
-        if self.num_virtual_tokens < 1:
-            raise ConfigError(f"method.num_virtual_tokens must be >= 1, got {self.num_virtual_tokens}.")
-        if self.projection_hidden_size < 1:
-            raise ConfigError(f"method.projection_hidden_size must be >= 1, got {self.projection_hidden_size}.")
-
-    def reserved_positions(self) -> int:
-        return self.num_virtual_tokens
-
-
-def _model_dimensions(model: nn.Module) -> dict[str, int]:
+def model_dimensions(model: nn.Module) -> dict[str, int]:
     # peft looks for hidden_size/num_attention_heads in the config dict, which misses DistilBERT's dim/n_heads
     # (exposed only through attribute aliases): pass them explicitly.
     config = model.config
@@ -99,37 +71,8 @@ def apply_prompt(model: nn.Module, config: PromptConfig) -> nn.Module:
         num_virtual_tokens=config.num_virtual_tokens,
         prompt_tuning_init=init[config.init],
         modules_to_save=head_module_names(model),
-        **_model_dimensions(model),
+        **model_dimensions(model),
         **options,
-    )
-    return wrap(model, peft_config)
-
-
-def supports_prefix(model: nn.Module) -> bool:
-    """True when the encoder's forward takes ``past_key_values`` (its attention can prepend prefixes)."""
-    encoder = getattr(model, "base_model", None)
-    if encoder is None:
-        return False
-    return "past_key_values" in inspect.signature(encoder.forward).parameters
-
-
-def apply_prefix(model: nn.Module, config: PrefixConfig) -> nn.Module:
-    from peft import PrefixTuningConfig, TaskType
-
-    if not supports_prefix(model):
-        model_type = getattr(model.config, "model_type", type(model).__name__)
-        raise ConfigError(
-            f"Prefix tuning needs an encoder that accepts past_key_values; '{model_type}' does not.",
-            "It works with BERT, RoBERTa, XLM-R, ELECTRA and MiniLM (e.g. --model minilm); use --method prompt or "
-            "lora for this model.",
-        )
-    peft_config = PrefixTuningConfig(
-        task_type=TaskType.SEQ_CLS,
-        num_virtual_tokens=config.num_virtual_tokens,
-        prefix_projection=config.projection,
-        encoder_hidden_size=config.projection_hidden_size,
-        modules_to_save=head_module_names(model),
-        **_model_dimensions(model),
     )
     return wrap(model, peft_config)
 
@@ -147,3 +90,16 @@ def load_prompt(directory: Path, model_config: Any) -> nn.Module:
         peft_config.prompt_tuning_init = PromptTuningInit.RANDOM
     peft_config.inference_mode = True
     return load_adapter(directory, model_config, peft_config)
+
+
+register_method(
+    Method(
+        "prompt",
+        PromptConfig,
+        apply_prompt,
+        save_prompt,
+        load_prompt,
+        description="Soft prompt tuning: trainable virtual tokens before the input, plus the head.",
+        required_files=ADAPTER_FILES,
+    )
+)

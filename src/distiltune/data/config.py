@@ -1,0 +1,59 @@
+"""The ``data`` section of a run's config: where the data comes from and how it is mapped and split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from distiltune.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "imdb"
+    """A preset (imdb, imdb-truncated, ag_news, rte, sst2, imdb-demo), a hub id ``name[:config]``, a local
+    CSV/TSV/JSONL/Parquet file, or a folder with train/validation/test files."""
+    text_column: str | None = None
+    """Column holding the text (or the first sentence of a pair). Auto-detected when unset."""
+    text_pair_column: str | None = None
+    """Column holding the second sentence for pair tasks (NLI); unset for single-text tasks."""
+    label_column: str | None = None
+    """Column holding the label (strings or integers). Auto-detected when unset."""
+    label_names: list[str] | None = None
+    """Names for integer labels 0..n-1 (taken from the dataset's features or the preset when unset)."""
+    train_split: str = "train"
+    """Name of the training split."""
+    validation_split: str | None = None
+    """Name of the validation split; when the data has none, ``validation_fraction`` of train is split off."""
+    test_split: str | None = None
+    """Name of the test split (``test`` when present and labelled)."""
+    validation_fraction: float = 0.1
+    """Stratified fraction of train held out for validation when there is no validation split."""
+    split_seed: int | None = None
+    """Seed for the held-out validation split and row sampling; unset uses ``train.seed``. ``compare`` fixes it so
+    every method and seed sees the same splits."""
+    max_length: int | None = None
+    """Maximum tokens per example (longer ones are truncated); preset default, else 256."""
+    max_train_samples: int | None = None
+    """Use only the first N training rows (after a seeded shuffle); handy for quick runs."""
+    max_eval_samples: int | None = None
+    """Use only the first N validation/test rows (after a seeded shuffle)."""
+    drop_missing_labels: bool = False
+    """Skip rows whose label cell is empty or NaN (with a counted warning) instead of stopping with an error."""
+
+    def validate(self) -> None:
+        """Check values that types alone cannot; raise ConfigError naming the key."""
+        if self.max_length is not None and self.max_length < 8:
+            raise ConfigError(f"data.max_length must be >= 8, got {self.max_length}.")
+        if not 0 < self.validation_fraction < 1:
+            raise ConfigError(f"data.validation_fraction must be in (0, 1), got {self.validation_fraction}.")
+        for key, value in (
+            ("data.max_train_samples", self.max_train_samples),
+            ("data.max_eval_samples", self.max_eval_samples),
+        ):
+            if value is not None and value < 1:
+                raise ConfigError(f"{key} must be >= 1, got {value}.")
+        if self.text_pair_column is not None and self.text_pair_column == self.text_column:
+            raise ConfigError("data.text_pair_column must differ from data.text_column.")
+
+
+__all__ = ["DataConfig"]

@@ -1,0 +1,258 @@
+"""Load a finished run and predict: ``distiltune.load(run_dir).predict(texts, top_k=...)``.
+
+A :class:`Classifier` serves any run directory. Which predictor runs is the method's business: an encoder method
+predicts with the PyTorch model (``backend="torch"``) or its ONNX export (``backend="onnx"``) through the batched
+inference path; a method without an encoder (TF-IDF) hands back its own predictor (``Method.load_predictor``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from distiltune import runs
+from distiltune.config import Config
+from distiltune.data.columns import LabelSpace
+from distiltune.errors import RunError
+from distiltune.hardware import resolve_device, resolve_precision
+from distiltune.methods import METHODS, Method, Predictor, get_method
+from distiltune.metrics import softmax
+from distiltune.modeling import load_classifier_config, load_tokenizer
+from distiltune.serving.inference import InferenceBatching, InferenceSettings, predict_logits
+from distiltune.serving.onnx_runtime import ONNX_FILE, OnnxSequenceClassifier, find_export
+from distiltune.serving.scoring import score_frame
+
+logger = logging.getLogger("distiltune")
+BACKENDS = ("torch", "onnx")
+#: Files every encoder run's ``model/`` holds besides its method's own (``Method.required_files``).
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json")
+
+
+@dataclass
+class Classifier:
+    """A trained model with its tokenizer, label names and the settings it was trained with."""
+
+    model: Any
+    """The PyTorch module or ONNX session of an encoder run; for a method without an encoder, its predictor."""
+    tokenizer: Any
+    """None for a method without an encoder."""
+    config: Config
+    labels: LabelSpace
+    max_length: int
+    is_pair: bool
+    device: Any
+    precision: str
+    run_dir: Path | None = None
+    backend: str = "torch"
+    method: str = "full"
+
+    @classmethod
+    def load(
+        cls,
+        run_dir: str | Path,
+        device: str = "auto",
+        precision: str = "auto",
+        backend: str = "torch",
+        export_dir: str | Path | None = None,
+    ) -> Classifier:
+        """Load a run. ``backend="onnx"`` serves its ONNX export (int8 when present, else fp32; or
+        ``export_dir``) with ONNX Runtime instead of the PyTorch model."""
+        if backend not in BACKENDS:
+            raise RunError(f"Unknown backend '{backend}'.", f"Choose one of: {', '.join(BACKENDS)}.")
+        run_dir = Path(run_dir)
+        model_dir = check_run_dir(run_dir)
+        config = Config.from_yaml(run_dir / runs.CONFIG_FILE)
+        info = runs.read_model_info(model_dir)
+        names = runs.label_names(info)
+        method = get_method(str(info.get("method") or config.method.name))
+        common = {
+            "config": config,
+            "labels": LabelSpace(names=names, values=names),
+            "max_length": int(info.get("max_length") or 0),
+            "is_pair": bool(info.get("is_pair")),
+            "run_dir": run_dir,
+            "backend": backend,
+            "method": method.name,
+        }
+        if not method.uses_encoder:
+            if backend != "torch":
+                raise RunError(
+                    f"{run_dir} uses the {method.name} method, which has no encoder: it has no {backend} backend.",
+                    "Drop --backend.",
+                )
+            predictor = method.load_predictor(model_dir)  # type: ignore[misc]
+            facts = predictor.run_facts() if hasattr(predictor, "run_facts") else {}
+            return cls(
+                model=predictor, tokenizer=None, device="cpu", precision=facts.get("precision", "fp32"), **common
+            )
+        if backend == "onnx":
+            onnx_dir = find_export(run_dir, export_dir)
+            model = OnnxSequenceClassifier(onnx_dir / ONNX_FILE, load_classifier_config(model_dir))
+            device, precision = "cpu", "fp32"  # ONNX Runtime picks its own provider; inputs start on the CPU
+        else:
+            model = method.load(model_dir, config.model)  # type: ignore[misc]
+        model_labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        if model_labels != names:
+            raise RunError(
+                f"{run_dir}: the model's labels {model_labels} differ from labels.json {names}.",
+                "The run directory is inconsistent; retrain or restore model/ from a checkpoint.",
+            )
+        tokenizer = load_tokenizer(str(model_dir))
+        resolved_device = resolve_device(device)
+        model.to(resolved_device)
+        model.eval()
+        return cls(
+            model=model,
+            tokenizer=tokenizer,
+            device=resolved_device,
+            precision=resolve_precision(precision, resolved_device),
+            **common,
+        )
+
+    @property
+    def uses_encoder(self) -> bool:
+        return self.tokenizer is not None
+
+    def inference_settings(self, batch_size: int | None = None, backend: str | None = None) -> InferenceSettings:
+        """How inputs are batched: ``batch_size`` when given, else the config's ``train.eval_batch_size`` /
+        ``train.eval_batch_tokens``, else the device and backend defaults (a token budget on CPU). ``backend``
+        defaults to this classifier's; the export's parity check asks for ONNX's from the PyTorch classifier."""
+        return InferenceSettings.for_run(
+            self.max_length, self.config.train, self.device, self.precision, backend or self.backend, batch_size
+        )
+
+    def batching(self, batch_size: int | None = None, backend: str | None = None) -> InferenceBatching:
+        """The row cap and padded-token budget of :meth:`inference_settings`."""
+        settings = self.inference_settings(batch_size, backend)
+        return InferenceBatching(batch_size=settings.batch_size, max_batch_tokens=settings.max_batch_tokens)
+
+    @property
+    def label_names(self) -> list[str]:
+        return self.labels.names
+
+    def predict_logits(
+        self, texts: str | Sequence[str], pairs: str | Sequence[str] | None = None, batch_size: int | None = None
+    ) -> np.ndarray:
+        """Raw scores ``[n, num_labels]`` in input order, before the softmax."""
+        if isinstance(texts, str):
+            texts = [texts]
+        if isinstance(pairs, str):
+            pairs = [pairs]
+        texts = list(texts)
+        pairs = list(pairs) if pairs is not None else None
+        if not self.uses_encoder:
+            return np.asarray(self.model.predict_logits(texts, pairs))
+        return predict_logits(self.model, self.tokenizer, texts, pairs, self.inference_settings(batch_size))
+
+    def predict_proba(
+        self, texts: str | Sequence[str], pairs: str | Sequence[str] | None = None, batch_size: int | None = None
+    ) -> np.ndarray:
+        """Probabilities ``[n, num_labels]`` in input order."""
+        return softmax(self.predict_logits(texts, pairs, batch_size))
+
+    def predict(
+        self,
+        texts: str | Sequence[str],
+        pairs: str | Sequence[str] | None = None,
+        top_k: int = 1,
+        batch_size: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """For each input: ``{"label": best, "score": p, "scores": [{"label", "score"}, ... top_k]}``."""
+        probabilities = self.predict_proba(texts, pairs, batch_size)
+        top_k = max(1, min(top_k, len(self.label_names)))
+        results = []
+        for row in probabilities:
+            order = np.argsort(-row, kind="stable")[:top_k]
+            scores = [{"label": self.label_names[i], "score": round(float(row[i]), 6)} for i in order]
+            results.append({"label": scores[0]["label"], "score": scores[0]["score"], "scores": scores})
+        return results
+
+    def evaluate_frame(self, frame: pd.DataFrame) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Metrics and ``predictions.jsonl`` rows for a labelled frame (text[, text_pair], label ids)."""
+        return score_frame(self.predict_logits, frame, self.label_names)
+
+
+def load(run_dir: str | Path, **kwargs: Any) -> Classifier:
+    """Load a finished run for prediction."""
+    return Classifier.load(run_dir, **kwargs)
+
+
+def check_run_dir(run_dir: Path) -> Path:
+    """Fail with a clear message unless the run has a config, a label map and every file its method saves."""
+    if not run_dir.is_dir():
+        raise RunError(f"Run directory not found: {run_dir}.", "Pass a folder created by distiltune train.")
+    model_dir = run_dir / runs.MODEL_DIR
+    if not (run_dir / runs.CONFIG_FILE).is_file() or not model_dir.is_dir():
+        hint = "It may still be running, or it failed before saving a model."
+        record = runs.read_status(run_dir)
+        if record is not None:
+            hint = f"Its {runs.STATUS_FILE} says: {record.get('status', 'unknown')}."
+            if record.get("resume"):
+                hint += f" Finish it with: {record['resume']}"
+        raise RunError(f"{run_dir} holds no finished model (config.yaml and model/ are required).", hint)
+    if not (model_dir / runs.LABELS_FILE).is_file():
+        raise RunError(
+            f"{model_dir} is incomplete: missing {runs.LABELS_FILE}.",
+            "Retrain, or copy the files back from a checkpoint.",
+        )
+    method = _saved_method(model_dir)
+    missing: list[str] = []
+    if method is None or method.uses_encoder:
+        missing += [name for name in ("config.json",) if not (model_dir / name).is_file()]
+        if not any(model_dir.glob("*.safetensors")):
+            missing.append("*.safetensors weights")
+        if not any((model_dir / name).is_file() for name in TOKENIZER_FILES):
+            missing.append("tokenizer files")
+    if method is not None:
+        missing += [name for name in method.required_files if not (model_dir / name).is_file()]
+    if missing:
+        raise RunError(
+            f"{model_dir} is incomplete: missing {', '.join(missing)}.",
+            "Retrain, or copy the files back from a checkpoint.",
+        )
+    _check_consistency(model_dir)
+    return model_dir
+
+
+def _saved_method(model_dir: Path) -> Method | None:
+    """The method that saved ``model/`` (None when labels.json is unreadable or names an unknown method)."""
+    try:
+        name = str(runs.read_model_info(model_dir).get("method", "full"))
+    except (ValueError, OSError, AttributeError):
+        return None
+    return METHODS.get(name)
+
+
+def _check_consistency(model_dir: Path) -> None:
+    """Before loading anything heavy: the label map, model config and weight files agree and are whole."""
+    from safetensors import safe_open
+
+    broken = "The run directory is damaged; retrain, or restore model/ from a copy."
+    try:
+        labels = runs.read_model_info(model_dir)
+        id2label = labels["id2label"]
+        model_config = runs.read_json(model_dir / "config.json") if (model_dir / "config.json").is_file() else {}
+    except (ValueError, KeyError, TypeError) as err:
+        raise RunError(f"{model_dir}: labels.json or config.json is not valid ({err}).", broken) from None
+    model_labels = model_config.get("id2label")
+    if isinstance(model_labels, dict) and len(model_labels) != len(id2label):
+        raise RunError(
+            f"{model_dir}: labels.json has {len(id2label)} labels but model/config.json has {len(model_labels)}.",
+            broken,
+        )
+    for weights in sorted(model_dir.glob("*.safetensors")):
+        try:
+            # Opening reads the header and checks it against the file size: a truncated copy fails here.
+            with safe_open(str(weights), framework="pt") as handle:
+                handle.keys()
+        except Exception as err:  # safetensors raises its own error types for damaged files
+            raise RunError(f"{weights} is damaged ({' '.join(str(err).split())[:120]}).", broken) from None
+
+
+__all__ = ["BACKENDS", "Classifier", "Predictor", "check_run_dir", "load"]

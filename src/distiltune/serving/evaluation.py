@@ -1,0 +1,35 @@
+"""Evaluate a saved run on new labelled data (``distiltune evaluate``)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from distiltune import runs
+from distiltune.data import load_eval_file
+from distiltune.serving.classifier import Classifier
+
+logger = logging.getLogger("distiltune")
+
+
+def evaluate(
+    run_dir: str | Path, dataset: str, output: str | Path | None = None, **load_kwargs: Any
+) -> dict[str, Any]:
+    """Evaluate a saved run on ``dataset`` (file, folder, preset or hub id) mapped with the run's columns.
+
+    Writes ``eval_<name>.json`` and ``eval_<name>.predictions.jsonl`` into the run directory (or ``output``).
+    """
+    classifier = Classifier.load(run_dir, **load_kwargs)
+    frame = load_eval_file(dataset, classifier.config.data, classifier.labels)
+    metrics, rows = classifier.evaluate_frame(frame)
+    metrics = {"dataset": dataset, **metrics}
+    stem = runs.slug(dataset)
+    target = Path(output) if output else Path(run_dir) / f"eval_{stem}.json"
+    runs.write_json(target, metrics)
+    runs.write_jsonl(target.with_suffix(".predictions.jsonl"), rows)
+    metrics["written_to"] = str(target)
+    return metrics
+
+
+__all__ = ["evaluate"]

@@ -1,0 +1,102 @@
+"""Runs of methods that do not train through the Trainer (``Method.fit``: the TF-IDF baseline).
+
+They share everything around the fit with encoder runs: the data, the resolved config, the run directory, the
+evaluation of the splits and the final files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+
+from distiltune import runs
+from distiltune.config import Config, resolve_settings
+from distiltune.data import PreparedData
+from distiltune.data.fingerprint import splits_fingerprint
+from distiltune.methods import Method
+from distiltune.metrics import log_loss, softmax
+from distiltune.training.memory import PeakMemory
+from distiltune.training.run import Run, check_metric, evaluate_splits, finish_run
+
+logger = logging.getLogger("distiltune")
+
+
+def fit_without_trainer(run_dir: Path, config: Config, method: Method, data: PreparedData) -> Run:
+    """Fit ``method`` on the training split, save it and evaluate it like an encoder run."""
+    if method.fit is None:
+        raise TypeError(f"method {method.name} trains an encoder; train it through the Trainer")
+    settings = resolve_settings(config, model_limit=None, uses_encoder=False)
+    config = settings.apply(dataclasses.replace(config, data=data.config))
+    check_metric(settings.metric, len(data.labels.names))
+    config.to_yaml(run_dir / runs.CONFIG_FILE)
+    names = data.labels.names
+    logger.info(
+        "Dataset %s: %d train, %d validation rows; labels %s",
+        config.data.dataset,
+        len(data.train),
+        len(data.validation),
+        names,
+    )
+    started = time.perf_counter()
+    with PeakMemory("cpu") as peak_memory:  # process RSS, as for encoder runs on CPU
+        fitted = method.fit(data.train, len(names), config.method, config.train.seed)
+    train_seconds = time.perf_counter() - started
+    runs.write_json(run_dir / runs.ENV_FILE, fitted.environment())
+    facts = fitted.run_facts()
+    logger.info("%s: fitted in %.2f s (%s).", method.name, train_seconds, _describe(facts))
+
+    model_dir = run_dir / runs.MODEL_DIR
+    model_dir.mkdir()
+    fitted.save(model_dir)
+    runs.write_model_info(model_dir, data.labels.id2label, config.data.max_length, data.is_pair, method.name)
+
+    final = {
+        "method": method.name,
+        "model": config.model.name,
+        "dataset": config.data.dataset,
+        "metric_for_best": settings.metric,
+    }
+    split_metrics, predictions, evaluated = evaluate_splits(fitted.predict_logits, data)
+    final.update(split_metrics)
+    final["predictions_split"] = evaluated
+    train_pairs = data.train["text_pair"].tolist() if data.is_pair else None
+    train_probabilities = softmax(fitted.predict_logits(data.train["text"].tolist(), train_pairs))
+    validation = final["validation"]
+    history_row = {
+        "epoch": 1.0,
+        "step": 1,
+        "train_loss": log_loss(train_probabilities, data.train["label"].to_numpy()),
+        "eval_loss": validation["loss"],
+        **{
+            k: v
+            for k, v in validation.items()
+            if isinstance(v, float) and k not in ("loss", "eval_samples_per_second")
+        },
+    }
+    runs.write_jsonl(run_dir / runs.HISTORY_FILE, [history_row])
+    final.update(
+        {
+            "best_step": 1,
+            "best_epoch": 1.0,
+            "train_seconds": round(train_seconds, 3),
+            "train_samples_per_second": round(len(data.train) / train_seconds, 2) if train_seconds > 0 else None,
+            "train_rows": len(data.train),
+            "data_fingerprint": splits_fingerprint(data.splits()),
+            **facts,
+            **peak_memory.as_dict(),
+        }
+    )
+    # The device and precision describe the model; they come last, as in encoder runs.
+    for key in ("device", "precision"):
+        if key in final:
+            final[key] = final.pop(key)
+    return finish_run(run_dir, config, final, predictions, [history_row])
+
+
+def _describe(facts: dict) -> str:
+    return ", ".join(f"{key} {value}" for key, value in facts.items() if key.endswith(("features", "params")))
+
+
+__all__ = ["fit_without_trainer"]

@@ -1,0 +1,477 @@
+"""``train(config) -> Run``: data, model and method into the HF Trainer, then a complete run directory.
+
+The Trainer is the engine (loop, optimizer, checkpoints, best-model selection); this module is the glue, in named
+phases: resolve the settings and write ``config.yaml`` (:func:`prepare_run`), build the model
+(:func:`build_model`), tokenize (:func:`tokenize_splits`), build the Trainer (:func:`build_trainer`), fit
+(:func:`fit`), save the best model (:func:`save_model`), evaluate it and write the final files. A method without an
+encoder (``Method.fit``) takes :func:`~distiltune.training.classical.fit_without_trainer` instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from distiltune import runs
+from distiltune.config import Config, load_config, resolve_settings, with_overrides
+from distiltune.data import PreparedData, load_data
+from distiltune.data.cache import cached_tokenize
+from distiltune.data.collate import PaddingCollator
+from distiltune.data.fingerprint import splits_fingerprint, token_fingerprint
+from distiltune.data.tokenize import token_lengths, tokenize_frame
+from distiltune.errors import ConfigError
+from distiltune.hardware import resolve_device
+from distiltune.methods import Method, count_parameters, get_method
+from distiltune.metrics import trainer_compute_metrics
+from distiltune.modeling import load_encoder_config, load_model_for_classification, load_tokenizer, model_max_length
+from distiltune.modeling.heads import attach_head
+from distiltune.serving.inference import InferenceSettings, predict_logits
+from distiltune.training.callbacks import HistoryCallback
+from distiltune.training.classical import fit_without_trainer
+from distiltune.training.interrupts import InterruptCallback
+from distiltune.training.memory import PeakMemory
+from distiltune.training.reproducibility import deterministic_mode
+from distiltune.training.resume import prepare_resume, supervised
+from distiltune.training.run import Run, check_metric, evaluate_splits, finish_run
+from distiltune.training.speed import SpeedPlan, plan_speed
+from distiltune.training.trainer import ResumableTrainer
+
+logger = logging.getLogger("distiltune")
+
+
+def train(
+    config: Config | str | Path | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
+    resume: str | Path | None = None,
+    callbacks: Sequence[Any] | None = None,
+) -> Run:
+    """Fine-tune according to ``config`` (a Config, or a YAML path) plus dotted ``overrides``.
+
+    ``resume=RUN_DIR`` continues an interrupted or crashed run from its newest complete checkpoint, with the
+    config saved in that run (``config`` and ``overrides`` must then be left out).
+
+    ``callbacks`` are extra ``transformers.TrainerCallback`` objects (or classes) handed to the Trainer after
+    distiltune's own, e.g. to log to an experiment tracker or time steps.
+    """
+    if resume is not None:
+        return _resume(resume, config, overrides, callbacks)
+    config = with_overrides(config, overrides) if isinstance(config, Config) else load_config(config, overrides)
+    run_dir = runs.create_run_dir(
+        config.run.output_dir, config.model.name, config.data.dataset, config.method.name, config.run.name
+    )
+    with (
+        runs.log_to(run_dir / runs.LOG_FILE, extra=("transformers",), log_failure=True),
+        supervised(run_dir) as interrupts,
+    ):
+        logger.info("Run directory: %s", run_dir)
+        with deterministic_mode(config.train.deterministic):
+            return run_in(run_dir, config, interrupts=interrupts, callbacks=callbacks)
+
+
+def _resume(run_dir: str | Path, config: Any, overrides: Any, callbacks: Sequence[Any] | None = None) -> Run:
+    if config is not None or overrides:
+        raise ConfigError(
+            "--resume continues a run with the config saved in its directory; other options cannot change it.",
+            "Drop the other options, or start a new run with --config RUN_DIR/config.yaml and your changes.",
+        )
+    plan = prepare_resume(run_dir)
+    with (
+        runs.log_to(plan.run_dir / runs.LOG_FILE, extra=("transformers",), log_failure=True),
+        supervised(plan.run_dir, plan) as interrupts,
+    ):
+        where = plan.checkpoint.name if plan.checkpoint else "the start (no complete checkpoint)"
+        logger.info("Resuming %s from %s", plan.run_dir, where)
+        with deterministic_mode(plan.config.train.deterministic):
+            return run_in(
+                plan.run_dir, plan.config, interrupts=interrupts, checkpoint=plan.checkpoint, callbacks=callbacks
+            )
+
+
+def run_in(
+    run_dir: Path,
+    config: Config,
+    interrupts: Any = None,
+    checkpoint: Path | None = None,
+    callbacks: Sequence[Any] | None = None,
+) -> Run:
+    """Train into an existing run directory (new, or resumed from ``checkpoint``) and write every output."""
+    import transformers
+
+    method = get_method(config.method.name)
+    transformers.set_seed(config.train.seed)
+    data = load_data(config.data, seed=config.train.seed)
+    if not method.uses_encoder:
+        return fit_without_trainer(run_dir, config, method, data)
+
+    prepared = prepare_run(run_dir, config, method, data)
+    model, parameters = build_model(prepared)
+    train_set = tokenize_splits(prepared, data.train, "train")
+    eval_set = tokenize_splits(prepared, data.validation, "validation")
+    extra_callbacks: list[Any] = []
+    if interrupts is not None:
+        extra_callbacks.append(InterruptCallback(interrupts))
+    extra_callbacks.extend(callbacks or [])
+    trainer, history = build_trainer(prepared, model, train_set, eval_set, extra_callbacks)
+    fitted = fit(trainer, method, checkpoint, prepared.speed.device)
+    model = trainer.model
+    save_model(prepared, model)
+
+    settings = InferenceSettings(
+        max_length=prepared.max_length,
+        batch_size=prepared.speed.inference_batch_size,
+        max_batch_tokens=prepared.speed.inference_batch_tokens,
+        sort_by_length=prepared.speed.sort_by_length,
+        dynamic_padding=prepared.speed.dynamic_padding,
+        device=prepared.device,
+        precision=prepared.speed.precision,
+    )
+
+    def predict(texts: Sequence[str], pairs: Sequence[str] | None) -> np.ndarray:
+        return predict_logits(model, prepared.tokenizer, texts, pairs, settings)
+
+    config = prepared.config
+    final: dict[str, Any] = {
+        "method": method.name,
+        "model": config.model.name,
+        "dataset": config.data.dataset,
+        "metric_for_best": config.train.metric,
+    }
+    split_metrics, predictions, evaluated = evaluate_splits(predict, data)
+    for split, values in split_metrics.items():
+        final[split] = values
+        final["predictions_split"] = split
+    if evaluated is None:
+        final["predictions_split"] = None
+    best = best_row(history.rows, config.train.metric or "f1_macro")
+    final.update(
+        {
+            "best_step": best.get("step") if best else None,
+            "best_epoch": best.get("epoch") if best else None,
+            "train_seconds": round(fitted.seconds, 3),
+            "train_samples_per_second": fitted.samples_per_second,
+            "train_rows": len(data.train),
+            "data_fingerprint": splits_fingerprint(data.splits()),
+            "token_fingerprint": token_fingerprint(train_set, eval_set),
+            **parameters,
+            **fitted.peak_memory,
+            "device": str(prepared.device),
+            "precision": prepared.speed.precision,
+        }
+    )
+    return finish_run(run_dir, config, final, predictions, history.rows)
+
+
+# --- phases -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """Everything resolved before the model loads: the config as written to ``config.yaml``, the data, the
+    tokenizer, the device and the speed plan."""
+
+    run_dir: Path
+    config: Config
+    method: Method
+    data: PreparedData
+    tokenizer: Any
+    device: Any
+    speed: SpeedPlan
+
+    @property
+    def max_length(self) -> int:
+        return int(self.config.data.max_length or 0)
+
+
+def prepare_run(run_dir: Path, config: Config, method: Method, data: PreparedData) -> PreparedRun:
+    """Resolve the max length, learning rate and metric once (``config.resolve_settings``), refuse a method the
+    encoder cannot run before anything trains, and write the resolved ``config.yaml``."""
+    m = config.model
+    tokenizer = load_tokenizer(m.name, m.revision, m.trust_remote_code)
+    encoder_config = load_encoder_config(m.name, m.revision, m.trust_remote_code)
+    if method.unsupported_reason is not None:
+        reason = method.unsupported_reason(encoder_config)
+        if reason:
+            raise ConfigError(f"Method {method.name}: {reason}.", "Choose another method for this model.")
+    settings = resolve_settings(config, model_max_length(encoder_config, tokenizer))
+    config = settings.apply(dataclasses.replace(config, data=data.config))
+    check_metric(settings.metric, len(data.labels.names))
+    device = resolve_device(config.train.device)
+    speed = plan_speed(config.train, device)
+    config.to_yaml(run_dir / runs.CONFIG_FILE)
+    log_summary(data, tokenizer, settings.max_length)
+    return PreparedRun(run_dir, config, method, data, tokenizer, device, speed)
+
+
+def build_model(prepared: PreparedRun) -> tuple[Any, dict[str, float]]:
+    """The encoder with a fresh head sized for the labels, turned into the model to train by the method; records
+    the environment and the speed features in ``env.json``."""
+    config, speed = prepared.config, prepared.speed
+    model = load_model_for_classification(
+        config.model.name,
+        prepared.data.labels.id2label,
+        config.model.revision,
+        config.model.trust_remote_code,
+        attention_dropout=0.0 if config.train.fast_attention else None,
+        attn_implementation=speed.attn_implementation,
+    )
+    model = attach_head(model, config.model)
+    model = prepared.method.apply(model, config.method)  # type: ignore[misc]
+    parameters = count_parameters(model)
+    logger.info(
+        "Method %s: %s trainable of %s parameters (%.2f%%). Device %s, precision %s, lr %g.",
+        prepared.method.name,
+        f"{parameters['trainable_params']:,}",
+        f"{parameters['total_params']:,}",
+        parameters["trainable_percent"],
+        prepared.device,
+        speed.precision,
+        config.train.lr,
+    )
+    environment = _environment(prepared.device, speed.precision)
+    environment["speed"] = {
+        **speed.to_dict(),
+        "attn_implementation": getattr(model.config, "_attn_implementation", None) or "eager",
+    }
+    runs.write_json(prepared.run_dir / runs.ENV_FILE, environment)
+    logger.info("Speed features: %s", _describe_speed(environment["speed"]))
+    return model, parameters
+
+
+def tokenize_splits(prepared: PreparedRun, frame: pd.DataFrame, split: str) -> Any:
+    """One split's token ids (truncated to the max length), through the tokenization cache when it is on."""
+    if not prepared.speed.cache_tokenized:
+        return tokenize_frame(frame, prepared.tokenizer, prepared.max_length)
+    dataset, hit = cached_tokenize(frame, prepared.tokenizer, prepared.max_length)
+    logger.info("Tokenized %s: %d rows (%s).", split, len(dataset), "from cache" if hit else "cached for next time")
+    return dataset
+
+
+def build_trainer(
+    prepared: PreparedRun,
+    model: Any,
+    train_set: Any,
+    eval_set: Any,
+    extra_callbacks: list[Any] | None = None,
+) -> tuple[Any, Any]:
+    """The :class:`~distiltune.training.trainer.ResumableTrainer` with the run's arguments, collator, metrics and
+    callbacks, and the callback that writes ``history.jsonl``."""
+    from transformers import EarlyStoppingCallback, TrainingArguments
+
+    config, speed, device = prepared.config, prepared.speed, prepared.device
+    t = config.train
+    steps_per_epoch = max(1, math.ceil(len(train_set) / (t.batch_size * t.gradient_accumulation_steps)))
+    total_steps = t.max_steps if t.max_steps > 0 else math.ceil(steps_per_epoch * t.epochs)
+    metric = t.metric or "f1_macro"
+    eval_interval = steps_per_epoch if t.eval_strategy == "epoch" else t.eval_steps
+    history = HistoryCallback(prepared.run_dir / runs.HISTORY_FILE)
+    callbacks: list[Any] = [history, *(extra_callbacks or [])]
+    if t.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=t.early_stopping_patience))
+    args = TrainingArguments(
+        output_dir=str(prepared.run_dir / runs.CHECKPOINTS_DIR),
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=speed.eval_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        learning_rate=t.lr,
+        weight_decay=t.weight_decay,
+        warmup_steps=int(round(t.warmup_fraction * total_steps)),
+        lr_scheduler_type=t.scheduler,
+        max_grad_norm=t.max_grad_norm,
+        eval_strategy=t.eval_strategy,
+        eval_steps=t.eval_steps if t.eval_strategy == "steps" else None,
+        save_strategy=t.eval_strategy,
+        save_steps=t.eval_steps if t.eval_strategy == "steps" else None,
+        save_total_limit=1,  # with load_best_model_at_end the best checkpoint is kept too
+        load_best_model_at_end=True,
+        metric_for_best_model=metric if metric != "loss" else "loss",
+        greater_is_better=metric != "loss",
+        logging_strategy="steps",
+        logging_steps=max(1, min(t.logging_steps, eval_interval)),
+        seed=t.seed,
+        data_seed=t.seed,
+        bf16=speed.precision == "bf16",
+        fp16=speed.precision == "fp16",
+        use_cpu=device.type == "cpu",
+        train_sampling_strategy="group_by_length" if speed.group_by_length else "random",
+        dataloader_num_workers=speed.dataloader_workers,
+        dataloader_pin_memory=speed.pin_memory,
+        optim=speed.optimizer,
+        # The filter tests every step's loss for NaN/inf on the CPU, so the CPU waits for the GPU every step.
+        logging_nan_inf_filter=not speed.async_steps,
+        torch_compile=speed.compile,
+        full_determinism=False,  # train.deterministic is handled by training.reproducibility.deterministic_mode
+        report_to="none",
+        disable_tqdm=not _console_shows_progress(),
+        save_only_model=False,
+    )
+    tokenizer = prepared.tokenizer
+    trainer = ResumableTrainer(
+        model=model,
+        args=args,
+        data_collator=PaddingCollator.for_tokenizer(
+            tokenizer,
+            max_length=None if speed.dynamic_padding else config.data.max_length,
+            pad_to_multiple_of=speed.pad_to_multiple_of,
+        ),
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        processing_class=tokenizer,
+        compute_metrics=trainer_compute_metrics(list(model.config.id2label.values())),
+        callbacks=callbacks,
+        length_group_batches=speed.length_group_batches,
+    )
+    if args.disable_tqdm:
+        # Without bars the Trainer prints every log dict instead; history.jsonl and train.log already hold them.
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+    return trainer, history
+
+
+@dataclass(frozen=True)
+class FitResult:
+    seconds: float
+    samples_per_second: float | None
+    peak_memory: dict[str, Any]
+
+
+def fit(trainer: Any, method: Method, checkpoint: Path | None, device: Any) -> FitResult:
+    """Train (resuming from ``checkpoint``), or only evaluate for a method that does not train."""
+    started = time.perf_counter()
+    samples_per_second = None
+    with PeakMemory(device) as peak_memory:
+        if method.trains:
+            output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+            samples_per_second = output.metrics.get("train_samples_per_second")
+        else:
+            trainer.evaluate()
+    return FitResult(time.perf_counter() - started, samples_per_second, peak_memory.as_dict())
+
+
+def save_model(prepared: PreparedRun, model: Any) -> Path:
+    """The best model into ``model/``: the method's weights, the tokenizer, ``labels.json`` and the method's extra
+    outputs (LoRA's merged model)."""
+    method, config, data = prepared.method, prepared.config, prepared.data
+    model_dir = prepared.run_dir / runs.MODEL_DIR
+    model_dir.mkdir()
+    method.save(model, model_dir)  # type: ignore[misc]
+    prepared.tokenizer.save_pretrained(model_dir)
+    runs.write_model_info(model_dir, data.labels.id2label, prepared.max_length, data.is_pair, method.name)
+    if method.export is not None:
+        method.export(model, model_dir, config.method)
+    return model_dir
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+def _console_shows_progress() -> bool:
+    """Trainer progress bars only where distiltune's console shows INFO lines: not under ``train --quiet``.
+
+    With no console handler (library use) the bars stay, as with a plain Trainer.
+    """
+    consoles = [h for h in logging.getLogger("distiltune").handlers if not isinstance(h, logging.FileHandler)]
+    return not consoles or any(h.level <= logging.INFO for h in consoles)
+
+
+def _describe_speed(speed: dict[str, Any]) -> str:
+    flags = (
+        "dynamic_padding",
+        "group_by_length",
+        "sort_by_length",
+        "cache_tokenized",
+        "fast_attention",
+        "async_steps",
+        "compile",
+    )
+    on = [name for name in flags if speed.get(name)]
+    measured = speed.get("cpu_bf16_speedup")
+    precision = speed["precision"] + (f" (bf16 matmul measured {measured}x fp32 here)" if measured else "")
+    return (
+        f"precision {precision}, attention {speed['attn_implementation']}, optimizer {speed['optimizer']}, "
+        f"workers {speed['dataloader_workers']}, on: {', '.join(on) or 'none'}"
+    )
+
+
+def best_row(rows: list[dict[str, Any]], metric: str) -> dict[str, Any] | None:
+    """The history row the Trainer kept as best for ``metric``."""
+    key = "eval_loss" if metric == "loss" else metric
+    scored = [row for row in rows if row.get(key) is not None]
+    if not scored:
+        return None
+    # Ties go to the earliest row, as in the Trainer (it only replaces the best on strict improvement).
+    return (min if metric == "loss" else max)(scored, key=lambda row: row[key])
+
+
+def log_summary(data: PreparedData, tokenizer: Any, max_length: int) -> None:
+    """Rows per split, label balance and, for the training split, token-length percentiles and truncation."""
+    logger.info(
+        "Dataset %s (%s): %d labels %s",
+        data.config.dataset,
+        "sentence pairs" if data.is_pair else "single text",
+        len(data.labels.names),
+        data.labels.names,
+    )
+    for split, frame in data.splits().items():
+        counts = frame["label"].value_counts().reindex(range(len(data.labels.names)), fill_value=0)
+        balance = ", ".join(f"{data.labels.names[i]} {100 * c / len(frame):.0f}%" for i, c in counts.items())
+        lengths = token_lengths(frame, tokenizer) if split == "train" else None
+        if lengths is not None:
+            p50, p90, p99 = np.percentile(lengths, [50, 90, 99]).astype(int)
+            truncated = 100 * float((lengths > max_length).mean())
+            length_text = (
+                f"; tokens p50 {p50}, p90 {p90}, p99 {p99}, max {int(lengths.max())}"
+                f" ({truncated:.1f}% truncated at {max_length})"
+            )
+        else:
+            length_text = ""
+        logger.info("  %-10s %6d rows; %s%s", split, len(frame), balance, length_text)
+
+
+def _environment(device: Any, precision: str) -> dict[str, Any]:
+    import platform
+
+    import datasets
+    import peft
+    import torch
+    import transformers
+
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+        "datasets": datasets.__version__,
+        "device": str(device),
+        "precision": precision,
+        "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "threads": torch.get_num_threads(),
+    }
+
+
+__all__ = [
+    "FitResult",
+    "PreparedRun",
+    "best_row",
+    "build_model",
+    "build_trainer",
+    "fit",
+    "log_summary",
+    "prepare_run",
+    "run_in",
+    "save_model",
+    "tokenize_splits",
+    "train",
+]

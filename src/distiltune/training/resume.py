@@ -1,0 +1,135 @@
+"""Resuming runs, and the status bookkeeping around every run.
+
+``distiltune train --resume RUN_DIR`` reloads the run's resolved ``config.yaml`` and continues from the
+newest complete checkpoint under ``RUN_DIR/checkpoints`` (model, optimizer, scheduler, RNG states, data
+position and logged-loss bookkeeping), so the finished run equals one that was never interrupted. A run
+that died before its first checkpoint starts over in the same directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from distiltune import runs
+from distiltune.config import Config, read_yaml_file
+from distiltune.errors import DistiltuneError, RunError
+from distiltune.runs import is_alive_elsewhere, read_status, resume_command, write_status
+from distiltune.training.checkpoints import newest_complete_checkpoint, remove_partial_checkpoints
+from distiltune.training.interrupts import InterruptHandler, RunInterrupted
+
+#: Keys added after runs were already being written, with the value that reproduces what a run written before them
+#: did. A resumed run must keep its data order, so an old config.yaml without the key gets this, not today's default.
+_VALUES_BEFORE_THE_KEY_EXISTED: dict[tuple[str, str], object] = {
+    ("train", "length_group_batches"): None,  # transformers' mega-batch rule
+}
+
+logger = logging.getLogger("distiltune")
+
+#: Files a finished run writes after training; a resumed run rewrites them, so leftovers go first.
+_FINAL_OUTPUTS = (runs.METRICS_FILE, runs.PREDICTIONS_FILE)
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    run_dir: Path
+    config: Config
+    checkpoint: Path | None
+    """Newest complete checkpoint, or None to start over (the run died before its first checkpoint)."""
+
+
+def prepare_resume(run_dir: str | Path) -> ResumePlan:
+    """Check that ``run_dir`` can be resumed, clean up what a crash left behind, and pick the checkpoint."""
+    run_dir = Path(run_dir)
+    if not (run_dir / runs.CONFIG_FILE).is_file():
+        raise RunError(
+            f"Cannot resume {run_dir}: no {runs.CONFIG_FILE} there.",
+            "Pass a run directory created by distiltune train (it writes config.yaml before training starts).",
+        )
+    status = read_status(run_dir) or {}
+    if status.get("status") == "completed":
+        raise RunError(
+            f"{run_dir} already completed; there is nothing to resume.",
+            f"Start a new run with: distiltune train --config {run_dir / runs.CONFIG_FILE}",
+        )
+    if is_alive_elsewhere(status):
+        raise RunError(
+            f"{run_dir} is still being trained by process {status.get('pid')}.",
+            "Stop that process first (Ctrl-C saves a checkpoint), then resume.",
+        )
+    config = _config_as_written(run_dir / runs.CONFIG_FILE)
+    checkpoints_dir = run_dir / runs.CHECKPOINTS_DIR
+    removed = remove_partial_checkpoints(checkpoints_dir)
+    if removed:
+        logger.info("Removed incomplete checkpoint folders: %s", ", ".join(removed))
+    checkpoint = newest_complete_checkpoint(checkpoints_dir)
+    # Outputs of the final phase are rebuilt from the best checkpoint; a crash may have left them half-done.
+    shutil.rmtree(run_dir / runs.MODEL_DIR, ignore_errors=True)
+    for name in _FINAL_OUTPUTS:
+        (run_dir / name).unlink(missing_ok=True)
+    if checkpoint is None:
+        shutil.rmtree(checkpoints_dir, ignore_errors=True)
+        (run_dir / runs.HISTORY_FILE).unlink(missing_ok=True)
+    return ResumePlan(run_dir=run_dir, config=config, checkpoint=checkpoint)
+
+
+def _config_as_written(path: Path) -> Config:
+    saved = read_yaml_file(path)
+    config = Config.from_dict(saved, source=str(path))
+    for (section, key), value in _VALUES_BEFORE_THE_KEY_EXISTED.items():
+        if key not in (saved.get(section) or {}):
+            setattr(getattr(config, section), key, value)
+    return config.validate()
+
+
+@contextmanager
+def supervised(run_dir: Path, plan: ResumePlan | None = None) -> Iterator[InterruptHandler]:
+    """Keep ``status.json`` true while a run lasts and turn SIGINT/SIGTERM into a checkpoint-and-stop."""
+    fields = {}
+    if plan is not None:
+        fields["resumed_from"] = str(plan.checkpoint.relative_to(run_dir)) if plan.checkpoint else "start"
+    write_status(run_dir, "running", **fields)
+    try:
+        with InterruptHandler() as handler:
+            yield handler
+    except KeyboardInterrupt as err:
+        checkpoint = newest_complete_checkpoint(run_dir / runs.CHECKPOINTS_DIR)
+        where = (
+            f"Checkpoint {checkpoint.relative_to(run_dir)} is saved."
+            if checkpoint
+            else "No checkpoint was saved yet, so a resumed run starts over."
+        )
+        cause = str(err) or "KeyboardInterrupt"
+        write_status(
+            run_dir,
+            "interrupted",
+            error=f"interrupted ({cause})",
+            step=getattr(err, "step", None),
+            checkpoint=str(checkpoint.relative_to(run_dir)) if checkpoint else None,
+        )
+        message = f"Run interrupted ({cause}). {where} Resume with: {resume_command(run_dir)}"
+        logger.warning("%s", message)
+        raise RunInterrupted(message, step=getattr(err, "step", None)) from None
+    except DistiltuneError as err:
+        write_status(run_dir, "failed", error=err.one_line(), **_checkpoint_field(run_dir))
+        raise
+    except Exception as err:
+        write_status(run_dir, "failed", error=f"{type(err).__name__}: {err}", **_checkpoint_field(run_dir))
+        raise
+    except SystemExit as err:  # sys.exit() from user code (a callback, a custom head): the run did not finish
+        write_status(run_dir, "failed", error=f"exited with status {err.code}", **_checkpoint_field(run_dir))
+        raise
+    else:
+        write_status(run_dir, "completed", resume=None)
+
+
+def _checkpoint_field(run_dir: Path) -> dict[str, str]:
+    checkpoint = newest_complete_checkpoint(run_dir / runs.CHECKPOINTS_DIR)
+    return {"checkpoint": str(checkpoint.relative_to(run_dir))} if checkpoint else {}
+
+
+__all__ = ["ResumePlan", "prepare_resume", "supervised"]

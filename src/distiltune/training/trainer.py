@@ -1,0 +1,252 @@
+"""The HF ``Trainer`` with checkpoints that survive crashes and resume to the exact same run.
+
+This is the one module that overrides private ``Trainer`` members. Each override names the transformers behaviour it
+relies on, and ``tests/training/test_trainer_contract.py`` fails with a clear message when a transformers upgrade
+renames or changes one of them.
+
+:class:`ResumableTrainer` is the HF ``Trainer`` with three changes:
+
+* **Atomic checkpoints.** A checkpoint is written into ``checkpoints/.checkpoint-N.partial`` and renamed to
+  ``checkpoint-N`` only when every file is on disk, so a crash or a full disk never leaves a half-written
+  ``checkpoint-N`` behind (the Trainer's own resume logic would happily pick one up).
+* **Data order as a function of (seed, epoch).** The stock samplers draw their shuffle from the global torch
+  RNG when an epoch starts; a run resumed mid-epoch re-creates that epoch's order *before* the RNG state is
+  restored, so it would see different batches. :class:`EpochSeededSampler` seeds its own generator from
+  ``(seed, epoch)`` instead, for both length-grouped and plain random batching.
+* **The loop's bookkeeping travels with the checkpoint.** The training loss accumulated since the last log
+  line (and since the last evaluation, for ``history.jsonl``) is saved and restored, so a checkpoint taken
+  between two logging steps (Ctrl-C) resumes with the same logged losses as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+from transformers import Trainer, TrainerCallback
+from transformers.trainer import TRAINING_ARGS_NAME
+from transformers.trainer_callback import ExportableState
+from transformers.trainer_pt_utils import get_length_grouped_indices
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+
+from distiltune.errors import RunError
+from distiltune.training.checkpoints import LOOP_STATE_FILE, TRAINER_STATE_FILE, fsync_tree, replace_dir
+
+logger = logging.getLogger("distiltune")
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A 63-bit seed that depends on both numbers (``seed + epoch`` would make seed 1/epoch 1 equal seed 2/epoch 0)."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+def length_grouped_indices(
+    lengths: list[int], batch_size: int, generator: torch.Generator, group_batches: int | None = None
+) -> list[int]:
+    """An epoch's order in which each run of ``batch_size`` indices has similar lengths, batches in random order.
+
+    The Trainer's grouping (random mega-batches of up to 50 batches, sorted by length inside) is kept for the
+    padding it saves, but its batch order is not: inside every mega-batch it runs from the longest batch to the
+    shortest, so with 800 reviews an epoch is four or five long-to-short ramps, a curriculum that random sampling
+    does not have. Here the batches are shuffled as well. The longest batch stays first (a too-large batch fails at
+    once) and a short final batch stays last (so batches stay aligned). ``group_batches`` sets the mega-batch size in
+    batches (None: the Trainer's ``min(50, rows // (4 x batch))``).
+    """
+    indices = get_length_grouped_indices(lengths, batch_size, mega_batch_mult=group_batches, generator=generator)
+    batches = [indices[start : start + batch_size] for start in range(0, len(indices), batch_size)]
+    tail = [batches.pop()] if len(batches) > 1 and len(batches[-1]) < batch_size else []
+    head, middle = batches[:1], batches[1:]
+    order = torch.randperm(len(middle), generator=generator).tolist()
+    return [index for batch in head + [middle[k] for k in order] + tail for index in batch]
+
+
+class EpochSeededSampler(Sampler[int]):
+    """Shuffles (and, with ``lengths``, groups by length: :func:`length_grouped_indices`) with a generator seeded
+    from ``(seed, epoch)``: the order of an epoch never depends on what ran before it."""
+
+    def __init__(
+        self,
+        size: int,
+        seed: int,
+        lengths: list[int] | None = None,
+        batch_size: int = 1,
+        group_batches: int | None = None,
+    ) -> None:
+        self.size = size
+        self.seed = seed
+        self.lengths = lengths
+        self.batch_size = batch_size
+        self.group_batches = group_batches
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+        if self.lengths is None:
+            return iter(torch.randperm(self.size, generator=generator).tolist())
+        return iter(length_grouped_indices(self.lengths, self.batch_size, generator, self.group_batches))
+
+
+class ResumableTrainer(Trainer):
+    """``Trainer`` with atomic checkpoints, epoch-seeded data order and resumable loop bookkeeping."""
+
+    def __init__(self, *args: Any, length_group_batches: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._length_group_batches = length_group_batches
+        self._epoch_sampler: EpochSeededSampler | None = None
+        self._loop_state_to_restore: dict[str, Any] | None = None
+        self.add_callback(_RestoreLoopState(self))
+
+    # --- data order --------------------------------------------------------------------------------
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        # Override of Trainer._get_train_sampler(train_dataset=None): the Trainer asks it for the training
+        # DataLoader's sampler (in get_train_dataloader) and reads the sampling strategy from
+        # args.train_sampling_strategy ("group_by_length" / "random"), lengths from args.length_column_name.
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        strategy = self.args.train_sampling_strategy
+        if dataset is None or not hasattr(dataset, "__len__") or strategy not in ("group_by_length", "random"):
+            return super()._get_train_sampler(train_dataset)
+        lengths = None
+        if strategy == "group_by_length":
+            source = self.train_dataset if len(self.train_dataset) == len(dataset) else dataset
+            column = self.args.length_column_name
+            if column in getattr(source, "column_names", []):
+                lengths = [int(n) for n in source[column]]
+            else:
+                lengths = [len(ids) for ids in dataset["input_ids"]]
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        self._epoch_sampler = EpochSeededSampler(len(dataset), seed, lengths, batch, self._length_group_batches)
+        return self._epoch_sampler
+
+    def _run_epoch(self, *args: Any, **kwargs: Any) -> Any:
+        # Override of Trainer._run_epoch(..., epoch=...): the training loop calls it once per epoch with the epoch
+        # number as the keyword ``epoch`` (transformers 5.x; 4.x had one _inner_training_loop instead).
+        # Set the epoch on the sampler ourselves: accelerate's wrappers do not always forward set_epoch
+        # (e.g. through skip_first_batches when resuming mid-epoch).
+        if self._epoch_sampler is not None and "epoch" in kwargs:
+            self._epoch_sampler.set_epoch(kwargs["epoch"])
+        return super()._run_epoch(*args, **kwargs)
+
+    # --- atomic checkpoints ------------------------------------------------------------------------
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        # Override of Trainer._save_checkpoint(model, trial): the loop calls it for every save (save_strategy) and
+        # on control.should_save, with the output folder from self._get_output_dir(trial=...).
+        if self.args.world_size > 1 or self.is_deepspeed_enabled or self.is_fsdp_enabled or trial is not None:
+            super()._save_checkpoint(model, trial)  # atomic saving covers the single-process case
+            return
+        root = Path(self._get_output_dir(trial=trial))
+        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        final, staging = root / name, root / f".{name}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            self._write_checkpoint(model, root, staging)
+            replace_dir(staging, final)
+        except OSError as err:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise RunError(
+                f"Could not write checkpoint {final} ({err.strerror or err}); the previous checkpoints are intact.",
+                "Free disk space (or fix permissions), then resume the run with --resume.",
+            ) from err
+        rotate_checkpoints(
+            output_dir=str(root),
+            save_total_limit=self.args.save_total_limit,
+            best_model_checkpoint=self.state.best_model_checkpoint,
+            use_mtime=False,  # step numbers, not timestamps: renames and coarse mtimes cannot reorder them
+        )
+
+    def _write_checkpoint(self, model: Any, root: Path, staging: Path) -> None:
+        """What Trainer._save_checkpoint writes, into ``staging``, plus the loop state (last, as the marker).
+
+        Relies on the Trainer's own writers: save_model(dir, _internal_call=True), _save_optimizer_and_scheduler,
+        _save_scaler and _save_rng_state (each taking the folder), and state.stateful_callbacks for
+        ExportableState callbacks, as Trainer._save_checkpoint uses them."""
+        self.store_flos()
+        self.save_model(str(staging), _internal_call=True)
+        # training_args.bin is a pickle of TrainingArguments: resuming never reads it, and a checkpoint should
+        # hold no file that executes code when loaded.
+        (staging / TRAINING_ARGS_NAME).unlink(missing_ok=True)
+        best_step = self.state.best_global_step
+        if best_step:
+            best = root / f"{PREFIX_CHECKPOINT_DIR}-{best_step}"
+            if best_step == self.state.global_step or best.is_dir():
+                self.state.best_model_checkpoint = str(best)
+        if not self.args.save_only_model:
+            self._save_optimizer_and_scheduler(str(staging))
+            self._save_scaler(str(staging))
+            self._save_rng_state(str(staging))
+        for callback in [*self.callback_handler.callbacks, self.control]:
+            if isinstance(callback, ExportableState):
+                name = type(callback).__name__
+                if isinstance(self.state.stateful_callbacks.get(name), list):
+                    self.state.stateful_callbacks[name].append(callback.state())
+                else:
+                    self.state.stateful_callbacks[name] = callback.state()
+        self.state.save_to_json(str(staging / TRAINER_STATE_FILE))
+        (staging / LOOP_STATE_FILE).write_text(json.dumps(self._loop_state()), encoding="utf-8")
+        fsync_tree(staging)
+
+    # --- loop bookkeeping --------------------------------------------------------------------------
+
+    def _loop_state(self) -> dict[str, Any]:
+        # Reads the loop's private bookkeeping: self._tr_loss (a tensor, the loss summed since the last log line),
+        # self._globalstep_last_logged and self._total_loss_scalar, which Trainer.train zeroes at train begin and
+        # _maybe_log_save_evaluate reads.
+        tr_loss = getattr(self, "_tr_loss", None)
+        return {
+            "global_step": self.state.global_step,
+            "tr_loss": float(tr_loss.item()) if isinstance(tr_loss, torch.Tensor) else 0.0,
+            "globalstep_last_logged": getattr(self, "_globalstep_last_logged", self.state.global_step),
+            "total_loss_scalar": getattr(self, "_total_loss_scalar", 0.0),
+            "callbacks": {
+                type(cb).__name__: cb.checkpoint_state()
+                for cb in self.callback_handler.callbacks
+                if hasattr(cb, "checkpoint_state")
+            },
+        }
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any) -> Any:
+        if isinstance(resume_from_checkpoint, str | os.PathLike):
+            path = Path(resume_from_checkpoint) / LOOP_STATE_FILE
+            self._loop_state_to_restore = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
+    def _restore_loop_state(self) -> None:
+        """Called at train begin, right after the Trainer has zeroed its running loss."""
+        saved, self._loop_state_to_restore = self._loop_state_to_restore, None
+        if not saved:
+            return
+        self._tr_loss = torch.tensor(saved["tr_loss"], dtype=self._tr_loss.dtype, device=self._tr_loss.device)
+        self._globalstep_last_logged = int(saved["globalstep_last_logged"])
+        self._total_loss_scalar = float(saved["total_loss_scalar"])
+        callbacks = saved.get("callbacks", {})
+        for callback in self.callback_handler.callbacks:
+            state = callbacks.get(type(callback).__name__)
+            if state is not None and hasattr(callback, "load_checkpoint_state"):
+                callback.load_checkpoint_state(state)
+
+
+class _RestoreLoopState(TrainerCallback):
+    def __init__(self, trainer: ResumableTrainer) -> None:
+        self.trainer = trainer
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.trainer._restore_loop_state()
+
+
+__all__ = ["EpochSeededSampler", "ResumableTrainer", "epoch_seed", "length_grouped_indices"]
