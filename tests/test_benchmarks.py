@@ -376,3 +376,53 @@ def test_results_summarize_the_peer_comparison_over_the_seeds_that_trained_it(
     equivalence.print_table(written)
     printed = capsys.readouterr().out
     assert "vs peer (points)" in printed and "Against the peer, 2 seeds" in printed
+
+
+# --- training_mfu.py's peer rows ---------------------------------------------------------------------------------
+
+
+def test_mfu_peer_configurations_become_training_arguments(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mfu = load_benchmark("training_mfu")
+
+    spec = mfu.TrainConfigSpec.parse("128:768:compile:dataloader_num_workers=4:dataloader_pin_memory=true")
+    assert mfu.peer_arguments(spec) == {
+        "torch_compile": True,
+        "dataloader_num_workers": 4,
+        "dataloader_pin_memory": True,
+    }
+    assert mfu.peer_arguments(mfu.TrainConfigSpec.parse("128:32")) == {}
+    monkeypatch.setattr(sys, "argv", ["training_mfu.py", "--peer-configs", "128:32:dataloader_workers=4"])
+    with pytest.raises(SystemExit):
+        mfu.parse_args()
+    assert "dataloader_workers is not a TrainingArguments field" in capsys.readouterr().err
+
+
+def test_mfu_rows_are_compared_with_the_baselines_of_the_same_shape() -> None:
+    mfu = load_benchmark("training_mfu")
+
+    def row(pipeline: str, batch: int, samples_per_second: float, **overrides: str) -> dict[str, Any]:
+        return {
+            "pipeline": pipeline,
+            "max_length": 128,
+            "batch_size": batch,
+            "compile": False,
+            "overrides": overrides,
+            "train_samples_per_second": samples_per_second,
+        }
+
+    runs = [
+        row("naive", 32, 100.0),
+        row("peer", 32, 150.0),
+        row("peer", 32, 180.0, dataloader_num_workers="4"),  # a variant: compared, but never the reference
+        row("distiltune", 32, 300.0),
+        row("distiltune", 768, 3000.0),  # no baseline at this shape
+        {"pipeline": "peer", "config": "128:768", "skipped": "time budget"},
+    ]
+    mfu.add_same_shape_ratios(runs)
+
+    assert (runs[3]["vs_naive"], runs[3]["vs_peer"]) == (3.0, 2.0)
+    assert runs[1]["vs_naive"] == 1.5 and "vs_peer" not in runs[1]
+    assert runs[2]["vs_naive"] == 1.8
+    assert "vs_naive" not in runs[0] and "vs_naive" not in runs[4] and "vs_peer" not in runs[4]
