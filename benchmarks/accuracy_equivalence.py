@@ -121,6 +121,7 @@ def parse_args() -> argparse.Namespace:
         "--naive-from",
         dest="naive_from",
         type=Path,
+        metavar="FILE",
         help="Take each seed's naive accuracy, and the peer's where the file has it, from this result file instead "
         "of training them again (its data and training settings must match; --set may differ, since neither "
         "baseline reads it).",
