@@ -1,21 +1,30 @@
-"""Training and inference throughput: the naive notebook pipeline vs distiltune's defaults, side by side.
+"""Training and inference throughput: the naive notebook pipeline, the strong peer and distiltune's defaults, side
+by side.
 
-One process, the same IMDb rows, the same model, epochs, batch size and learning rate for both pipelines:
+One process, the same IMDb rows, the same model, epochs, batch size and learning rate for all three pipelines:
 
 * **naive**: what the popular notebooks do. ``tokenizer(..., padding="max_length")`` up front, fp32, random
   batches, a default ``Trainer`` (attention dropout on, so SDPA takes its slow path), and eager fp32
   inference in input order, padded to max length.
+* **peer**: the ``Trainer`` recipe a knowledgeable user writes today with the same libraries and no distiltune:
+  truncation without padding and ``DataCollatorWithPadding`` (to a multiple of 8 on CUDA),
+  ``train_sampling_strategy="group_by_length"``, bf16 where the hardware has it (fp16 on older GPUs; decided by
+  distiltune's own detection, see :func:`peer_precision`), SDPA attention, ``optim="adamw_torch_fused"``; inference
+  through ``transformers.pipeline("text-classification", ...)`` with ``batch_size`` (timed at each of
+  ``--peer-eval-batch-sizes``, the fastest counts), weights in the precision it trained in.
 * **distiltune**: ``distiltune.train`` with its defaults (dynamic padding, length-grouped batches, bf16 where
   the hardware has it, fused attention, fused AdamW, tokenization cache) and ``distiltune.load(...).predict``
   (length-sorted batches).
 
 Reported per pipeline: training samples/s and real tokens/s (padding excluded), inference samples/s, peak
-memory, accuracy on held-out reviews after the same training budget, and distiltune / naive ratios. A large
-matmul, checked before and after training (the faster check counts), gives the machine's practical fp32 and bf16
-peak; training's fraction of that peak (MFU-style) uses ``6 * non-embedding params * real tokens`` FLOPs.
-Inference also compares ONNX Runtime fp32 and int8 exports.
+memory, accuracy on held-out reviews after the same training budget, and distiltune's ratios against both
+baselines (``ratios.vs_naive``, ``ratios.vs_peer`` in the JSON). A large matmul, checked before and after training
+(the faster check counts), gives the machine's practical fp32 and bf16 peak; training's fraction of that peak
+(MFU-style) uses ``6 * non-embedding params * real tokens`` FLOPs. Inference also compares ONNX Runtime fp32 and
+int8 exports.
 
-Run from the repository root (the default sizes finish in about 25 minutes on a quiet 2-core CPU)::
+Run from the repository root (the default sizes took about 25 minutes on a quiet 2-core CPU before the peer was
+added; the peer adds its training and inference)::
 
     .venv/bin/python benchmarks/throughput.py
     .venv/bin/python benchmarks/throughput.py --model /path/to/distilbert-base-uncased --max-length 128
@@ -67,6 +76,11 @@ def parse_args() -> argparse.Namespace:
         "--naive-eval-batch-sizes",
         default="8,32",
         help="Naive inference is timed at each of these batch sizes; the fastest is the baseline.",
+    )
+    parser.add_argument(
+        "--peer-eval-batch-sizes",
+        default="8,32",
+        help="The strong peer's pipeline(..., batch_size=N) is timed at each of these; its fastest counts.",
     )
     parser.add_argument(
         "--inference-rounds",
@@ -367,6 +381,226 @@ def naive_predict(
     return np.concatenate(outputs), seconds, memory
 
 
+# --- the strong peer: the Trainer recipe a knowledgeable user writes today ------------------------------------
+
+#: What makes the peer's Trainer strong, each one a documented transformers / torch switch (no distiltune code).
+PEER_SAMPLING = "group_by_length"
+PEER_OPTIMIZER = "adamw_torch_fused"
+PEER_ATTENTION = "sdpa"
+
+
+def peer_precision(device: str) -> str:
+    """The peer's training precision: bf16 where the hardware runs it natively and fast, fp16 on pre-Ampere GPUs,
+    else fp32.
+
+    This is distiltune's own detection (``distiltune.hardware.resolve_precision("auto", ...)``: CUDA compute
+    capability 8.0+, or a CPU with AVX512-BF16/AMX whose bf16 matmul measures at least 1.3x fp32), not a second
+    rule: on a GPU it agrees with ``torch.cuda.is_bf16_supported()``, and on a CPU it spares the peer the emulated
+    bf16 a flag-only check would pick. Both pipelines then train in the same precision, so the comparison is
+    about the rest of the recipe.
+    """
+    from distiltune.hardware import resolve_precision
+
+    return resolve_precision("auto", device)
+
+
+def load_peer_model(path: str | Path) -> Any:
+    """The pretrained encoder with a fresh 2-label head and PyTorch's fused scaled-dot-product attention."""
+    from transformers import AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification.from_pretrained(
+        path,
+        num_labels=len(LABEL_NAMES),
+        id2label=dict(enumerate(LABEL_NAMES)),
+        label2id={name: index for index, name in enumerate(LABEL_NAMES)},
+        attn_implementation=PEER_ATTENTION,
+    )
+
+
+def peer_tokenize(tokenizer: Any, train: pd.DataFrame, max_length: int) -> Any:
+    """The peer's training set: truncated to ``max_length`` but not padded; the collator pads each batch."""
+    import datasets
+
+    def tokenize(batch: dict[str, list]) -> dict[str, list]:
+        return tokenizer(batch["text"], truncation=True, max_length=max_length)
+
+    return datasets.Dataset.from_pandas(train).map(tokenize, batched=True).remove_columns(["text"])
+
+
+def peer_trainer(
+    model: Any,
+    train_set: Any,
+    tokenizer: Any,
+    output_dir: Path,
+    device: str,
+    *,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    precision: str | None = None,
+    callbacks: list[Any] | None = None,
+    **arguments: Any,
+) -> Any:
+    """The strong peer's ``Trainer``: dynamic padding (``DataCollatorWithPadding``, to a multiple of 8 on CUDA for
+    the tensor cores), length-grouped batches (``train_sampling_strategy="group_by_length"``; transformers 5 has no
+    ``group_by_length`` argument), bf16 / fp16 where :func:`peer_precision` finds it, fused AdamW and no checkpoints.
+    ``arguments`` are further ``TrainingArguments``: how long it trains and logs (``num_train_epochs`` or
+    ``max_steps``, ``logging_steps``), or one of the above changed on purpose (training_mfu.py's KEY=VALUE)."""
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+    precision = precision or peer_precision(device)
+    settings: dict[str, Any] = {
+        "output_dir": str(output_dir),
+        "per_device_train_batch_size": batch_size,
+        "learning_rate": lr,
+        "seed": seed,
+        "report_to": "none",
+        "save_strategy": "no",
+        "use_cpu": device == "cpu",
+        "disable_tqdm": True,
+        "train_sampling_strategy": PEER_SAMPLING,
+        "bf16": precision == "bf16",
+        "fp16": precision == "fp16",
+        "optim": PEER_OPTIMIZER,
+    }
+    training_args = TrainingArguments(**(settings | arguments))
+    collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if device == "cuda" else None)
+    return Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_set,
+        data_collator=collator,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+
+
+def peer_recipe(trainer: Any) -> dict[str, Any]:
+    """What the peer's Trainer really runs with, read back from it (recorded in the results)."""
+    args, config = trainer.args, trainer.model.config
+    return {
+        "collator": type(trainer.data_collator).__name__,
+        "pad_to_multiple_of": getattr(trainer.data_collator, "pad_to_multiple_of", None),
+        "train_sampling_strategy": args.train_sampling_strategy,
+        "optim": str(getattr(args.optim, "value", args.optim)),
+        "bf16": args.bf16,
+        "fp16": args.fp16,
+        "attn_implementation": getattr(config, "_attn_implementation", None),
+        # Left at the model's default: SDPA then runs its dropout path in training (distiltune turns it off).
+        "attention_dropout": next(
+            (
+                getattr(config, name)
+                for name in ("attention_dropout", "attention_probs_dropout_prob")
+                if hasattr(config, name)
+            ),
+            None,
+        ),
+        "dataloader_num_workers": args.dataloader_num_workers,
+    }
+
+
+def train_peer(
+    args: argparse.Namespace, train: pd.DataFrame, work: Path, device: str
+) -> tuple[Any, Any, dict[str, Any]]:
+    """The strong peer's training, timed like :func:`train_naive`. Returns the trained model (eval mode), its
+    tokenizer and the training figures."""
+    import transformers
+    from transformers import AutoTokenizer
+
+    from distiltune.modeling import resolve_model_name
+
+    path = resolve_model_name(args.model)
+    transformers.set_seed(args.seed)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = load_peer_model(path)
+    precision = peer_precision(device)
+    trainer = peer_trainer(
+        model,
+        peer_tokenize(tokenizer, train, args.max_length),
+        tokenizer,
+        work / "peer",
+        device,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        precision=precision,
+        num_train_epochs=args.epochs,
+        logging_steps=50,
+    )
+    with PeakMemory(device) as train_memory:
+        started = time.perf_counter()
+        trainer.train()
+        runtime = time.perf_counter() - started
+    return (
+        trainer.model.eval(),
+        tokenizer,
+        {
+            "train_seconds": round(runtime, 2),
+            "train_samples_per_second": round(len(train) * args.epochs / runtime, 3),
+            "precision": precision,
+            "train_peak_memory_mb": train_memory.peak_mb,
+            "recipe": peer_recipe(trainer),
+        },
+    )
+
+
+def peer_pipeline(model: Any, tokenizer: Any, device: str, precision: str) -> Any:
+    """``transformers.pipeline("text-classification")`` over the trained model, its weights cast to the precision
+    it trained in (bf16 / fp16), as ``pipeline(..., dtype=torch.bfloat16)`` loads them."""
+    import torch
+    from transformers import pipeline
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    if dtype is not None:
+        model = model.to(dtype)
+    return pipeline("text-classification", model=model, tokenizer=tokenizer, device=torch.device(device))
+
+
+def peer_predict(
+    classify: Any, texts: list[str], max_length: int, device: str, batch_size: int
+) -> tuple[np.ndarray, float, PeakMemory]:
+    """The pipeline over all texts in input order, ``batch_size`` at a time, each batch padded to its longest row.
+    Returns the predicted label ids, the seconds it took and its memory."""
+    with PeakMemory(device) as memory:
+        started = time.perf_counter()
+        outputs = classify(texts, batch_size=batch_size, truncation=True, max_length=max_length)
+        seconds = time.perf_counter() - started
+    label_ids = classify.model.config.label2id
+    return np.array([label_ids[output["label"]] for output in outputs]), seconds, memory
+
+
+def run_peer(
+    args: argparse.Namespace, train: pd.DataFrame, test: pd.DataFrame, work: Path, device: str
+) -> tuple[dict[str, Any], Any]:
+    """The strong peer's figures, and its inference pipeline (for the interleaved inference rounds).
+
+    Its accuracy comes from the pipeline's predictions in input order. (``Trainer.predict`` would length-group the
+    held-out rows too, since ``group_by_length`` also sets the evaluation sampler, and return its predictions in
+    that shuffled order.)
+    """
+    model, tokenizer, trained = train_peer(args, train, work, device)
+    non_embedding = non_embedding_parameters(model)
+    classify = peer_pipeline(model, tokenizer, device, trained["precision"])
+    texts = test["text"].tolist()
+    classify(texts[: min(8, len(texts))], batch_size=8, truncation=True, max_length=args.max_length)  # warm-up
+    by_batch_size: dict[int, float] = {}
+    for batch_size in (int(size) for size in args.peer_eval_batch_sizes.split(",")):
+        predicted, seconds, memory = peer_predict(classify, texts, args.max_length, device, batch_size)
+        by_batch_size[batch_size] = round(len(texts) / seconds, 2)
+    best_batch_size = max(by_batch_size, key=by_batch_size.get)
+    figures = {
+        **trained,
+        "inference_samples_per_second": by_batch_size[best_batch_size],
+        "inference_batch_size": best_batch_size,
+        "inference_samples_per_second_by_batch_size": by_batch_size,
+        "inference_precision": trained["precision"],
+        "inference_peak_memory_mb": memory.peak_mb,
+        "accuracy": float((predicted == test["label"].to_numpy()).mean()),
+        "non_embedding_params": non_embedding,
+    }
+    return figures, classify
+
+
 # --- distiltune's defaults ----------------------------------------------------------------------------
 
 
@@ -463,6 +697,8 @@ def main() -> None:
 
         print("naive pipeline: training ...", flush=True)
         naive, naive_model, naive_tokenizer = run_naive(args, train, test, work, device)
+        print("strong peer (Trainer recipe): training ...", flush=True)
+        peer, peer_classify = run_peer(args, train, test, work, device)
         print("distiltune defaults: training ...", flush=True)
         ours = run_distiltune(args, data_dir, work, device, len(train))
         classifier = distiltune.load(ours["run_dir"])
@@ -474,30 +710,36 @@ def main() -> None:
 
         # A VM's matmul speed drifts by 2x or more over minutes: check it again once both pipelines have trained, and
         # measure training against the faster check, so that a slow spell during one check cannot flatter it.
+        # (Three pipelines train between the two checks now.)
         for dtype, checks in matmul_checks.items():
             checks.append(matmul_gflops(device, dtype, size))
         peak = {dtype: max(checks) for dtype, checks in matmul_checks.items()}
         print(f"matmul {size}x{size} again: fp32 {matmul_checks['fp32'][1]} GFLOP/s, bf16 {matmul_checks['bf16'][1]}")
         results["matmul_gflops"] = {"size": size, **peak, "checks": matmul_checks}
-        for pipeline in (naive, ours):
-            seconds = pipeline["train_seconds"]
-            pipeline["train_tokens_per_second"] = round(real_tokens * args.epochs / seconds, 1)
-            flops = 6 * pipeline["non_embedding_params"] * real_tokens * args.epochs
-            pipeline["train_tflops_per_second"] = round(flops / seconds / 1e12, 4)
-            reference_peak = peak["bf16" if pipeline["precision"] == "bf16" else "fp32"]
-            pipeline["fraction_of_matmul_peak"] = round(flops / seconds / 1e9 / reference_peak, 4)
+        for pipeline in (naive, peer, ours):
+            add_training_flops(pipeline, real_tokens * args.epochs, peak)
+        peer_name = f"peer pipeline {peer['inference_precision']}"
         inference = {
             "naive eager fp32": {
                 "samples_per_second": naive["inference_samples_per_second"],
                 "accuracy": naive["accuracy"],
                 "model": "naive",
-            }
+            },
+            peer_name: {
+                "samples_per_second": peer["inference_samples_per_second"],
+                "accuracy": peer["accuracy"],
+                "model": "peer",
+                "batch_size": peer["inference_batch_size"],
+            },
         }
         texts = test["text"].tolist()
         rerun = {
             "naive eager fp32": functools.partial(
                 naive_predict, naive_model, naive_tokenizer, texts, args, device, naive["inference_batch_size"]
-            )
+            ),
+            peer_name: functools.partial(
+                peer_predict, peer_classify, texts, args.max_length, device, peer["inference_batch_size"]
+            ),
         }
         fp32_classifier = distiltune.load(ours["run_dir"], precision="fp32")
         fp32 = time_classifier(fp32_classifier, test, device, args.eval_batch_size)
@@ -532,26 +774,69 @@ def main() -> None:
             print(f"inference: {args.inference_rounds} more rounds of every backend, taking turns ...", flush=True)
             record_rounds(inference, rerun, len(texts), args.inference_rounds)
             naive["inference_samples_per_second"] = inference["naive eager fp32"]["samples_per_second"]
+            peer["inference_samples_per_second"] = inference[peer_name]["samples_per_second"]
             default_name = f"distiltune torch {classifier.precision}"
             if default_name in inference:
                 ours["inference_samples_per_second"] = inference[default_name]["samples_per_second"]
-        for row in inference.values():
-            row["speedup_vs_naive"] = round(row["samples_per_second"] / naive["inference_samples_per_second"], 2)
-        results["pipelines"] = {"naive": naive, "distiltune": {k: v for k, v in ours.items() if k != "run_dir"}}
-        results["ratios_distiltune_over_naive"] = {
-            "train_samples_per_second": round(ours["train_samples_per_second"] / naive["train_samples_per_second"], 2),
-            "inference_samples_per_second": round(
-                ours["inference_samples_per_second"] / naive["inference_samples_per_second"], 2
-            ),
-            "accuracy_points": round(100 * (ours["accuracy"] - naive["accuracy"]), 2),
-        }
-        results["inference"] = inference
+        ours = {k: v for k, v in ours.items() if k != "run_dir"}
+        results.update(compare_pipelines(naive, peer, ours, inference))
 
     args.output_dir.mkdir(parents=True, exist_ok=True)
     target = args.output_dir / f"{time.strftime('%Y-%m-%d')}_{socket.gethostname()}.json"
     target.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
     print_tables(results)
     print(f"Results written to {target}")
+
+
+def add_training_flops(pipeline: dict[str, Any], real_tokens: float, peak_gflops: dict[str, float]) -> None:
+    """Real tokens/s, model TFLOP/s (``6 * non-embedding params * real tokens``) and the fraction of the matmul peak
+    in the pipeline's precision, from its ``train_seconds`` (``real_tokens``: all epochs)."""
+    seconds = pipeline["train_seconds"]
+    pipeline["train_tokens_per_second"] = round(real_tokens / seconds, 1)
+    flops = 6 * pipeline["non_embedding_params"] * real_tokens
+    pipeline["train_tflops_per_second"] = round(flops / seconds / 1e12, 4)
+    reference_peak = peak_gflops["bf16" if pipeline["precision"] == "bf16" else "fp32"]
+    pipeline["fraction_of_matmul_peak"] = round(flops / seconds / 1e9 / reference_peak, 4)
+
+
+#: The baselines distiltune is measured against, in the order the tables show them: the results' ``ratios`` has a
+#: ``vs_<name>`` entry for each, and every inference row a ``speedup_vs_<name>``.
+BASELINES = ("naive", "peer")
+#: Figures compared as distiltune / baseline in ``ratios`` (accuracy is compared as a difference in points).
+RATIO_KEYS = (
+    "train_samples_per_second",
+    "inference_samples_per_second",
+    "train_peak_memory_mb",
+    "inference_peak_memory_mb",
+)
+
+
+def ratios_against(ours: dict[str, Any], baseline: dict[str, Any]) -> dict[str, float | None]:
+    """distiltune / baseline for each of :data:`RATIO_KEYS` (above 1 is faster, or more memory) and the accuracy
+    difference distiltune - baseline in points."""
+    ratios: dict[str, float | None] = {
+        key: round(ours[key] / baseline[key], 2) if ours.get(key) and baseline.get(key) else None for key in RATIO_KEYS
+    }
+    ratios["accuracy_points"] = round(100 * (ours["accuracy"] - baseline["accuracy"]), 2)
+    return ratios
+
+
+def compare_pipelines(
+    naive: dict[str, Any], peer: dict[str, Any], ours: dict[str, Any], inference: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """The results' ``pipelines``, ``ratios`` (distiltune against each baseline: ``vs_naive``, ``vs_peer``) and
+    ``inference`` (each backend's speed-up over both baselines' headline inference figure, updated in place)."""
+    pipelines = {"naive": naive, "peer": peer, "distiltune": ours}
+    for row in inference.values():
+        for name in BASELINES:
+            row[f"speedup_vs_{name}"] = round(
+                row["samples_per_second"] / pipelines[name]["inference_samples_per_second"], 2
+            )
+    return {
+        "pipelines": pipelines,
+        "ratios": {f"vs_{name}": ratios_against(ours, pipelines[name]) for name in BASELINES},
+        "inference": inference,
+    }
 
 
 def interleaved_rounds(
@@ -606,42 +891,56 @@ def print_tables(results: dict[str, Any]) -> None:
 
     console = Console()
     hardware = results["hardware"]
-    naive, ours = results["pipelines"]["naive"], results["pipelines"]["distiltune"]
-    ratios = results["ratios_distiltune_over_naive"]
+    pipelines = results["pipelines"]
+    ours = pipelines["distiltune"]
     table = Table(title=f"Training: {hardware['gpu'] or hardware['cpu']} ({hardware['torch_threads']} threads)")
-    for column in ("metric", "naive", "distiltune", "distiltune / naive"):
+    columns = ("metric", *BASELINES, "distiltune", *(f"vs {name}" for name in BASELINES))
+    for column in columns:
         table.add_column(column, justify="left" if column == "metric" else "right")
     rows = [
-        ("precision", "precision", None),
-        ("train samples/s", "train_samples_per_second", ratios["train_samples_per_second"]),
-        ("train real tokens/s", "train_tokens_per_second", None),
-        ("train TFLOP/s (6·N·tokens)", "train_tflops_per_second", None),
-        ("fraction of matmul peak", "fraction_of_matmul_peak", None),
-        ("train peak memory (MB)", "train_peak_memory_mb", None),
-        ("inference samples/s", "inference_samples_per_second", ratios["inference_samples_per_second"]),
-        ("accuracy", "accuracy", None),
+        ("precision", "precision"),
+        ("train samples/s", "train_samples_per_second"),
+        ("train real tokens/s", "train_tokens_per_second"),
+        ("train TFLOP/s (6·N·tokens)", "train_tflops_per_second"),
+        ("fraction of matmul peak", "fraction_of_matmul_peak"),
+        ("train peak memory (MB)", "train_peak_memory_mb"),
+        ("inference samples/s", "inference_samples_per_second"),
+        ("inference peak memory (MB)", "inference_peak_memory_mb"),
+        ("accuracy", "accuracy"),
     ]
-    for label, key, ratio in rows:
-        if ratio is None and isinstance(naive[key], int | float) and naive[key] and key != "accuracy":
-            ratio = round(ours[key] / naive[key], 2)
-        table.add_row(label, _fmt(naive[key]), _fmt(ours[key]), "-" if ratio is None else f"{ratio:.2f}x")
+    for label, key in rows:
+        versus = [_versus(key, ours, pipelines[name], results["ratios"][f"vs_{name}"]) for name in BASELINES]
+        table.add_row(label, *(_fmt(pipelines[name].get(key)) for name in (*BASELINES, "distiltune")), *versus)
     console.print(table)
-    console.print(
-        f"matmul peak: fp32 {results['matmul_gflops']['fp32']} GFLOP/s, bf16 {results['matmul_gflops']['bf16']} "
-        f"GFLOP/s; accuracy difference {ratios['accuracy_points']:+.2f} points"
-    )
+    peak = results["matmul_gflops"]
+    console.print(f"matmul peak: fp32 {peak['fp32']} GFLOP/s, bf16 {peak['bf16']} GFLOP/s")
+    recipe = pipelines["peer"].get("recipe") or {}
+    if recipe:
+        console.print("peer recipe: " + ", ".join(f"{key} {value}" for key, value in recipe.items()))
     inference = Table(title="Inference on the held-out reviews")
-    for column in ("backend", "samples/s", "vs naive", "accuracy", "agreement with fp32"):
+    columns = ("backend", "samples/s", *(f"vs {name}" for name in BASELINES), "accuracy", "agreement with fp32")
+    for column in columns:
         inference.add_column(column, justify="left" if column == "backend" else "right")
     for name, row in results["inference"].items():
         inference.add_row(
             name,
             _fmt(row["samples_per_second"]),
-            f"{row['speedup_vs_naive']:.2f}x",
+            *(f"{row[f'speedup_vs_{baseline}']:.2f}x" for baseline in BASELINES),
             _fmt(row["accuracy"]),
             _fmt(row.get("agreement_with_torch_fp32")),
         )
     console.print(inference)
+
+
+def _versus(key: str, ours: dict[str, Any], baseline: dict[str, Any], ratios: dict[str, Any]) -> str:
+    """A table cell comparing distiltune with a baseline: the saved ratio, the accuracy difference in points, or a
+    ratio of the two figures for the rows ``ratios`` leaves out."""
+    if key == "accuracy":
+        return f"{ratios['accuracy_points']:+.2f} pts"
+    ratio = ratios.get(key)
+    if ratio is None and isinstance(ours.get(key), int | float) and isinstance(baseline.get(key), int | float):
+        ratio = round(ours[key] / baseline[key], 2) if baseline[key] else None
+    return "-" if ratio is None else f"{ratio:.2f}x"
 
 
 def _fmt(value: Any) -> str:

@@ -1,10 +1,15 @@
-"""Steady-state training throughput and model FLOPs utilization (MFU), naive pipeline vs distiltune's defaults.
+"""Steady-state training throughput and model FLOPs utilization (MFU): the naive pipeline, the strong peer and
+distiltune's defaults.
 
 For each ``--configs`` entry ``LENGTH:BATCH[:compile]`` it trains DistilBERT-base (its architecture with random
 weights: speed does not depend on the weight values) on real IMDb reviews for ``--warmup-steps + --steps``
 optimizer steps and times the last ``--steps`` only, so start-up (CUDA context, cuBLAS handles, allocator
 growth, torch.compile) is left out. ``--naive-configs`` does the same for the notebook recipe (pad to max
-length, fp32, random batches, a default Trainer).
+length, fp32, random batches, a default Trainer), and ``--peer-configs`` for the strong peer of ``throughput.py``
+(``DataCollatorWithPadding``, ``group_by_length`` sampling, bf16 where the hardware has it, SDPA, fused AdamW; its
+``KEY=VALUE`` parts are further ``TrainingArguments``, e.g. ``dataloader_num_workers=4``, and ``compile`` sets
+``torch_compile``). Every distiltune and peer row also gets its samples/s over the naive and the peer row of the
+same ``LENGTH:BATCH`` (``vs_naive``, ``vs_peer``), where one was measured.
 
 A callback counts, over the timed steps, the real tokens (attention mask) and the padded tokens the model was
 fed, and synchronizes the device at both ends. Model FLOPs are ``6 * non-embedding parameters * real tokens``
@@ -17,9 +22,12 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/training_mfu.py                               # CPU: 128:16 and 512:16
     .venv/bin/python benchmarks/training_mfu.py --configs 128:32 128:256 128:256:compile 512:32 512:64 \\
-        --naive-configs 128:32 512:32 --train-samples 16000                   # a GPU
-    .venv/bin/python benchmarks/training_mfu.py --configs 64:4 --naive-configs 64:4 --steps 2 --warmup-steps 1 \\
-        --train-samples 64                                                     # smoke
+        --naive-configs 128:32 512:32 --peer-configs 128:32 128:256 512:32 512:64 --train-samples 16000  # a GPU
+    .venv/bin/python benchmarks/training_mfu.py --configs 64:4 --naive-configs 64:4 --peer-configs 64:4 \\
+        --steps 2 --warmup-steps 1 --train-samples 64                          # smoke
+
+For "the largest batch that fits", list growing batch sizes (``128:768 128:1536 128:3072``): a configuration that
+runs out of memory is recorded with its error and the others go on.
 
 Writes ``benchmarks/results/training_mfu_<date>_<host>.json`` after every configuration (a run cut short
 keeps what it measured) and prints a table.
@@ -48,11 +56,16 @@ from throughput import (  # noqa: E402
     LABEL_NAMES,
     REPO_ROOT,
     hardware_summary,
+    load_peer_model,
     load_rows,
     matmul_gflops,
     naive_tokenize,
     naive_trainer,
     non_embedding_parameters,
+    peer_precision,
+    peer_recipe,
+    peer_tokenize,
+    peer_trainer,
     write_data_folder,
 )
 
@@ -98,6 +111,12 @@ def parse_args() -> argparse.Namespace:
         "--configs", nargs="+", default=["128:16", "512:16"], help="distiltune: LENGTH:BATCH[:compile]"
     )
     parser.add_argument("--naive-configs", nargs="*", default=["128:16", "512:16"], help="naive: LENGTH:BATCH")
+    parser.add_argument(
+        "--peer-configs",
+        nargs="*",
+        default=["128:16", "512:16"],
+        help="the strong peer: LENGTH:BATCH[:compile][:KEY=VALUE]..., KEY a TrainingArguments field",
+    )
     parser.add_argument("--steps", type=int, default=20, help="Timed optimizer steps.")
     parser.add_argument("--warmup-steps", type=int, default=5, help="Untimed steps before them.")
     parser.add_argument("--train-samples", type=int, default=2000, help="IMDb training reviews loaded.")
@@ -111,11 +130,33 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     args.configs = [TrainConfigSpec.parse(text) for text in args.configs]
     args.naive_configs = [TrainConfigSpec.parse(text) for text in args.naive_configs]
+    args.peer_configs = [TrainConfigSpec.parse(text) for text in args.peer_configs]
     if any(spec.compile or spec.overrides for spec in args.naive_configs):
         parser.error("--naive-configs: the naive recipe takes LENGTH:BATCH only")
+    unknown = {key for spec in args.peer_configs for key, _ in spec.overrides} - training_argument_names()
+    if unknown:
+        parser.error(f"--peer-configs: {', '.join(sorted(unknown))} is not a TrainingArguments field")
     if args.steps < 1 or args.warmup_steps < 1:
         parser.error("--steps and --warmup-steps must be at least 1")
     return args
+
+
+def training_argument_names() -> set[str]:
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    return {field.name for field in dataclasses.fields(TrainingArguments)}
+
+
+def peer_arguments(spec: TrainConfigSpec) -> dict[str, Any]:
+    """A peer configuration's extra ``TrainingArguments``: ``compile`` -> ``torch_compile``, ``KEY=VALUE`` with the
+    value read as YAML (``4`` an int, ``true`` a bool, ``null`` None, anything else a string)."""
+    import yaml
+
+    arguments: dict[str, Any] = {"torch_compile": True} if spec.compile else {}
+    arguments.update({key: yaml.safe_load(value) for key, value in spec.overrides})
+    return arguments
 
 
 # --- timing ---------------------------------------------------------------------------------------------
@@ -229,7 +270,7 @@ def flops_figures(
     return figures
 
 
-# --- the two pipelines ------------------------------------------------------------------------------------
+# --- the three pipelines ------------------------------------------------------------------------------------
 
 
 def train_distiltune(
@@ -303,6 +344,67 @@ def train_naive(
     return timer.figures(), "fp32", {"peak_memory_mb": peak_mb}
 
 
+def train_peer(
+    args: argparse.Namespace,
+    spec: TrainConfigSpec,
+    model_dir: Path,
+    train: Any,
+    work: Path,
+    device: str,
+    tokenized: dict[int, Any],
+) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    import torch
+    import transformers
+    from transformers import AutoTokenizer
+
+    transformers.set_seed(args.seed)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = load_peer_model(model_dir)
+    if spec.max_length not in tokenized:  # configurations of one length share the truncated training set
+        tokenized[spec.max_length] = peer_tokenize(tokenizer, train, spec.max_length)
+    timer = make_step_timer(args.warmup_steps, device)
+    precision = peer_precision(device)
+    trainer = peer_trainer(
+        model,
+        tokenized[spec.max_length],
+        tokenizer,
+        work / "peer",
+        device,
+        batch_size=spec.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        precision=precision,
+        callbacks=[timer],
+        max_steps=args.warmup_steps + args.steps,
+        logging_steps=10**6,
+        **peer_arguments(spec),
+    )
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    trainer.train()
+    peak_mb = round(torch.cuda.max_memory_allocated() / 2**20, 1) if device == "cuda" else None
+    return timer.figures(), precision, {"peak_memory_mb": peak_mb, "recipe": peer_recipe(trainer)}
+
+
+def add_same_shape_ratios(runs: list[dict[str, Any]]) -> None:
+    """``vs_naive`` / ``vs_peer``: each distiltune and peer row's samples/s over the naive and the peer row of the
+    same LENGTH:BATCH (the first measured one, with no extra settings), where there is one."""
+    baselines: dict[tuple[str, str], float] = {}
+    for row in runs:
+        plain = not row.get("compile") and not row.get("overrides")
+        key = (row["pipeline"], f"{row.get('max_length')}:{row.get('batch_size')}")
+        if plain and "train_samples_per_second" in row and key not in baselines:
+            baselines[key] = row["train_samples_per_second"]
+    for row in runs:
+        if "train_samples_per_second" not in row or row["pipeline"] == "naive":
+            continue
+        shape = f"{row['max_length']}:{row['batch_size']}"
+        for baseline in ("naive", "peer"):
+            reference = baselines.get((baseline, shape))
+            if baseline != row["pipeline"] and reference:
+                row[f"vs_{baseline}"] = round(row["train_samples_per_second"] / reference, 2)
+
+
 # --- report ------------------------------------------------------------------------------------------------
 
 
@@ -319,7 +421,8 @@ def main() -> None:
     logging.getLogger("distiltune").addHandler(quiet)
     started = time.monotonic()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    needed = max(spec.batch_size for spec in args.configs + args.naive_configs) * (args.warmup_steps + args.steps)
+    specs = args.configs + args.naive_configs + args.peer_configs
+    needed = max(spec.batch_size for spec in specs) * (args.warmup_steps + args.steps)
     train, test = load_rows(args.data, max(args.train_samples, needed), 16, args.seed)
     if len(train) < needed:
         print(f"note: {len(train)} reviews for up to {needed} samples: the largest batches see reviews twice")
@@ -342,8 +445,12 @@ def main() -> None:
         "datasheet_bf16_tflops": datasheet,
         "runs": [],
     }
-    plan = [("naive", spec) for spec in args.naive_configs] + [("distiltune", spec) for spec in args.configs]
-    tokenized: dict[int, Any] = {}
+    plan = (
+        [("naive", spec) for spec in args.naive_configs]
+        + [("peer", spec) for spec in args.peer_configs]
+        + [("distiltune", spec) for spec in args.configs]
+    )
+    tokenized: dict[str, dict[int, Any]] = {"naive": {}, "peer": {}}
     with tempfile.TemporaryDirectory(prefix="distiltune-mfu-") as work_name:
         work = Path(work_name)
         model_dir = args.model or build_random_model(args.architecture, work / "model", args.tokenizer)
@@ -361,7 +468,11 @@ def main() -> None:
             row["overrides"] = dict(spec.overrides)
             try:
                 if pipeline == "naive":
-                    timed, precision, extra = train_naive(args, spec, model_dir, train, work, device, tokenized)
+                    timed, precision, extra = train_naive(
+                        args, spec, model_dir, train, work, device, tokenized["naive"]
+                    )
+                elif pipeline == "peer":
+                    timed, precision, extra = train_peer(args, spec, model_dir, train, work, device, tokenized["peer"])
                 else:
                     timed, precision, extra = train_distiltune(args, spec, model_dir, data_dir, work, device)
                 row.update(precision=precision, **timed, **extra)
@@ -370,6 +481,7 @@ def main() -> None:
                 row["error"] = f"{type(error).__name__}: {error}"
             row["wall_seconds_so_far"] = round(time.monotonic() - started, 1)
             results["runs"].append(row)
+            add_same_shape_ratios(results["runs"])
             print(json.dumps({k: v for k, v in row.items() if k != "speed"}), flush=True)
             output.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
             if device == "cuda":
@@ -394,6 +506,8 @@ def print_table(results: dict[str, Any]) -> None:
         "MFU (matmul)",
         "MFU (datasheet)",
         "peak MB",
+        "vs naive",
+        "vs peer",
     )
     for column in columns:
         table.add_column(column, justify="left" if column in ("pipeline", "len:batch") else "right")
@@ -412,6 +526,7 @@ def print_table(results: dict[str, Any]) -> None:
             f"{row['mfu_vs_measured_matmul']:.1%}",
             "-" if datasheet is None else f"{datasheet:.1%}",
             str(row.get("peak_memory_mb") or "-"),
+            *(f"{row[key]:.2f}x" if key in row else "-" for key in ("vs_naive", "vs_peer")),
         )
     Console().print(table)
 

@@ -186,3 +186,243 @@ def test_throughput_default_learning_rate_depends_on_the_model(monkeypatch: pyte
     assert parsed() == 2e-4
     assert parsed("--model", "/models/distilbert-base-uncased") == 5e-5
     assert parsed("--lr", "3e-5") == 3e-5
+
+
+# --- the strong peer ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def throughput() -> Any:
+    return load_benchmark("throughput")
+
+
+@pytest.mark.parametrize("detected", ["bf16", "fp32"])
+def test_the_peer_trainer_carries_the_strong_recipe(
+    throughput: Any, tiny_model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, detected: str
+) -> None:
+    """Dynamic padding, length-grouped sampling, fused AdamW, SDPA, and bf16 exactly where the hardware detection
+    finds it: the peer is only the strongest peer if its Trainer really runs with all of them."""
+    import pandas as pd
+    from transformers import AutoTokenizer, DataCollatorWithPadding
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    import distiltune.hardware
+
+    asked: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        distiltune.hardware,
+        "resolve_precision",
+        lambda requested, device, *_: asked.append((requested, device)) or detected,
+    )
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    train = pd.DataFrame(
+        {"text": ["great", "awful film", "a wonderful day at the game", "bad news", "great team", "awful"] * 2}
+    ).assign(label=[1, 0, 1, 0, 1, 0] * 2)
+    train_set = throughput.peer_tokenize(tokenizer, train, 16)
+    trainer = throughput.peer_trainer(
+        throughput.load_peer_model(tiny_model),
+        train_set,
+        tokenizer,
+        tmp_path,
+        "cpu",
+        batch_size=2,
+        lr=1e-3,
+        seed=0,
+        max_steps=1,
+    )
+
+    assert asked == [("auto", "cpu")]  # distiltune's own detection, asked for its automatic choice
+    assert trainer.args.bf16 is (detected == "bf16") and trainer.args.fp16 is False
+    assert trainer.args.train_sampling_strategy == "group_by_length"
+    assert isinstance(trainer._get_train_sampler(), LengthGroupedSampler)
+    assert trainer.args.optim == "adamw_torch_fused"
+    assert trainer.create_optimizer().defaults["fused"] is True
+    assert trainer.model.config._attn_implementation == "sdpa"
+    assert isinstance(trainer.data_collator, DataCollatorWithPadding)
+    assert len({len(ids) for ids in train_set["input_ids"]}) > 1  # truncated, not padded: the collator pads
+    recipe = throughput.peer_recipe(trainer)
+    assert recipe["optim"] == "adamw_torch_fused" and recipe["attn_implementation"] == "sdpa"
+    assert recipe["bf16"] is (detected == "bf16") and recipe["collator"] == "DataCollatorWithPadding"
+
+
+def pipeline_figures(train: float, inference: float, memory: float, accuracy: float, precision: str) -> dict:
+    return {
+        "precision": precision,
+        "train_samples_per_second": train,
+        "train_tokens_per_second": train * 100,
+        "train_tflops_per_second": 0.01,
+        "fraction_of_matmul_peak": 0.1,
+        "train_peak_memory_mb": memory,
+        "inference_samples_per_second": inference,
+        "inference_peak_memory_mb": memory / 2,
+        "accuracy": accuracy,
+    }
+
+
+def test_the_summary_compares_distiltune_with_naive_and_with_the_peer(
+    throughput: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    naive = pipeline_figures(2.0, 10.0, 1000.0, 0.80, "fp32")
+    peer = pipeline_figures(4.0, 16.0, 800.0, 0.82, "bf16")
+    ours = pipeline_figures(6.0, 24.0, 600.0, 0.83, "bf16")
+    inference = {
+        "naive eager fp32": {"samples_per_second": 10.0, "accuracy": 0.80},
+        "peer pipeline bf16": {"samples_per_second": 16.0, "accuracy": 0.82},
+        "distiltune torch bf16": {"samples_per_second": 24.0, "accuracy": 0.83, "agreement_with_torch_fp32": 0.99},
+    }
+    summary = throughput.compare_pipelines(naive, peer, ours, inference)
+    results = json.loads(
+        json.dumps(
+            {
+                "hardware": {"gpu": None, "cpu": "test CPU", "torch_threads": 2},
+                "matmul_gflops": {"fp32": 100.0, "bf16": 400.0},
+                **summary,
+            }
+        )
+    )  # what the results file holds
+
+    assert results["ratios"]["vs_naive"] == {
+        "train_samples_per_second": 3.0,
+        "inference_samples_per_second": 2.4,
+        "train_peak_memory_mb": 0.6,
+        "inference_peak_memory_mb": 0.6,
+        "accuracy_points": 3.0,
+    }
+    assert results["ratios"]["vs_peer"] == {
+        "train_samples_per_second": 1.5,
+        "inference_samples_per_second": 1.5,
+        "train_peak_memory_mb": 0.75,
+        "inference_peak_memory_mb": 0.75,
+        "accuracy_points": 1.0,
+    }
+    assert set(results["pipelines"]) == {"naive", "peer", "distiltune"}
+    ours_row = results["inference"]["distiltune torch bf16"]
+    assert (ours_row["speedup_vs_naive"], ours_row["speedup_vs_peer"]) == (2.4, 1.5)
+
+    monkeypatch.setenv("COLUMNS", "200")  # rich wraps at 80 columns when not on a terminal
+    throughput.print_tables(results)
+    printed = capsys.readouterr().out
+    header = next(line for line in printed.splitlines() if "metric" in line)
+    assert [cell.strip() for cell in header.strip("┃ ").split("┃")] == [
+        "metric",
+        "naive",
+        "peer",
+        "distiltune",
+        "vs naive",
+        "vs peer",
+    ]
+    train_row = next(line for line in printed.splitlines() if "train samples/s" in line)
+    assert "3.00x" in train_row and "1.50x" in train_row
+    accuracy_row = next(line for line in printed.splitlines() if line.startswith("│ accuracy"))
+    assert "+3.00 pts" in accuracy_row and "+1.00 pts" in accuracy_row
+    assert "vs peer" in printed.split("Inference on the held-out reviews")[1]
+
+
+# --- the accuracy benchmark's pre-registered plan ---------------------------------------------------------------
+
+
+def test_seed_ranges_and_the_default_seeds(equivalence: Any) -> None:
+    assert equivalence.parse_seeds("100-103,110") == [100, 101, 102, 103, 110]
+    assert equivalence.parse_seeds(equivalence.DEFAULT_SEEDS) == list(range(100, 116))
+    with pytest.raises(SystemExit, match="give each seed once"):
+        equivalence.parse_seeds("100-102,101")
+    with pytest.raises(SystemExit, match="'x' is not a seed"):
+        equivalence.parse_seeds("100,x")
+
+
+def test_the_plan_names_the_test_margin_seeds_and_seeds_used_before(
+    equivalence: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    write_result(tmp_path / "accuracy_equivalence_old.json", [(42, 0.1), (101, 0.2)])
+    (tmp_path / "throughput_old.json").write_text(json.dumps({"args": {"seed": 102}}), encoding="utf-8")
+    args = argparse.Namespace(**(SETTINGS | {"set": [], "margin": 0.5, "skip_peer": False}))
+
+    plan = equivalence.make_plan(args, [100, 101, 102], [tmp_path])
+    equivalence.print_plan(plan, [tmp_path])
+    printed = capsys.readouterr().out
+
+    assert plan["comparisons"] == ["distiltune - naive", "distiltune - peer"]
+    assert plan["margin_points"] == 0.5 and plan["seeds"] == [100, 101, 102] and "TOST" in plan["test"]
+    assert {Path(name).name: seeds for name, seeds in plan["seeds_already_in_results"].items()} == {
+        "accuracy_equivalence_old.json": [101],
+        "throughput_old.json": [102],
+    }
+    assert plan["settings"]["max_length"] == 256
+    assert "margin: 0.5 points" in printed and "seeds (3): 100, 101, 102" in printed
+    assert "NOT FRESH: seed(s) 101, 102" in printed
+    fresh = equivalence.make_plan(args, [200], [tmp_path])
+    assert fresh["seeds_already_in_results"] == {}
+
+
+def test_results_summarize_the_peer_comparison_over_the_seeds_that_trained_it(
+    equivalence: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    results = json.loads(write_result(tmp_path / "r.json", [(100, 0.5), (101, -0.5), (102, 0.0)]).read_text())
+    for row, peer in zip(results["runs"][:2], (0.85, 0.87), strict=True):  # seed 102: a run without the peer
+        row["peer_accuracy"] = peer
+        row["difference_vs_peer_points"] = round(100 * (row["distiltune_accuracy"] - peer), 2)
+    target = tmp_path / "written.json"
+
+    equivalence.write_results(results, target, 0.5)
+
+    written = json.loads(target.read_text(encoding="utf-8"))
+    assert written["difference_points"]["n"] == 3
+    assert written["difference_vs_peer_points"]["n"] == 2
+    assert written["difference_vs_peer_points"]["mean"] == pytest.approx(0.0, abs=0.01)  # +1.5 and -1.5
+    assert written["peer_mean_accuracy"] == pytest.approx(0.86)
+    monkeypatch.setenv("COLUMNS", "200")
+    equivalence.print_table(written)
+    printed = capsys.readouterr().out
+    assert "vs peer (points)" in printed and "Against the peer, 2 seeds" in printed
+
+
+# --- training_mfu.py's peer rows ---------------------------------------------------------------------------------
+
+
+def test_mfu_peer_configurations_become_training_arguments(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mfu = load_benchmark("training_mfu")
+
+    spec = mfu.TrainConfigSpec.parse("128:768:compile:dataloader_num_workers=4:dataloader_pin_memory=true")
+    assert mfu.peer_arguments(spec) == {
+        "torch_compile": True,
+        "dataloader_num_workers": 4,
+        "dataloader_pin_memory": True,
+    }
+    assert mfu.peer_arguments(mfu.TrainConfigSpec.parse("128:32")) == {}
+    monkeypatch.setattr(sys, "argv", ["training_mfu.py", "--peer-configs", "128:32:dataloader_workers=4"])
+    with pytest.raises(SystemExit):
+        mfu.parse_args()
+    assert "dataloader_workers is not a TrainingArguments field" in capsys.readouterr().err
+
+
+def test_mfu_rows_are_compared_with_the_baselines_of_the_same_shape() -> None:
+    mfu = load_benchmark("training_mfu")
+
+    def row(pipeline: str, batch: int, samples_per_second: float, **overrides: str) -> dict[str, Any]:
+        return {
+            "pipeline": pipeline,
+            "max_length": 128,
+            "batch_size": batch,
+            "compile": False,
+            "overrides": overrides,
+            "train_samples_per_second": samples_per_second,
+        }
+
+    runs = [
+        row("naive", 32, 100.0),
+        row("peer", 32, 150.0),
+        row("peer", 32, 180.0, dataloader_num_workers="4"),  # a variant: compared, but never the reference
+        row("distiltune", 32, 300.0),
+        row("distiltune", 768, 3000.0),  # no baseline at this shape
+        {"pipeline": "peer", "config": "128:768", "skipped": "time budget"},
+    ]
+    mfu.add_same_shape_ratios(runs)
+
+    assert (runs[3]["vs_naive"], runs[3]["vs_peer"]) == (3.0, 2.0)
+    assert runs[1]["vs_naive"] == 1.5 and "vs_peer" not in runs[1]
+    assert runs[2]["vs_naive"] == 1.8
+    assert "vs_naive" not in runs[0] and "vs_naive" not in runs[4] and "vs_peer" not in runs[4]
