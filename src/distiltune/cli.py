@@ -172,13 +172,25 @@ def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
     dataset: Annotated[str, typer.Option(help="File, folder, preset or hub id to evaluate on.")],
     output: Annotated[Path | None, typer.Option(help="Metrics JSON path (default: RUN_DIR/eval_<name>.json).")] = None,
+    text_column: Annotated[
+        str | None, typer.Option(help="Text column (default: the run's, else detected as train does).")
+    ] = None,
+    text_pair_column: Annotated[str | None, typer.Option(help="Second-sentence column (pair models).")] = None,
+    label_column: Annotated[str | None, typer.Option(help="Label column (default: the run's, else detected).")] = None,
     debug: Debug = False,
 ) -> None:
     """Evaluate a trained run on new labelled data."""
     import distiltune
 
     _setup_logging()
-    metrics = distiltune.evaluate(run_dir, dataset, output=output)
+    metrics = distiltune.evaluate(
+        run_dir,
+        dataset,
+        output=output,
+        text_column=text_column,
+        text_pair_column=text_pair_column,
+        label_column=label_column,
+    )
     print_metrics({"evaluation": metrics}, title=f"{run_dir} on {dataset}")
     typer.echo(f"Metrics written to {metrics['written_to']}")
 
@@ -198,6 +210,10 @@ def predict(
     backend: Annotated[
         str, typer.Option(help="torch, or onnx to serve the run's ONNX export (see distiltune export).")
     ] = "torch",
+    text_column: Annotated[
+        str | None, typer.Option(help="--input's text column (default: the run's, else detected as train does).")
+    ] = None,
+    text_pair_column: Annotated[str | None, typer.Option(help="--input's second-sentence column (pairs).")] = None,
     debug: Debug = False,
 ) -> None:
     """Predict labels for texts, a sentence pair, or a file."""
@@ -211,7 +227,9 @@ def predict(
     if input_file is not None:
         from distiltune.data import read_predict_input
 
-        frame = read_predict_input(input_file, classifier.config.data, classifier.is_pair)
+        frame = read_predict_input(
+            input_file, classifier.config.data, classifier.is_pair, text_column, text_pair_column
+        )
         text_list = frame["text"].tolist()
         pairs = frame["text_pair"].tolist() if "text_pair" in frame.columns else None
     elif pair is not None:

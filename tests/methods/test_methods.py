@@ -57,6 +57,7 @@ def variants(encoders: dict[str, Path]) -> dict[str, tuple[str, dict[str, object
     }
     return {**out, **HEAD_VARIANTS}
 
+
 RELOAD_SCRIPT = """
 import json, sys
 import numpy as np
