@@ -268,11 +268,14 @@ def export(
     min_agreement: Annotated[
         float | None,
         typer.Option(
-            help="Refuse the export when it agrees with PyTorch on fewer evaluation rows (default 0.99; int8 0.98)."
+            help="Refuse the export when its agreement with PyTorch is clearly below this (the whole 95% interval; "
+            "default 0.99, int8 0.98)."
         ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Write the export even below --min-agreement.")] = False,
-    max_samples: Annotated[int, typer.Option(help="Evaluation rows used for the parity check.")] = 2000,
+    max_samples: Annotated[
+        int, typer.Option(help="Rows (from every split of the run's data) the parity check predicts with both models.")
+    ] = 1000,
     optimize: Annotated[
         bool,
         typer.Option(
@@ -301,8 +304,10 @@ def export(
     accuracy = ""
     if "onnx_accuracy" in report:
         accuracy = f"; accuracy torch {report['torch_accuracy']:.4f}, export {report['onnx_accuracy']:.4f}"
+    low, high = report["agreement_interval"]
     typer.echo(
-        f"Agreement with PyTorch: {report['agreement']:.4f} on {report['samples']} rows{accuracy}; "
+        f"Agreement with PyTorch: {report['agreement']:.4f} on {report['samples']} rows (95% interval {low:.4f} to "
+        f"{high:.4f}; largest probability difference {report['max_probability_difference']:.4f}){accuracy}; "
         f"{report['onnx_samples_per_second']:.1f} vs {report['torch_samples_per_second']:.1f} samples/s (torch fp32)."
     )
     if report.get("forced"):
