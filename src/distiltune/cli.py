@@ -66,14 +66,14 @@ def _setup_logging(quiet: bool = False) -> None:
     log.setLevel(logging.INFO)
     log.propagate = False
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import datasets
     import transformers
 
     transformers.logging.set_verbosity_error()
-    if quiet:  # weight-loading and dataset-mapping bars too; the Trainer's follow the console's level
-        import datasets
-
-        transformers.utils.logging.disable_progress_bar()
-        datasets.disable_progress_bars()
+    # One bar during training (distiltune's, or none with --quiet): not transformers' weight-loading and
+    # shard-writing bars, nor datasets' mapping bars.
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
 
 
 def _console(stderr: bool = False) -> Any:

@@ -35,7 +35,7 @@ from distiltune.metrics import trainer_compute_metrics
 from distiltune.modeling import load_encoder_config, load_model_for_classification, load_tokenizer, model_max_length
 from distiltune.modeling.heads import attach_head
 from distiltune.serving.inference import InferenceSettings, predict_logits
-from distiltune.training.callbacks import HistoryCallback
+from distiltune.training.callbacks import ConsoleProgress, HistoryCallback
 from distiltune.training.classical import fit_without_trainer
 from distiltune.training.interrupts import InterruptCallback
 from distiltune.training.memory import PeakMemory
@@ -265,6 +265,7 @@ def build_trainer(
     """The :class:`~distiltune.training.trainer.ResumableTrainer` with the run's arguments, collator, metrics and
     callbacks, and the callback that writes ``history.jsonl``."""
     from transformers import EarlyStoppingCallback, TrainingArguments
+    from transformers.trainer_callback import PrinterCallback
 
     config, speed, device = prepared.config, prepared.speed, prepared.device
     t = config.train
@@ -273,7 +274,8 @@ def build_trainer(
     metric = t.metric or "f1_macro"
     eval_interval = steps_per_epoch if t.eval_strategy == "epoch" else t.eval_steps
     history = HistoryCallback(prepared.run_dir / runs.HISTORY_FILE)
-    callbacks: list[Any] = [history, *(extra_callbacks or [])]
+    progress = ConsoleProgress(metric, show_bar=_console_shows_progress(), console_logs=_has_console_handler())
+    callbacks: list[Any] = [history, progress, *(extra_callbacks or [])]
     if t.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=t.early_stopping_patience))
     args = TrainingArguments(
@@ -312,7 +314,7 @@ def build_trainer(
         torch_compile=speed.compile,
         full_determinism=False,  # train.deterministic is handled by training.reproducibility.deterministic_mode
         report_to="none",
-        disable_tqdm=not _console_shows_progress(),
+        disable_tqdm=True,  # ConsoleProgress shows one bar and one line per evaluation instead
         save_only_model=False,
     )
     tokenizer = prepared.tokenizer
@@ -331,11 +333,8 @@ def build_trainer(
         callbacks=callbacks,
         length_group_batches=speed.length_group_batches,
     )
-    if args.disable_tqdm:
-        # Without bars the Trainer prints every log dict instead; history.jsonl and train.log already hold them.
-        from transformers.trainer_callback import PrinterCallback
-
-        trainer.remove_callback(PrinterCallback)
+    # Without its bars the Trainer prints every log dict; ConsoleProgress, history.jsonl and train.log say it better.
+    trainer.remove_callback(PrinterCallback)
     return trainer, history
 
 
@@ -376,12 +375,27 @@ def save_model(prepared: PreparedRun, model: Any) -> Path:
 # --- helpers ----------------------------------------------------------------------------------------
 
 
-def _console_shows_progress() -> bool:
-    """Trainer progress bars only where distiltune's console shows INFO lines: not under ``train --quiet``.
+def _console_handlers() -> list[logging.Handler]:
+    """Handlers that print distiltune's records somewhere other than a file: its own, and its ancestors' while
+    records propagate to them (a user's ``logging.basicConfig``)."""
+    found: list[logging.Handler] = []
+    log: logging.Logger | None = logging.getLogger("distiltune")
+    while log is not None:
+        found += [h for h in log.handlers if not isinstance(h, logging.FileHandler)]
+        log = log.parent if log.propagate else None
+    return found
 
-    With no console handler (library use) the bars stay, as with a plain Trainer.
+
+def _has_console_handler() -> bool:
+    return bool(_console_handlers())
+
+
+def _console_shows_progress() -> bool:
+    """A progress bar only where distiltune's console shows INFO lines: not under ``train --quiet``.
+
+    With no console handler (library use) the bar stays, as with a plain Trainer.
     """
-    consoles = [h for h in logging.getLogger("distiltune").handlers if not isinstance(h, logging.FileHandler)]
+    consoles = _console_handlers()
     return not consoles or any(h.level <= logging.INFO for h in consoles)
 
 
