@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from distiltune.evaluation import evaluate
     from distiltune.predict import Classifier, load
     from distiltune.report import render_report
+    from distiltune.serving.client import Client
     from distiltune.training import Run, train
 
 _LAZY = {
@@ -25,6 +26,7 @@ _LAZY = {
     "compare": "distiltune.comparison",
     "Comparison": "distiltune.comparison",
     "render_report": "distiltune.report",
+    "Client": "distiltune.serving.client",
 }
 
 
@@ -39,6 +41,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Classifier",
+    "Client",
     "Comparison",
     "Config",
     "Run",

@@ -29,21 +29,21 @@ def predict_logits(
     sort_by_length: bool = True,
     dynamic_padding: bool = True,
     max_batch_tokens: int | None = None,
+    truncation_side: str | None = None,
 ) -> np.ndarray:
     """Logits for every input, in input order (float32 numpy array of shape [n, num_labels]).
 
     ``sort_by_length`` batches inputs of similar length together; ``dynamic_padding`` pads each batch to its
     longest member (else to ``max_length``). ``max_batch_tokens`` also caps each batch's padded size (rows x
     longest row), so long inputs go in small batches and short ones in batches of up to ``batch_size``.
-    None of these change the results beyond float rounding.
+    None of these change the results beyond float rounding. ``truncation_side`` ("right" or "left") overrides the
+    tokenizer's side for inputs longer than ``max_length``: "left" keeps their end.
     """
     if pairs is not None and len(pairs) != len(texts):
         raise ValueError(f"got {len(texts)} texts but {len(pairs)} pairs")
     if len(texts) == 0:
         return np.zeros((0, model.config.num_labels), dtype=np.float32)
-    encoded = tokenizer(
-        list(texts), list(pairs) if pairs is not None else None, truncation=True, max_length=max_length, padding=False
-    )
+    encoded = _tokenize(tokenizer, texts, pairs, max_length, truncation_side)
     lengths = np.array([len(ids) for ids in encoded["input_ids"]])
     order = np.argsort(lengths, kind="stable") if sort_by_length else np.arange(len(lengths))
     keys = [key for key in ("input_ids", "attention_mask", "token_type_ids") if key in encoded]
@@ -60,6 +60,31 @@ def predict_logits(
     logits = np.empty_like(sorted_logits)
     logits[order] = sorted_logits
     return logits
+
+
+def _tokenize(
+    tokenizer: Any, texts: Sequence[str], pairs: Sequence[str] | None, max_length: int, truncation_side: str | None
+) -> Any:
+    def encode() -> Any:
+        return tokenizer(
+            list(texts),
+            list(pairs) if pairs is not None else None,
+            truncation=True,
+            max_length=max_length,
+            padding=False,
+        )
+
+    if truncation_side is None or truncation_side == tokenizer.truncation_side:
+        return encode()
+    if truncation_side not in ("right", "left"):
+        raise ValueError(f"truncation_side must be 'right' or 'left', not {truncation_side!r}")
+    # The side is a tokenizer attribute, not a call argument: set it for this call only.
+    previous = tokenizer.truncation_side
+    tokenizer.truncation_side = truncation_side
+    try:
+        return encode()
+    finally:
+        tokenizer.truncation_side = previous
 
 
 def _batches(

@@ -117,9 +117,15 @@ class Classifier:
     def label_names(self) -> list[str]:
         return self.labels.names
 
-    def predict_proba(
-        self, texts: Sequence[str], pairs: Sequence[str] | None = None, batch_size: int | None = None
+    def predict_logits(
+        self,
+        texts: Sequence[str],
+        pairs: Sequence[str] | None = None,
+        batch_size: int | None = None,
+        truncation_side: str | None = None,
     ) -> np.ndarray:
+        """The model's raw scores, [n, labels], in input order. ``truncation_side`` "left" keeps the end of inputs
+        longer than ``max_length`` (default: the tokenizer's side, "right")."""
         from distiltune.inference import predict_logits
 
         if isinstance(texts, str):
@@ -127,7 +133,7 @@ class Classifier:
         if isinstance(pairs, str):
             pairs = [pairs]
         batching = self.batching(batch_size)
-        logits = predict_logits(
+        return predict_logits(
             self.model,
             self.tokenizer,
             list(texts),
@@ -139,8 +145,17 @@ class Classifier:
             sort_by_length=self.config.train.sort_by_length,
             dynamic_padding=self.config.train.dynamic_padding,
             max_batch_tokens=batching.max_batch_tokens,
+            truncation_side=truncation_side,
         )
-        return softmax(logits)
+
+    def predict_proba(
+        self,
+        texts: Sequence[str],
+        pairs: Sequence[str] | None = None,
+        batch_size: int | None = None,
+        truncation_side: str | None = None,
+    ) -> np.ndarray:
+        return softmax(self.predict_logits(texts, pairs, batch_size, truncation_side))
 
     def predict(
         self,

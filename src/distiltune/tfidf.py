@@ -326,7 +326,20 @@ class TfidfClassifier(Classifier):
             run_dir=run_dir,
         )
 
-    def predict_proba(self, texts: Any, pairs: Any = None, batch_size: int | None = None) -> np.ndarray:
+    def predict_logits(
+        self, texts: Any, pairs: Any = None, batch_size: int | None = None, truncation_side: str | None = None
+    ) -> np.ndarray:
+        """The linear model's scores (-inf for a label absent from the training split); no truncation applies."""
+        inputs = self._documents(texts, pairs)
+        return self.model.logits(inputs) if inputs else np.zeros((0, len(self.model.bias)))
+
+    def predict_proba(
+        self, texts: Any, pairs: Any = None, batch_size: int | None = None, truncation_side: str | None = None
+    ) -> np.ndarray:
+        return self.model.predict_proba(self._documents(texts, pairs))
+
+    @staticmethod
+    def _documents(texts: Any, pairs: Any) -> list[str]:
         if isinstance(texts, str):
             texts = [texts]
         if isinstance(pairs, str):
@@ -336,7 +349,7 @@ class TfidfClassifier(Classifier):
             if len(pairs) != len(frame):
                 raise ValueError(f"got {len(frame)} texts but {len(pairs)} pairs")
             frame["text_pair"] = list(pairs)
-        return self.model.predict_proba(documents(frame))
+        return documents(frame)
 
     def evaluate_frame(self, frame: pd.DataFrame) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         return evaluate_tfidf(self.model, frame, self.label_names)

@@ -1,0 +1,1 @@
+"""Serving a trained run over HTTP: ``distiltune serve`` (:mod:`.server`) and :class:`.client.Client`."""
