@@ -201,9 +201,7 @@ def test_limits_and_bad_input_answer_their_4xx(
     assert set(response.json()) == {"error", "error_type"} and message in response.json()["error"]
 
 
-def test_streamed_oversized_body_unknown_routes_and_truncation_on_request(
-    text_classifier: Any, live_server: Any
-) -> None:
+def test_streamed_oversized_body_unknown_routes_and_content_type(text_classifier: Any, live_server: Any) -> None:
     chunks = [b'{"inputs": ["', b"x" * 1500, b"x" * 1500, b'"]}']
     with live_server(text_classifier, **LIMITS) as url:
         streamed = httpx.post(f"{url}/predict", content=iter(chunks))  # chunked: no Content-Length to go by
@@ -211,11 +209,13 @@ def test_streamed_oversized_body_unknown_routes_and_truncation_on_request(
         wrong_method = httpx.get(f"{url}/predict")
         truncated = httpx.post(f"{url}/predict", json={"inputs": [TOO_MANY_TOKENS], "truncate": True})
         as_text = httpx.post(f"{url}/predict", content='{"inputs": "a"}', headers={"content-type": "text/plain"})
+        untyped = httpx.post(f"{url}/predict", content='{"inputs": "a"}')
     assert streamed.status_code == 413 and "larger than the limit" in streamed.json()["error"]
     assert missing.status_code == 404 and missing.json()["error_type"] == "not_found"
     assert wrong_method.status_code == 405 and wrong_method.json()["error_type"] == "method_not_allowed"
     assert truncated.status_code == 200
-    assert as_text.status_code == 422 and "Content-Type: application/json" in as_text.json()["error"]
+    for answer in (as_text, untyped):
+        assert answer.status_code == 422 and "Content-Type: application/json" in answer.json()["error"]
 
 
 def test_a_full_server_answers_429_with_retry_after(text_classifier: Any, live_server: Any) -> None:

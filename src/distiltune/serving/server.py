@@ -498,9 +498,10 @@ def create_app(settings: ServeSettings, classifier: Any | None = None, api_key: 
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:
-        content_type = request.headers.get("content-type", "application/json")
-        if "json" not in content_type:  # FastAPI reads a JSON body only when the request says it is one
-            message = f"The body must be JSON, sent with 'Content-Type: application/json' (not {content_type})."
+        content_type = request.headers.get("content-type")
+        if content_type is None or "json" not in content_type:  # FastAPI reads JSON only when the request says so
+            sent = f"not {content_type}" if content_type else "none was sent"
+            message = f"The body must be JSON, sent with 'Content-Type: application/json' ({sent})."
         else:
             message = describe_validation_error(err)
         return JSONResponse({"error": message, "error_type": "invalid_input"}, status_code=422)
