@@ -117,6 +117,22 @@ def test_pair_predictions_and_the_input_kind_is_checked(pair_classifier: Any, li
     assert bare_string.status_code == 422 and bare_string.json()["error_type"] == "invalid_input"
 
 
+def test_a_tfidf_run_is_served_like_an_encoder(tiny_model: str, tmp_path: Path, live_server: Any) -> None:
+    from conftest import overrides  # tests/serving/conftest.py
+
+    run = distiltune.train(None, {**overrides(tiny_model, tmp_path), "method.name": "tfidf", "method.ngram_max": 1})
+    classifier = distiltune.load(run.dir)
+    texts = [*TEXTS, "great fun " * 20]  # 40 words: past the run's max_length 16, which TF-IDF does not have
+    with live_server(classifier) as url:
+        probabilities = httpx.post(f"{url}/predict", json={"inputs": texts, "truncate": False})
+        logits = httpx.post(f"{url}/predict", json={"inputs": TEXTS[:1], "raw_scores": True}).json()[0]
+    assert probabilities.status_code == 200, probabilities.text  # no tokenizer: no token limit either
+    for ranked, want in zip(probabilities.json(), classifier.predict(texts, top_k=2), strict=True):
+        assert_same_scores(ranked, want["scores"])
+    expected_logits = classifier.predict_logits(TEXTS[:1])[0].tolist()
+    assert as_scores(logits) == dict(zip(classifier.label_names, expected_logits, strict=True))
+
+
 def test_raw_scores_and_left_truncation_go_through_the_classifier(text_classifier: Any, live_server: Any) -> None:
     long_text = "great wonderful fun " * 3 + "the movie was really boring and awful " * 3  # > 16 tokens
     with live_server(text_classifier) as url:
