@@ -150,9 +150,9 @@ def read_api_key(settings: ServeSettings) -> str | None:
 
 def load_classifier(settings: ServeSettings) -> Any:
     """The run's classifier (safetensors or ONNX weights from the run directory); refuses remote code."""
-    import distiltune
     from distiltune import runs
     from distiltune.config import Config
+    from distiltune.predict import load
 
     config_file = Path(settings.run_dir) / runs.CONFIG_FILE
     if config_file.is_file() and Config.from_yaml(config_file).model.trust_remote_code:
@@ -160,7 +160,7 @@ def load_classifier(settings: ServeSettings) -> Any:
             f"{settings.run_dir} was trained with model.trust_remote_code: the server runs no code from a model repo.",
             "Serve a run of a built-in transformers architecture.",
         )
-    return distiltune.load(settings.run_dir, backend=settings.backend, device=settings.device)
+    return load(settings.run_dir, backend=settings.backend, device=settings.device)
 
 
 class TokenCounter:
@@ -324,7 +324,7 @@ class ServerState:
         return [{"label": names[i], "score": max(-largest, min(largest, float(row[i])))} for i in order]
 
     def info(self) -> dict[str, Any]:
-        import distiltune
+        from distiltune import __version__
 
         classifier, settings = self.classifier, self.settings
         names = list(classifier.label_names)
@@ -347,7 +347,7 @@ class ServerState:
             "max_input_length": int(classifier.max_length),
             "max_length": int(classifier.max_length),
             "backend": str(classifier.backend),
-            "version": distiltune.__version__,
+            "version": __version__,
             "auto_truncate": settings.auto_truncate,
             "max_client_batch_size": settings.max_client_batch_size,
             "max_input_chars": settings.max_input_chars,
@@ -422,7 +422,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def create_app(settings: ServeSettings, classifier: Any | None = None, api_key: str | None = None) -> FastAPI:
     """The ASGI app. ``classifier`` None: loaded from ``settings.run_dir`` at startup (lifespan)."""
-    import distiltune
+    from distiltune import __version__
 
     state = ServerState(settings.validate(), classifier, api_key)
 
@@ -436,7 +436,7 @@ def create_app(settings: ServeSettings, classifier: Any | None = None, api_key: 
 
     app = FastAPI(
         title="distiltune",
-        version=distiltune.__version__,
+        version=__version__,
         summary="Text classification with a distiltune run (text-embeddings-inference's /predict shape).",
         lifespan=lifespan,
     )
