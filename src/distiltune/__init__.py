@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from distiltune.comparison import Comparison, compare, render_report
     from distiltune.config import Config, load_config
     from distiltune.serving import Classifier, evaluate, load
+    from distiltune.serving.client import Client
     from distiltune.training import Run, train
 
 _LAZY = {
@@ -23,6 +24,7 @@ _LAZY = {
     "compare": "distiltune.comparison",
     "Comparison": "distiltune.comparison",
     "render_report": "distiltune.comparison",
+    "Client": "distiltune.serving.client",
 }
 
 
@@ -37,6 +39,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Classifier",
+    "Client",
     "Comparison",
     "Config",
     "Run",
