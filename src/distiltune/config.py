@@ -106,6 +106,10 @@ class TrainConfig:
     NaN loss then shows in the logged loss instead of being averaged away. false restores the filter."""
     deterministic: bool = False
     """Ask torch for deterministic kernels (slower on GPU; CPU runs are deterministic anyway)."""
+    report_to: Literal["none", "tensorboard", "mlflow", "wandb"] = "none"
+    """Experiment tracker the Trainer logs to (its own integration), offline by default: TensorBoard event files in
+    ``RUN_DIR/tensorboard/``, MLflow's local store, W&B with ``WANDB_MODE=offline`` unless set. The run is named
+    after the run directory and the resolved config is logged as parameters (see ``training.tracking``)."""
 
 
 @dataclass

@@ -43,6 +43,7 @@ from distiltune.training.reproducibility import deterministic_mode
 from distiltune.training.resume import prepare_resume, supervised
 from distiltune.training.run import Run, check_metric, evaluate_splits, finish_run
 from distiltune.training.speed import SpeedPlan, plan_speed
+from distiltune.training.tracking import attach_tracking, check_tracker, tracker_run_closed_on_error
 from distiltune.training.trainer import ResumableTrainer
 
 logger = logging.getLogger("distiltune")
@@ -121,7 +122,7 @@ def run_in(
         extra_callbacks.append(InterruptCallback(interrupts))
     extra_callbacks.extend(callbacks or [])
     trainer, history = build_trainer(prepared, model, train_set, eval_set, extra_callbacks)
-    fitted = fit(trainer, method, checkpoint, prepared.speed.device)
+    fitted = fit(trainer, method, checkpoint, prepared.speed.device, config.train.report_to)
     model = trainer.model
     save_model(prepared, model)
 
@@ -269,6 +270,7 @@ def build_trainer(
 
     config, speed, device = prepared.config, prepared.speed, prepared.device
     t = config.train
+    check_tracker(t.report_to)
     steps_per_epoch = max(1, math.ceil(len(train_set) / (t.batch_size * t.gradient_accumulation_steps)))
     total_steps = t.max_steps if t.max_steps > 0 else math.ceil(steps_per_epoch * t.epochs)
     metric = t.metric or "f1_macro"
@@ -313,7 +315,8 @@ def build_trainer(
         logging_nan_inf_filter=not speed.async_steps,
         torch_compile=speed.compile,
         full_determinism=False,  # train.deterministic is handled by training.reproducibility.deterministic_mode
-        report_to="none",
+        report_to=t.report_to,
+        run_name=prepared.run_dir.name,
         disable_tqdm=True,  # ConsoleProgress shows one bar and one line per evaluation instead
         save_only_model=False,
     )
@@ -335,6 +338,7 @@ def build_trainer(
     )
     # Without its bars the Trainer prints every log dict; ConsoleProgress, history.jsonl and train.log say it better.
     trainer.remove_callback(PrinterCallback)
+    attach_tracking(trainer, config.to_dict(), t.report_to, prepared.run_dir)
     return trainer, history
 
 
@@ -345,11 +349,12 @@ class FitResult:
     peak_memory: dict[str, Any]
 
 
-def fit(trainer: Any, method: Method, checkpoint: Path | None, device: Any) -> FitResult:
-    """Train (resuming from ``checkpoint``), or only evaluate for a method that does not train."""
+def fit(trainer: Any, method: Method, checkpoint: Path | None, device: Any, report_to: str = "none") -> FitResult:
+    """Train (resuming from ``checkpoint``), or only evaluate for a method that does not train; a tracker's run is
+    closed as failed if it raises."""
     started = time.perf_counter()
     samples_per_second = None
-    with PeakMemory(device) as peak_memory:
+    with PeakMemory(device) as peak_memory, tracker_run_closed_on_error(report_to):
         if method.trains:
             output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
             samples_per_second = output.metrics.get("train_samples_per_second")
