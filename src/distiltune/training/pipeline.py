@@ -477,6 +477,8 @@ def _environment(device: Any, precision: str) -> dict[str, Any]:
         "precision": precision,
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "threads": torch.get_num_threads(),
+        # What train.deterministic changes: torch's deterministic-kernel mode for the length of the run.
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
     }
 
 
