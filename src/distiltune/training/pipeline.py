@@ -31,6 +31,7 @@ from distiltune.data.tokenize import token_lengths, tokenize_frame
 from distiltune.errors import ConfigError
 from distiltune.hardware import resolve_device
 from distiltune.methods import Method, count_parameters, get_method
+from distiltune.methods.support import require_support
 from distiltune.metrics import trainer_compute_metrics
 from distiltune.modeling import load_encoder_config, load_model_for_classification, load_tokenizer, model_max_length
 from distiltune.modeling.heads import attach_head
@@ -66,6 +67,8 @@ def train(
     if resume is not None:
         return _resume(resume, config, overrides, callbacks)
     config = with_overrides(config, overrides) if isinstance(config, Config) else load_config(config, overrides)
+    # A method that cannot train this encoder says so now, from config.json alone: no run directory, no weights.
+    require_support(config.method, config.model)
     run_dir = runs.create_run_dir(
         config.run.output_dir, config.model.name, config.data.dataset, config.method.name, config.run.name
     )
@@ -198,10 +201,9 @@ def prepare_run(run_dir: Path, config: Config, method: Method, data: PreparedDat
     m = config.model
     tokenizer = load_tokenizer(m.name, m.revision, m.trust_remote_code)
     encoder_config = load_encoder_config(m.name, m.revision, m.trust_remote_code)
-    if method.unsupported_reason is not None:
-        reason = method.unsupported_reason(encoder_config)
-        if reason:
-            raise ConfigError(f"Method {method.name}: {reason}.", "Choose another method for this model.")
+    reason = method.refusal(encoder_config, config.method)  # checked before the run too; this covers --resume
+    if reason:
+        raise ConfigError(f"{reason[0].upper()}{reason[1:]}.")
     settings = resolve_settings(config, model_max_length(encoder_config, tokenizer))
     config = settings.apply(dataclasses.replace(config, data=data.config))
     check_metric(settings.metric, len(data.labels.names))
