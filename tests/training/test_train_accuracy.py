@@ -96,3 +96,22 @@ def test_history_rows_carry_the_handed_over_accuracy_once(tmp_path, seen: int) -
     history.on_evaluate(None, state, None, metrics={"eval_accuracy": 0.5})
     rows = runs.read_jsonl(tmp_path / "history.jsonl")
     assert [row["train_accuracy"] for row in rows] == [0.75 if seen else None, None]
+
+
+def test_the_runs_accuracy_chart_draws_the_training_accuracy(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from distiltune import plots
+
+    labels: list[str] = []
+    real_save = plots.save_figure
+
+    def recording_save(fig: Any, axes: Any, path: Any) -> None:
+        labels.extend(label for ax in axes for label in ax.get_legend_handles_labels()[1])
+        real_save(fig, axes, path)
+
+    monkeypatch.setattr(plots, "save_figure", recording_save)
+    history = [
+        {"step": 2, "train_accuracy": 0.6, "accuracy": 0.5, "f1_macro": 0.4},
+        {"step": 4, "train_accuracy": 0.9, "accuracy": 0.7, "f1_macro": 0.6},
+    ]
+    plots.plot_metric_curves({"": history}, tmp_path / "accuracy_f1.png")
+    assert labels == ["training accuracy", "validation accuracy", "validation macro F1"]
