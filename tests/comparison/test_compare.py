@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pytest
+import yaml
 from safetensors.numpy import load_file
 from typer.testing import CliRunner
 
@@ -272,8 +273,9 @@ def test_bad_compare_requests_fail_before_any_run(fast_overrides: dict, tmp_path
         distiltune.compare(None, {"train.lr": 1e-3}, resume=tmp_path)
 
 
-def test_cli_compare_then_report(fast_overrides: dict, tmp_path: Path) -> None:
-    sets = [f"--set={key}={value}" for key, value in fast_overrides.items() if key != "data.dataset"]
+def test_cli_compare_then_report(fast_overrides: dict, tiny_encoders: dict, tmp_path: Path) -> None:
+    flagged = ("data.dataset", "data.text_column", "data.label_column", "data.max_length", "train.lr", "model.name")
+    sets = [f"--set={key}={value}" for key, value in fast_overrides.items() if key not in flagged]
     runner = CliRunner()
     result = runner.invoke(
         app,
@@ -281,19 +283,35 @@ def test_cli_compare_then_report(fast_overrides: dict, tmp_path: Path) -> None:
             "compare",
             "--dataset",
             str(fast_overrides["data.dataset"]),
+            "--models",
+            f"{tiny_encoders['distilbert']},{tiny_encoders['roberta']}",
             "--methods",
             "tfidf",
             "--seeds",
             "1,5",
+            "--text-column",
+            "review",
+            "--label-column",
+            "sentiment",
+            "--max-length",
+            "12",
+            "--lr",
+            "0.02",
+            "--pooling",
+            "mean",
             "--output-dir",
             str(tmp_path / "cli"),
             *sets,
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "tfidf" in result.output and "report.html" in result.output
+    assert "tfidf" in result.output and "report.html" in result.output and "Recommendation: tfidf" in result.output
     (compare_dir,) = (tmp_path / "cli").iterdir()
     assert {p.name for p in compare_dir.iterdir()} >= {"tfidf_seed1", "tfidf_seed5"}
+    plan = yaml.safe_load((compare_dir / "compare.yaml").read_text())
+    assert [(m["label"], m["max_length"]) for m in plan["models"]] == [("distilbert", 12), ("roberta", 12)]
+    train, data, model = plan["config"]["train"], plan["config"]["data"], plan["config"]["model"]
+    assert (train["lr"], data["text_column"], model["pooling"]) == (0.02, "review", "mean")
     (compare_dir / "report.html").unlink()
     again = runner.invoke(app, ["report", str(compare_dir)])
     assert again.exit_code == 0, again.output

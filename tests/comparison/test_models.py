@@ -110,6 +110,10 @@ def test_a_models_grid_writes_one_run_per_cell_and_the_tfidf_baseline_once(grid:
         assert any(label.startswith("bert / full") for label in labels), labels
         assert any(label.startswith("tfidf") for label in labels), labels
 
+    # The dataset summary (token lengths under each tokenizer) is logged once per model, not once per run.
+    summaries = [line for line in (root / "compare.log").read_text().splitlines() if "(single text): 2 labels" in line]
+    assert len(summaries) == 2
+
     markdown = (root / "comparison.md").read_text()
     body = [line for line in markdown.splitlines() if line.startswith("| ") and not line.startswith("| Model")]
     assert [line.split(" | ")[:2] for line in body] == [["| distil", "full"], ["| bert", "full"], ["| -", "tfidf"]]
