@@ -126,7 +126,15 @@ def plot_overlaid_curves(
             look = (looks or {}).get(name, {"color": f"C{index % 10}", "linestyle": "-", "marker": "o"})
             points = [(row["step"], row[key]) for row in rows if row.get(key) is not None]
             if len(rows) == 1 and points:
-                ax.axhline(points[0][1], color=look["color"], linestyle=":", label=f"{name} (one evaluation)")
+                # The marker tells apart the methods of one model (same colour) when each evaluated once.
+                ax.axhline(
+                    points[0][1],
+                    color=look["color"],
+                    linestyle=":",
+                    marker=look["marker"],
+                    markersize=4,
+                    label=f"{name} (one evaluation)",
+                )
             elif points:
                 ax.plot(
                     *zip(*points, strict=True),

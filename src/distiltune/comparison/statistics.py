@@ -126,7 +126,7 @@ def noise_cell(row: dict[str, Any]) -> str:
     if mark["best"]:
         return "best"
     p_value = mark["p_value"]
-    shown = f"{p_value:.2g}" if math.isfinite(p_value) else "nan"
+    shown = "nan" if not math.isfinite(p_value) else "< 0.001" if p_value < 0.001 else f"{p_value:.2g}"
     return f"within noise (p {shown})" if mark["within_noise"] else f"differs (p {shown})"
 
 
