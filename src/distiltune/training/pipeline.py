@@ -55,6 +55,7 @@ def train(
     overrides: list[str] | dict[str, Any] | None = None,
     resume: str | Path | None = None,
     callbacks: Sequence[Any] | None = None,
+    data_summary: bool = True,
 ) -> Run:
     """Fine-tune according to ``config`` (a Config, or a YAML path) plus dotted ``overrides``.
 
@@ -63,9 +64,12 @@ def train(
 
     ``callbacks`` are extra ``transformers.TrainerCallback`` objects (or classes) handed to the Trainer after
     distiltune's own, e.g. to log to an experiment tracker or time steps.
+
+    ``data_summary=False`` leaves out the dataset summary (rows, label balance, token lengths): ``compare`` logs it
+    once per tokenizer instead of once per run.
     """
     if resume is not None:
-        return _resume(resume, config, overrides, callbacks)
+        return _resume(resume, config, overrides, callbacks, data_summary)
     config = with_overrides(config, overrides) if isinstance(config, Config) else load_config(config, overrides)
     # A method that cannot train this encoder says so now, from config.json alone: no run directory, no weights.
     require_support(config.method, config.model)
@@ -78,10 +82,16 @@ def train(
     ):
         logger.info("Run directory: %s", run_dir)
         with deterministic_mode(config.train.deterministic):
-            return run_in(run_dir, config, interrupts=interrupts, callbacks=callbacks)
+            return run_in(run_dir, config, interrupts=interrupts, callbacks=callbacks, data_summary=data_summary)
 
 
-def _resume(run_dir: str | Path, config: Any, overrides: Any, callbacks: Sequence[Any] | None = None) -> Run:
+def _resume(
+    run_dir: str | Path,
+    config: Any,
+    overrides: Any,
+    callbacks: Sequence[Any] | None = None,
+    data_summary: bool = True,
+) -> Run:
     if config is not None or overrides:
         raise ConfigError(
             "--resume continues a run with the config saved in its directory; other options cannot change it.",
@@ -96,7 +106,12 @@ def _resume(run_dir: str | Path, config: Any, overrides: Any, callbacks: Sequenc
         logger.info("Resuming %s from %s", plan.run_dir, where)
         with deterministic_mode(plan.config.train.deterministic):
             return run_in(
-                plan.run_dir, plan.config, interrupts=interrupts, checkpoint=plan.checkpoint, callbacks=callbacks
+                plan.run_dir,
+                plan.config,
+                interrupts=interrupts,
+                checkpoint=plan.checkpoint,
+                callbacks=callbacks,
+                data_summary=data_summary,
             )
 
 
@@ -106,6 +121,7 @@ def run_in(
     interrupts: Any = None,
     checkpoint: Path | None = None,
     callbacks: Sequence[Any] | None = None,
+    data_summary: bool = True,
 ) -> Run:
     """Train into an existing run directory (new, or resumed from ``checkpoint``) and write every output."""
     import transformers
@@ -116,7 +132,7 @@ def run_in(
     if not method.uses_encoder:
         return fit_without_trainer(run_dir, config, method, data)
 
-    prepared = prepare_run(run_dir, config, method, data)
+    prepared = prepare_run(run_dir, config, method, data, data_summary)
     model, parameters = build_model(prepared)
     train_set = tokenize_splits(prepared, data.train, "train")
     eval_set = tokenize_splits(prepared, data.validation, "validation")
@@ -195,9 +211,12 @@ class PreparedRun:
         return int(self.config.data.max_length or 0)
 
 
-def prepare_run(run_dir: Path, config: Config, method: Method, data: PreparedData) -> PreparedRun:
+def prepare_run(
+    run_dir: Path, config: Config, method: Method, data: PreparedData, data_summary: bool = True
+) -> PreparedRun:
     """Resolve the max length, learning rate and metric once (``config.resolve_settings``), refuse a method the
-    encoder cannot run before anything trains, and write the resolved ``config.yaml``."""
+    encoder cannot run before anything trains, write the resolved ``config.yaml`` and log the dataset summary
+    (unless ``data_summary`` is off)."""
     m = config.model
     tokenizer = load_tokenizer(m.name, m.revision, m.trust_remote_code)
     encoder_config = load_encoder_config(m.name, m.revision, m.trust_remote_code)
@@ -210,7 +229,8 @@ def prepare_run(run_dir: Path, config: Config, method: Method, data: PreparedDat
     device = resolve_device(config.train.device)
     speed = plan_speed(config.train, device)
     config.to_yaml(run_dir / runs.CONFIG_FILE)
-    log_summary(data, tokenizer, settings.max_length)
+    if data_summary:
+        log_summary(data, tokenizer, settings.max_length)
     return PreparedRun(run_dir, config, method, data, tokenizer, device, speed)
 
 
