@@ -24,6 +24,10 @@ sys.path.insert(0, str(FIXTURES))
 
 from make_fixtures import ACTIONS, FILLER, NEGATIVE, POSITIVE, SUBJECTS  # noqa: E402
 
+# The HTTP server tests' fixtures (tiny runs, a live server): a plugin module, not a second conftest.py, which would
+# shadow this one for the `from conftest import ...` of other test files.
+pytest_plugins = ["serving_fixtures"]
+
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 EXTRA_WORDS = [
     "what",
