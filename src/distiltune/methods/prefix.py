@@ -71,10 +71,6 @@ REFUSAL = (
     "prefix tuning needs an encoder that takes past_key_values; '{model_type}' does not (use --method prompt or "
     "lora for this model, or prefix with BERT, RoBERTa, XLM-R, ELECTRA or MiniLM)"
 )
-REFUSAL_HINT = (
-    "It works with BERT, RoBERTa, XLM-R, ELECTRA and MiniLM (e.g. --model minilm); use --method prompt or lora for "
-    "this model."
-)
 
 
 def apply_prefix(model: nn.Module, config: PrefixConfig) -> nn.Module:
@@ -83,7 +79,7 @@ def apply_prefix(model: nn.Module, config: PrefixConfig) -> nn.Module:
     if not supports_prefix(model):
         model_type = getattr(model.config, "model_type", type(model).__name__)
         reason = REFUSAL.format(model_type=model_type)
-        raise ConfigError(f"{reason[0].upper()}{reason[1:]}.", REFUSAL_HINT)
+        raise ConfigError(f"{reason[0].upper()}{reason[1:]}.")
     peft_config = PrefixTuningConfig(
         task_type=TaskType.SEQ_CLS,
         num_virtual_tokens=config.num_virtual_tokens,
