@@ -26,13 +26,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-DEMO_SENTENCES = [
-    "An absolute masterpiece: the acting, the score and the story all work beautifully.",
-    "A dull, lifeless film. I kept checking my watch and regretted buying a ticket.",
-    "I expected to hate it, but it won me over by the end.",
-    "The plot made no sense and the jokes fell flat every single time.",
-]
-
 Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")]
 REPORT_TO_HELP = (
     "Experiment tracker: none, tensorboard (RUN_DIR/tensorboard), mlflow (local store unless MLFLOW_TRACKING_URI), "
@@ -399,22 +392,12 @@ def demo(
 ) -> None:
     """Offline demo: fine-tune the packaged MiniLM on 1,500 bundled IMDb reviews, report test metrics and
     classify a few new sentences. Needs no network."""
-    import distiltune
+    from distiltune.training.demo import DEMO_SENTENCES, DEMO_TITLE, run_demo
 
     _setup_logging()
-    run = distiltune.train(
-        None,
-        {
-            "data.dataset": "imdb-demo",
-            "model.name": "minilm",
-            "train.epochs": epochs,
-            "run.output_dir": output_dir,
-            "train.batch_size": 16,
-            "train.lr": 5e-5,
-        },
-    )
-    print_metrics(run.metrics, title="distiltune demo: MiniLM-L6 fine-tuned on 1,500 IMDb reviews")
-    classifier = run.load()
+    result = run_demo(epochs, output_dir)
+    run = result.run
+    print_metrics(run.metrics, title=DEMO_TITLE)
     console = _console()
     from rich.table import Table
 
@@ -422,8 +405,8 @@ def demo(
     table.add_column("text")
     table.add_column("label")
     table.add_column("score", justify="right")
-    for text, result in zip(DEMO_SENTENCES, classifier.predict(DEMO_SENTENCES), strict=True):
-        table.add_row(text, result["label"], f"{result['score']:.3f}")
+    for text, prediction in zip(DEMO_SENTENCES, result.predictions, strict=True):
+        table.add_row(text, prediction["label"], f"{prediction['score']:.3f}")
     console.print(table)
     typer.echo(f"Run directory: {run.dir}")
     typer.echo(f'Try: distiltune predict {run.dir} "What a wonderful film" --top-k 2')
