@@ -13,10 +13,14 @@ from distiltune.runs import append_jsonl, read_jsonl, write_jsonl
 
 class HistoryCallback(TrainerCallback):
     """Append one ``history.jsonl`` row per evaluation: epoch, step, mean train loss since the previous
-    evaluation, eval loss and every eval metric (``eval_`` prefix stripped)."""
+    evaluation, eval loss and every eval metric (``eval_`` prefix stripped).
 
-    def __init__(self, path: Path) -> None:
+    Every process of a multi-process run keeps the rows (the logged loss and the metrics are already averaged and
+    gathered over the processes); only the one with ``writes`` (the main process) writes the file."""
+
+    def __init__(self, path: Path, writes: bool = True) -> None:
         self.path = path
+        self.writes = writes
         self._losses: list[float] = []
         self.rows: list[dict[str, Any]] = []
 
@@ -40,7 +44,8 @@ class HistoryCallback(TrainerCallback):
             row["eval_loss" if name == "loss" else name] = value
         self._losses = []
         self.rows.append(row)
-        append_jsonl(self.path, row)
+        if self.writes:
+            append_jsonl(self.path, row)
 
     # Saved into every checkpoint by ResumableTrainer, so a resumed run continues the same history.
     def checkpoint_state(self) -> dict[str, Any]:
@@ -50,5 +55,6 @@ class HistoryCallback(TrainerCallback):
         """Drop rows written after the checkpoint (an evaluation can finish just before a crash) and restore
         the losses logged since the last evaluation."""
         self.rows = read_jsonl(self.path)[: int(state["rows"])]
-        write_jsonl(self.path, self.rows)
+        if self.writes:
+            write_jsonl(self.path, self.rows)
         self._losses = [float(loss) for loss in state["pending_losses"]]

@@ -6,6 +6,7 @@ file is on disk; :data:`LOOP_STATE_FILE`, written last, marks it complete. Resum
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -40,6 +41,15 @@ def newest_complete_checkpoint(checkpoints_dir: Path) -> Path | None:
         return None
     complete = [path for path in checkpoints_dir.iterdir() if is_complete_checkpoint(path)]
     return max(complete, key=lambda path: checkpoint_step(path) or 0, default=None)
+
+
+def checkpoint_world_size(path: Path) -> int:
+    """How many processes wrote a complete checkpoint (1 for checkpoints from before distiltune recorded it)."""
+    try:
+        state = json.loads((path / LOOP_STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 1
+    return int(state.get("world_size", 1)) if isinstance(state, dict) else 1
 
 
 def remove_partial_checkpoints(checkpoints_dir: Path) -> list[str]:
@@ -102,6 +112,7 @@ __all__ = [
     "LOOP_STATE_FILE",
     "TRAINER_STATE_FILE",
     "checkpoint_step",
+    "checkpoint_world_size",
     "fsync_tree",
     "is_complete_checkpoint",
     "newest_complete_checkpoint",

@@ -5,10 +5,15 @@ phases: resolve the settings and write ``config.yaml`` (:func:`prepare_run`), bu
 (:func:`build_model`), tokenize (:func:`tokenize_splits`), build the Trainer (:func:`build_trainer`), fit
 (:func:`fit`), save the best model (:func:`save_model`), evaluate it and write the final files. A method without an
 encoder (``Method.fit``) takes :func:`~distiltune.training.classical.fit_without_trainer` instead.
+
+Under ``torchrun`` / ``accelerate launch`` every process runs all of this; the main process alone creates the run
+directory and writes the files and logs (:mod:`~distiltune.training.distributed`), the Trainer trains with DDP, and the
+final evaluation is shared out between the processes and gathered back in order.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -35,12 +40,13 @@ from distiltune.metrics import trainer_compute_metrics
 from distiltune.modeling import load_encoder_config, load_model_for_classification, load_tokenizer, model_max_length
 from distiltune.modeling.heads import attach_head
 from distiltune.serving.inference import InferenceSettings, predict_logits
+from distiltune.training import distributed
 from distiltune.training.callbacks import HistoryCallback
 from distiltune.training.classical import fit_without_trainer
 from distiltune.training.interrupts import InterruptCallback
 from distiltune.training.memory import PeakMemory
 from distiltune.training.reproducibility import deterministic_mode
-from distiltune.training.resume import prepare_resume, supervised
+from distiltune.training.resume import prepare_resume, run_config, supervised
 from distiltune.training.run import Run, check_metric, evaluate_splits, finish_run
 from distiltune.training.speed import SpeedPlan, plan_speed
 from distiltune.training.trainer import ResumableTrainer
@@ -61,17 +67,21 @@ def train(
 
     ``callbacks`` are extra ``transformers.TrainerCallback`` objects (or classes) handed to the Trainer after
     distiltune's own, e.g. to log to an experiment tracker or time steps.
+
+    Started by ``torchrun`` or ``accelerate launch``, every process calls this with the same arguments and they
+    train one run together (``train.batch_size`` per process); every process returns the same :class:`Run`.
     """
     if resume is not None:
         return _resume(resume, config, overrides, callbacks)
     config = with_overrides(config, overrides) if isinstance(config, Config) else load_config(config, overrides)
-    run_dir = runs.create_run_dir(
-        config.run.output_dir, config.model.name, config.data.dataset, config.method.name, config.run.name
+    distributed.init_process_group(resolve_device(config.train.device))
+    run_dir = distributed.on_main(
+        lambda: runs.create_run_dir(
+            config.run.output_dir, config.model.name, config.data.dataset, config.method.name, config.run.name
+        )
     )
-    with (
-        runs.log_to(run_dir / runs.LOG_FILE, extra=("transformers",), log_failure=True),
-        supervised(run_dir) as interrupts,
-    ):
+    distributed.require_shared_directory(run_dir)
+    with _run_log(run_dir), supervised(run_dir, record=distributed.is_main_process()) as interrupts:
         logger.info("Run directory: %s", run_dir)
         with deterministic_mode(config.train.deterministic):
             return run_in(run_dir, config, interrupts=interrupts, callbacks=callbacks)
@@ -83,17 +93,23 @@ def _resume(run_dir: str | Path, config: Any, overrides: Any, callbacks: Sequenc
             "--resume continues a run with the config saved in its directory; other options cannot change it.",
             "Drop the other options, or start a new run with --config RUN_DIR/config.yaml and your changes.",
         )
-    plan = prepare_resume(run_dir)
-    with (
-        runs.log_to(plan.run_dir / runs.LOG_FILE, extra=("transformers",), log_failure=True),
-        supervised(plan.run_dir, plan) as interrupts,
-    ):
+    saved = run_config(run_dir)
+    distributed.init_process_group(resolve_device(saved.train.device))
+    plan = distributed.on_main(lambda: prepare_resume(run_dir, world_size=distributed.world_size()))
+    with _run_log(plan.run_dir), supervised(plan.run_dir, plan, record=distributed.is_main_process()) as interrupts:
         where = plan.checkpoint.name if plan.checkpoint else "the start (no complete checkpoint)"
         logger.info("Resuming %s from %s", plan.run_dir, where)
         with deterministic_mode(plan.config.train.deterministic):
             return run_in(
                 plan.run_dir, plan.config, interrupts=interrupts, checkpoint=plan.checkpoint, callbacks=callbacks
             )
+
+
+def _run_log(run_dir: Path) -> contextlib.AbstractContextManager[Any]:
+    """The run's ``train.log``, written by the main process only."""
+    if not distributed.is_main_process():
+        return contextlib.nullcontext()
+    return runs.log_to(run_dir / runs.LOG_FILE, extra=("transformers",), log_failure=True)
 
 
 def run_in(
@@ -109,8 +125,8 @@ def run_in(
     method = get_method(config.method.name)
     transformers.set_seed(config.train.seed)
     data = load_data(config.data, seed=config.train.seed)
-    if not method.uses_encoder:
-        return fit_without_trainer(run_dir, config, method, data)
+    if not method.uses_encoder:  # no Trainer, no DDP: the main process fits, the others get its Run
+        return distributed.on_main(lambda: fit_without_trainer(run_dir, config, method, data))
 
     prepared = prepare_run(run_dir, config, method, data)
     model, parameters = build_model(prepared)
@@ -123,7 +139,7 @@ def run_in(
     trainer, history = build_trainer(prepared, model, train_set, eval_set, extra_callbacks)
     fitted = fit(trainer, method, checkpoint, prepared.speed.device)
     model = trainer.model
-    save_model(prepared, model)
+    distributed.on_main(lambda: save_model(prepared, model))
 
     settings = InferenceSettings(
         max_length=prepared.max_length,
@@ -135,8 +151,11 @@ def run_in(
         precision=prepared.speed.precision,
     )
 
-    def predict(texts: Sequence[str], pairs: Sequence[str] | None) -> np.ndarray:
+    def predict_here(texts: Sequence[str], pairs: Sequence[str] | None) -> np.ndarray:
         return predict_logits(model, prepared.tokenizer, texts, pairs, settings)
+
+    # Several processes: each predicts a contiguous share of the rows, gathered back in order (one process: as is).
+    predict = distributed.sharded(predict_here)
 
     config = prepared.config
     final: dict[str, Any] = {
@@ -167,7 +186,7 @@ def run_in(
             "precision": prepared.speed.precision,
         }
     )
-    return finish_run(run_dir, config, final, predictions, history.rows)
+    return distributed.on_main(lambda: finish_run(run_dir, config, final, predictions, history.rows))
 
 
 # --- phases -----------------------------------------------------------------------------------------
@@ -205,9 +224,11 @@ def prepare_run(run_dir: Path, config: Config, method: Method, data: PreparedDat
     config = settings.apply(dataclasses.replace(config, data=data.config))
     check_metric(settings.metric, len(data.labels.names))
     device = resolve_device(config.train.device)
-    speed = plan_speed(config.train, device)
-    config.to_yaml(run_dir / runs.CONFIG_FILE)
-    log_summary(data, tokenizer, settings.max_length)
+    # Measured once (the bf16 check times this CPU), so that every process trains with the same plan.
+    speed = distributed.on_main(lambda: plan_speed(config.train, device))
+    distributed.on_main(lambda: config.to_yaml(run_dir / runs.CONFIG_FILE))
+    if distributed.is_main_process():  # the summary tokenizes the training split: once is enough
+        log_summary(data, tokenizer, settings.max_length)
     return PreparedRun(run_dir, config, method, data, tokenizer, device, speed)
 
 
@@ -241,8 +262,20 @@ def build_model(prepared: PreparedRun) -> tuple[Any, dict[str, float]]:
         **speed.to_dict(),
         "attn_implementation": getattr(model.config, "_attn_implementation", None) or "eager",
     }
-    runs.write_json(prepared.run_dir / runs.ENV_FILE, environment)
+    environment["distributed"] = processes = distributed.describe(
+        config.train.batch_size, config.train.gradient_accumulation_steps
+    )
+    distributed.on_main(lambda: runs.write_json(prepared.run_dir / runs.ENV_FILE, environment))
     logger.info("Speed features: %s", _describe_speed(environment["speed"]))
+    logger.info(
+        "Global batch %d: %d per device x %d process%s x %d accumulation step%s.",
+        processes["global_batch_size"],
+        processes["per_device_batch_size"],
+        processes["world_size"],
+        "es" if processes["world_size"] > 1 else "",
+        processes["gradient_accumulation_steps"],
+        "s" if processes["gradient_accumulation_steps"] > 1 else "",
+    )
     return model, parameters
 
 
@@ -268,11 +301,12 @@ def build_trainer(
 
     config, speed, device = prepared.config, prepared.speed, prepared.device
     t = config.train
-    steps_per_epoch = max(1, math.ceil(len(train_set) / (t.batch_size * t.gradient_accumulation_steps)))
+    global_batch = t.batch_size * t.gradient_accumulation_steps * distributed.world_size()
+    steps_per_epoch = max(1, math.ceil(len(train_set) / global_batch))
     total_steps = t.max_steps if t.max_steps > 0 else math.ceil(steps_per_epoch * t.epochs)
     metric = t.metric or "f1_macro"
     eval_interval = steps_per_epoch if t.eval_strategy == "epoch" else t.eval_steps
-    history = HistoryCallback(prepared.run_dir / runs.HISTORY_FILE)
+    history = HistoryCallback(prepared.run_dir / runs.HISTORY_FILE, writes=distributed.is_main_process())
     callbacks: list[Any] = [history, *(extra_callbacks or [])]
     if t.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=t.early_stopping_patience))
@@ -312,6 +346,11 @@ def build_trainer(
         torch_compile=speed.compile,
         full_determinism=False,  # train.deterministic is handled by training.reproducibility.deterministic_mode
         report_to="none",
+        log_level_replica="error",  # the other processes of a multi-process run stay quiet
+        # The classification losses are means over each process's batch: they take **kwargs but ignore
+        # num_items_in_batch, so the Trainer's cross-device token averaging would multiply loss and gradients by
+        # the number of processes. Off, DDP averages the per-process means (no effect with one process).
+        average_tokens_across_devices=False,
         disable_tqdm=not _console_shows_progress(),
         save_only_model=False,
     )

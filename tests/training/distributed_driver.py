@@ -1,0 +1,66 @@
+"""Started by ``tests/training/test_distributed.py`` under ``torchrun --nproc_per_node 2``: every process runs
+``distiltune train`` (the CLI, as a user would) once per entry of a plan, so one launch trains several runs.
+
+    torchrun --nproc_per_node 2 distributed_driver.py PLAN.json
+
+PLAN.json: ``{"runs": [ARGS, ...], "crash": ARGS or null}``, each ARGS the arguments after ``distiltune train``.
+The ``crash`` run is killed like a lost machine (torchrun and every process, SIGKILL) while the second process
+writes its part of the second checkpoint, so the first checkpoint is complete and the second is half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+
+def run_cli(args: list[str]) -> int:
+    from distiltune.cli import main
+
+    sys.argv = ["distiltune", "train", *args]
+    try:
+        main()
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    return 0
+
+
+def kill_everything_at_second_save() -> None:
+    """Process 1, while writing its RNG state into the second checkpoint: SIGKILL every process and torchrun."""
+    import psutil
+
+    from distiltune.training.trainer import ResumableTrainer
+
+    original = ResumableTrainer._save_rng_state
+    saves: list[str] = []
+
+    def save_rng_state_then_die(self: ResumableTrainer, output_dir: str) -> None:
+        saves.append(output_dir)
+        if len(saves) == 2 and self.args.process_index == 1:
+            launcher = psutil.Process().parent()
+            for process in launcher.children():
+                if process.pid != os.getpid():
+                    process.kill()
+            launcher.kill()
+            os.kill(os.getpid(), signal.SIGKILL)
+        original(self, output_dir)
+
+    ResumableTrainer._save_rng_state = save_rng_state_then_die  # type: ignore[method-assign]
+
+
+def main() -> None:
+    plan = json.loads(Path(sys.argv[1]).read_text())
+    codes = [run_cli(args) for args in plan["runs"]]
+    if os.environ.get("RANK") == "0":
+        Path(plan["codes"]).write_text(json.dumps(codes))
+    if plan.get("crash"):
+        kill_everything_at_second_save()
+        run_cli(plan["crash"])
+        sys.exit(3)  # not reached: the run is killed first
+
+
+if __name__ == "__main__":
+    main()
