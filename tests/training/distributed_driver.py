@@ -3,9 +3,13 @@
 
     torchrun --nproc_per_node 2 distributed_driver.py PLAN.json
 
-PLAN.json: ``{"runs": [ARGS, ...], "crash": ARGS or null}``, each ARGS the arguments after ``distiltune train``.
-The ``crash`` run is killed like a lost machine (torchrun and every process, SIGKILL) while the second process
-writes its part of the second checkpoint, so the first checkpoint is complete and the second is half-written.
+PLAN.json: ``{"runs": [ARGS, ...], "interrupt": ARGS, "crash": ARGS, "codes": PATH}``, each ARGS the arguments
+after ``distiltune train``; the main process writes the exit codes of the runs and of the interrupted run to PATH.
+
+* ``interrupt``: the second process alone gets SIGTERM during step 5 (the first never does): the processes must
+  agree to save checkpoint-5 together and stop.
+* ``crash``: killed like a lost machine (torchrun and every process, SIGKILL) while the second process writes its
+  part of the second checkpoint, so the first checkpoint is complete and the second is half-written.
 """
 
 from __future__ import annotations
@@ -51,9 +55,28 @@ def kill_everything_at_second_save() -> None:
     ResumableTrainer._save_rng_state = save_rng_state_then_die  # type: ignore[method-assign]
 
 
+def run_with_sigterm_to_the_second_process_at_step_5(args: list[str]) -> int:
+    from distiltune.training.interrupts import InterruptCallback
+
+    original = InterruptCallback.on_step_end
+
+    def on_step_end(self: InterruptCallback, args: object, state: object, control: object, **kwargs: object) -> object:
+        if state.global_step == 5 and os.environ.get("RANK") == "1":  # type: ignore[attr-defined]
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, args, state, control, **kwargs)
+
+    InterruptCallback.on_step_end = on_step_end  # type: ignore[method-assign]
+    try:
+        return run_cli(args)
+    finally:
+        InterruptCallback.on_step_end = original  # type: ignore[method-assign]
+
+
 def main() -> None:
     plan = json.loads(Path(sys.argv[1]).read_text())
     codes = [run_cli(args) for args in plan["runs"]]
+    if plan.get("interrupt"):
+        codes.append(run_with_sigterm_to_the_second_process_at_step_5(plan["interrupt"]))
     if os.environ.get("RANK") == "0":
         Path(plan["codes"]).write_text(json.dumps(codes))
     if plan.get("crash"):

@@ -84,6 +84,5 @@ def test_resumable_trainer_overrides_exactly_what_the_contract_covers() -> None:
         if callable(value) and name.startswith("_") and not name.startswith("__") and hasattr(Trainer, name)
     }
     assert overridden == {"_get_train_sampler", "_run_epoch", "_save_checkpoint"}, (
-        "ResumableTrainer overrides a private Trainer member that this contract does not check: "
-        f"{sorted(overridden)}"
+        f"ResumableTrainer overrides a private Trainer member that this contract does not check: {sorted(overridden)}"
     )
