@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import sys
+import traceback
 from pathlib import Path
 
 
@@ -29,6 +30,9 @@ def run_cli(args: list[str]) -> int:
         main()
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    except Exception:  # a bug: shown in the process's log, and the plan goes on so other tests can tell
+        traceback.print_exc()
+        return 1
     return 0
 
 
@@ -45,9 +49,12 @@ def kill_everything_at_second_save() -> None:
         saves.append(output_dir)
         if len(saves) == 2 and self.args.process_index == 1:
             launcher = psutil.Process().parent()
-            for process in launcher.children():
-                if process.pid != os.getpid():
-                    process.kill()
+            others = [process for process in launcher.children() if process.pid != os.getpid()]
+            for process in others:
+                process.kill()
+            # Gone (reaped by torchrun) before torchrun goes: an orphan could stay a zombie, which looks alive to
+            # resume's "is it still running" check.
+            psutil.wait_procs(others, timeout=30)
             launcher.kill()
             os.kill(os.getpid(), signal.SIGKILL)
         original(self, output_dir)
@@ -74,11 +81,17 @@ def run_with_sigterm_to_the_second_process_at_step_5(args: list[str]) -> int:
 
 def main() -> None:
     plan = json.loads(Path(sys.argv[1]).read_text())
-    codes = [run_cli(args) for args in plan["runs"]]
+    codes: list[int] = []
+
+    def record(code: int) -> None:  # after every run, so a run that fails does not hide the others' codes
+        codes.append(code)
+        if os.environ.get("RANK") == "0":
+            Path(plan["codes"]).write_text(json.dumps(codes))
+
+    for args in plan["runs"]:
+        record(run_cli(args))
     if plan.get("interrupt"):
-        codes.append(run_with_sigterm_to_the_second_process_at_step_5(plan["interrupt"]))
-    if os.environ.get("RANK") == "0":
-        Path(plan["codes"]).write_text(json.dumps(codes))
+        record(run_with_sigterm_to_the_second_process_at_step_5(plan["interrupt"]))
     if plan.get("crash"):
         kill_everything_at_second_save()
         run_cli(plan["crash"])

@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from make_fixtures import sentiment_rows
@@ -35,7 +36,7 @@ from distiltune.runs import read_status
 from distiltune.training import distributed
 from distiltune.training.checkpoints import LOOP_STATE_FILE, checkpoint_world_size, newest_complete_checkpoint
 from distiltune.training.resume import prepare_resume
-from distiltune.training.trainer import EpochSeededSampler
+from distiltune.training.trainer import EpochSeededSampler, ResumableTrainer
 
 SOURCE = Path(distiltune.__file__).resolve().parents[1]
 DRIVER = Path(__file__).with_name("distributed_driver.py")
@@ -320,24 +321,47 @@ def test_shards_cover_every_row_once_in_order(rows: int, processes: int) -> None
     assert max(sizes) - min(sizes) <= 1
 
 
-@pytest.mark.parametrize("lengths", [None, [3 + (7 * index) % 13 for index in range(48)]])
-def test_each_process_gets_a_disjoint_share_of_the_one_process_order(lengths: list[int] | None) -> None:
-    """What accelerate does to the Trainer's training DataLoader under DDP (BatchSamplerShard over the sampler's
-    batches): each optimizer step of two processes takes the rows one process takes with the global batch."""
+@pytest.mark.parametrize("group_by_length", [False, True])
+def test_each_process_gets_a_disjoint_share_of_the_one_process_order(group_by_length: bool) -> None:
+    """ResumableTrainer's training sampler under what accelerate does to the training DataLoader under DDP
+    (BatchSamplerShard over the sampler's per-device batches): each optimizer step of two processes takes the rows
+    one process takes with the global batch, and every row once per epoch."""
+    import datasets
     from accelerate.data_loader import BatchSamplerShard
     from torch.utils.data import BatchSampler
 
+    lengths = [3 + (7 * index) % 13 for index in range(48)]
+    dataset = datasets.Dataset.from_dict({"input_ids": [[1] * length for length in lengths]})
+
+    def training_sampler(processes: int, per_device_batch: int) -> EpochSeededSampler:
+        # The Trainer's side of _get_train_sampler: the arguments it reads, for `processes` processes.
+        trainer = SimpleNamespace(
+            train_dataset=dataset,
+            _length_group_batches=2,
+            args=SimpleNamespace(
+                train_sampling_strategy="group_by_length" if group_by_length else "random",
+                length_column_name="length",
+                data_seed=3,
+                seed=3,
+                train_batch_size=per_device_batch,
+                gradient_accumulation_steps=1,
+                world_size=processes,
+            ),
+        )
+        sampler = ResumableTrainer._get_train_sampler(trainer, dataset)  # type: ignore[arg-type]
+        sampler.set_epoch(1)
+        return sampler
+
     global_batch = PER_DEVICE_BATCH * PROCESSES
-    sampler = EpochSeededSampler(48, seed=3, lengths=lengths, batch_size=global_batch, group_batches=2)
-    sampler.set_epoch(1)
-    one_process = list(BatchSampler(sampler, global_batch, drop_last=False))
+    one_process = list(BatchSampler(training_sampler(1, global_batch), global_batch, drop_last=False))
+    sampler = training_sampler(PROCESSES, PER_DEVICE_BATCH)
     shares = [
         list(BatchSamplerShard(BatchSampler(sampler, PER_DEVICE_BATCH, drop_last=False), PROCESSES, index))
         for index in range(PROCESSES)
     ]
     steps = [sum((share[step] for share in shares), []) for step in range(len(shares[0]))]
     assert steps == one_process
-    assert sorted(sum(steps, [])) == list(range(48))
+    assert sorted(sum(steps, [])) == list(range(len(dataset)))
 
 
 def test_launch_commands() -> None:
