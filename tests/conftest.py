@@ -201,3 +201,65 @@ def fast_overrides(tmp_path: Path, tiny_model: str) -> dict[str, object]:
 @pytest.fixture
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+def keyword_rows(n: int, seed: int) -> list[dict[str, str]]:
+    """Sentences of filler words with one sentiment keyword: separable by that keyword alone."""
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        positive = i % 2 == 0
+        words = rng.sample(["the", "movie", "film", "was", "plot", "acting", "story", "this", "it", "is"], 5)
+        words.insert(rng.randrange(len(words)), rng.choice(POSITIVE if positive else NEGATIVE))
+        rows.append({"text": " ".join(words), "label": "pos" if positive else "neg"})
+    return rows
+
+
+@pytest.fixture(scope="session")
+def keyword_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with train (160), validation (40) and test (60) JSONL files of keyword-separable sentences."""
+    import json
+
+    folder = tmp_path_factory.mktemp("keyword-data")
+    for split, n, seed in (("train", 160, 1), ("validation", 40, 2), ("test", 60, 3)):
+        with (folder / f"{split}.jsonl").open("w") as handle:
+            for row in keyword_rows(n, seed):
+                handle.write(json.dumps(row) + "\n")
+    return folder
+
+
+def pretrain_on_keywords(architecture: str, directory: Path, steps: int = 150) -> Path:
+    """A tiny encoder that has learned the sentiment keywords (a stand-in for a pretrained checkpoint), saved with a
+    zeroed final classifier layer: at learning rate 0 it predicts one label for everything (accuracy 0.5 on balanced
+    data), and methods that freeze the encoder (head, LoRA, soft prompts) have informative features to learn from."""
+    import torch
+
+    tokenizer, model = build_tokenizer(architecture), build_model(architecture)
+    rows = keyword_rows(400, 11)
+    encoded = tokenizer([r["text"] for r in rows], padding=True, truncation=True, max_length=16, return_tensors="pt")
+    labels = torch.tensor([1 if r["label"] == "pos" else 0 for r in rows])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(0)
+    model.train()
+    for _ in range(steps):
+        batch = torch.randint(0, len(rows), (32,), generator=generator)
+        loss = model(**{key: value[batch] for key, value in encoded.items()}, labels=labels[batch]).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    final = model.classifier.out_proj if architecture == "roberta" else model.classifier
+    with torch.no_grad():
+        final.weight.zero_()
+        final.bias.zero_()
+    tokenizer.save_pretrained(directory)
+    model.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def keyword_encoders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny DistilBERT and BERT that know the keywords, with zeroed classifiers (:func:`pretrain_on_keywords`)."""
+    root = tmp_path_factory.mktemp("keyword-encoders")
+    return {arch: pretrain_on_keywords(arch, root / arch) for arch in ("distilbert", "bert")}

@@ -426,3 +426,18 @@ def test_mfu_rows_are_compared_with_the_baselines_of_the_same_shape() -> None:
     assert runs[1]["vs_naive"] == 1.5 and "vs_peer" not in runs[1]
     assert runs[2]["vs_naive"] == 1.8
     assert "vs_naive" not in runs[0] and "vs_naive" not in runs[4] and "vs_peer" not in runs[4]
+
+
+def test_serve_load_summary_counts_statuses_and_times_only_answers_after_the_warmup() -> None:
+    serve_load = load_benchmark("serve_load")
+    outcomes = [serve_load.Outcome(start=0.0, seconds=5.0, status="200")]  # inside the warm-up: not counted
+    outcomes += [serve_load.Outcome(start=1.0 + i / 10, seconds=0.1 * (i + 1), status="200") for i in range(10)]
+    outcomes += [serve_load.Outcome(start=1.5, seconds=0.001, status="429")]
+    outcomes += [serve_load.Outcome(start=1.6, seconds=0.2, status="503")]
+    outcomes += [serve_load.Outcome(start=1.7, seconds=60.0, status="error:ReadTimeout")]
+    level = serve_load.Level(mode="closed", clients=4, outcomes=outcomes)
+    summary = serve_load.summarize(level, warmup=1.0)
+    assert summary["requests"] == 13
+    assert summary["rejected_429"] == 1 and summary["server_errors_5xx"] == 1 and summary["client_errors"] == 1
+    assert summary["latency_ms"]["p50"] == 550.0  # of the ten 200 answers only: 100..1000 ms
+    assert summary["texts_per_second"] == round(10 / (61.7 - 1.0), 2)  # window: first start to last answer

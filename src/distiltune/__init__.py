@@ -10,7 +10,9 @@ if TYPE_CHECKING:
     from distiltune.comparison import Comparison, compare, render_report
     from distiltune.config import Config, load_config
     from distiltune.serving import Classifier, evaluate, load
+    from distiltune.serving.client import Client
     from distiltune.training import Run, train
+    from distiltune.tuning import TuneResult, tune
 
 _LAZY = {
     "Config": "distiltune.config",
@@ -23,6 +25,9 @@ _LAZY = {
     "compare": "distiltune.comparison",
     "Comparison": "distiltune.comparison",
     "render_report": "distiltune.comparison",
+    "Client": "distiltune.serving.client",
+    "tune": "distiltune.tuning",
+    "TuneResult": "distiltune.tuning",
 }
 
 
@@ -37,9 +42,11 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Classifier",
+    "Client",
     "Comparison",
     "Config",
     "Run",
+    "TuneResult",
     "__version__",
     "compare",
     "evaluate",
@@ -47,4 +54,5 @@ __all__ = [
     "load_config",
     "render_report",
     "train",
+    "tune",
 ]

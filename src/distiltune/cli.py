@@ -34,6 +34,10 @@ DEMO_SENTENCES = [
 ]
 
 Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")]
+REPORT_TO_HELP = (
+    "Experiment tracker: none, tensorboard (RUN_DIR/tensorboard), mlflow (local store unless MLFLOW_TRACKING_URI), "
+    "wandb (offline unless WANDB_MODE)."
+)
 
 
 def main() -> None:
@@ -78,14 +82,14 @@ def _setup_logging(quiet: bool = False) -> None:
     log.setLevel(logging.INFO)
     log.propagate = False
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import datasets
     import transformers
 
     transformers.logging.set_verbosity_error()
-    if quiet:  # weight-loading and dataset-mapping bars too; the Trainer's follow the console's level
-        import datasets
-
-        transformers.utils.logging.disable_progress_bar()
-        datasets.disable_progress_bars()
+    # One bar during training (distiltune's, or none with --quiet): not transformers' weight-loading and
+    # shard-writing bars, nor datasets' mapping bars.
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
 
 
 def _console(stderr: bool = False) -> Any:
@@ -152,6 +156,7 @@ def train(
     deterministic: Annotated[
         bool | None, typer.Option("--deterministic", help="Use torch's deterministic kernels (slower on GPU).")
     ] = None,
+    report_to: Annotated[str | None, typer.Option(help=REPORT_TO_HELP)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and the final table.")] = False,
     debug: Debug = False,
 ) -> None:
@@ -180,6 +185,7 @@ def train(
         "run.name": name,
         "train.compile": True if compile_model else None,
         "train.deterministic": deterministic,
+        "train.report_to": report_to,
     }
     from distiltune.config import parse_overrides
     from distiltune.training.interrupts import RunInterrupted
@@ -218,13 +224,25 @@ def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
     dataset: Annotated[str, typer.Option(help="File, folder, preset or hub id to evaluate on.")],
     output: Annotated[Path | None, typer.Option(help="Metrics JSON path (default: RUN_DIR/eval_<name>.json).")] = None,
+    text_column: Annotated[
+        str | None, typer.Option(help="Text column (default: the run's, else detected as train does).")
+    ] = None,
+    text_pair_column: Annotated[str | None, typer.Option(help="Second-sentence column (pair models).")] = None,
+    label_column: Annotated[str | None, typer.Option(help="Label column (default: the run's, else detected).")] = None,
     debug: Debug = False,
 ) -> None:
     """Evaluate a trained run on new labelled data."""
     import distiltune
 
     _setup_logging()
-    metrics = distiltune.evaluate(run_dir, dataset, output=output)
+    metrics = distiltune.evaluate(
+        run_dir,
+        dataset,
+        output=output,
+        text_column=text_column,
+        text_pair_column=text_pair_column,
+        label_column=label_column,
+    )
     print_metrics({"evaluation": metrics}, title=f"{run_dir} on {dataset}")
     typer.echo(f"Metrics written to {metrics['written_to']}")
 
@@ -244,6 +262,10 @@ def predict(
     backend: Annotated[
         str, typer.Option(help="torch, or onnx to serve the run's ONNX export (see distiltune export).")
     ] = "torch",
+    text_column: Annotated[
+        str | None, typer.Option(help="--input's text column (default: the run's, else detected as train does).")
+    ] = None,
+    text_pair_column: Annotated[str | None, typer.Option(help="--input's second-sentence column (pairs).")] = None,
     debug: Debug = False,
 ) -> None:
     """Predict labels for texts, a sentence pair, or a file."""
@@ -257,7 +279,9 @@ def predict(
     if input_file is not None:
         from distiltune.data import read_predict_input
 
-        frame = read_predict_input(input_file, classifier.config.data, classifier.is_pair)
+        frame = read_predict_input(
+            input_file, classifier.config.data, classifier.is_pair, text_column, text_pair_column
+        )
         text_list = frame["text"].tolist()
         pairs = frame["text_pair"].tolist() if "text_pair" in frame.columns else None
     elif pair is not None:
@@ -296,11 +320,14 @@ def export(
     min_agreement: Annotated[
         float | None,
         typer.Option(
-            help="Refuse the export when it agrees with PyTorch on fewer evaluation rows (default 0.99; int8 0.98)."
+            help="Refuse the export when its agreement with PyTorch is clearly below this (the whole 95% interval; "
+            "default 0.99, int8 0.98)."
         ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Write the export even below --min-agreement.")] = False,
-    max_samples: Annotated[int, typer.Option(help="Evaluation rows used for the parity check.")] = 2000,
+    max_samples: Annotated[
+        int, typer.Option(help="Rows (from every split of the run's data) the parity check predicts with both models.")
+    ] = 1000,
     optimize: Annotated[
         bool,
         typer.Option(
@@ -329,13 +356,85 @@ def export(
     accuracy = ""
     if "onnx_accuracy" in report:
         accuracy = f"; accuracy torch {report['torch_accuracy']:.4f}, export {report['onnx_accuracy']:.4f}"
+    low, high = report["agreement_interval"]
     typer.echo(
-        f"Agreement with PyTorch: {report['agreement']:.4f} on {report['samples']} rows{accuracy}; "
+        f"Agreement with PyTorch: {report['agreement']:.4f} on {report['samples']} rows (95% interval {low:.4f} to "
+        f"{high:.4f}; largest probability difference {report['max_probability_difference']:.4f}){accuracy}; "
         f"{report['onnx_samples_per_second']:.1f} vs {report['torch_samples_per_second']:.1f} samples/s (torch fp32)."
     )
     if report.get("forced"):
         typer.echo(f"warning: written below --min-agreement {report['min_agreement']} because of --force.", err=True)
     typer.echo(f"Export written to {result.path} ({report['size_mb']} MB)")
+
+
+@app.command()
+def serve(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    backend: Annotated[str, typer.Option(help="torch, or onnx: the run's ONNX export (int8 when present).")] = "torch",
+    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the server (use an API key).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="Require 'Authorization: Bearer <key>', the key read from this env variable.")
+    ] = None,
+    api_key_file: Annotated[Path | None, typer.Option(help="Like --api-key-env, the key read from a file.")] = None,
+    workers: Annotated[int, typer.Option(help="Server processes, each with its own model copy.")] = 1,
+    threads: Annotated[
+        int | None, typer.Option(help="torch threads per process (default: all cores / --workers).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps (torch backend).")] = "auto",
+    max_batch_size: Annotated[int, typer.Option(help="Inputs merged into one model call.")] = 32,
+    max_batch_tokens: Annotated[int, typer.Option(help="Padded tokens (rows x longest row) per model call.")] = 8192,
+    max_wait_ms: Annotated[
+        float, typer.Option(help="How long a batch that is not full waits for more requests while the model idles.")
+    ] = 2.0,
+    max_client_batch_size: Annotated[int, typer.Option(help="Inputs per request (more: 413).")] = 32,
+    max_input_chars: Annotated[int, typer.Option(help="Characters per text (more: 413).")] = 50_000,
+    max_concurrent_requests: Annotated[
+        int, typer.Option(help="Requests in flight per process; past it 429 with Retry-After.")
+    ] = 128,
+    payload_limit: Annotated[int, typer.Option(help="Request body bytes (more: 413).")] = 2_000_000,
+    auto_truncate: Annotated[
+        bool,
+        typer.Option(
+            "--auto-truncate/--no-auto-truncate",
+            help="Truncate over-long inputs of requests that do not set 'truncate' (off: 413 for them).",
+        ),
+    ] = True,
+    graceful_timeout: Annotated[
+        float, typer.Option(help="Seconds in-flight requests get to finish after SIGTERM.")
+    ] = 30.0,
+    debug: Debug = False,
+) -> None:
+    """Serve a run over HTTP: POST /predict (text-embeddings-inference's shape), /health, /info, /metrics, /docs."""
+    from distiltune.serving.server import ServeSettings, load_classifier, read_api_key, serve
+
+    _setup_logging(quiet=True)  # no progress bars while loading; the server then logs through its own handler
+    settings = ServeSettings(
+        run_dir=str(run_dir),
+        backend=backend,
+        device=device,
+        host=host,
+        port=port,
+        workers=workers,
+        threads=threads,
+        max_batch_size=max_batch_size,
+        max_batch_tokens=max_batch_tokens,
+        max_wait_ms=max_wait_ms,
+        max_client_batch_size=max_client_batch_size,
+        max_input_chars=max_input_chars,
+        max_concurrent_requests=max_concurrent_requests,
+        payload_limit=payload_limit,
+        auto_truncate=auto_truncate,
+        graceful_timeout=graceful_timeout,
+        api_key_env=api_key_env,
+        api_key_file=str(api_key_file) if api_key_file else None,
+    ).validate()
+    read_api_key(settings)  # a missing key fails now, not after the model has loaded
+    # Loaded here so a bad run directory is a one-line error; worker processes (--workers N) load their own copy.
+    classifier = load_classifier(settings)
+    serve(settings, classifier if workers == 1 else None)
 
 
 @app.command()
@@ -453,6 +552,117 @@ def print_comparison(comparison: Any) -> None:
         if row["error"]:
             console.print(f"[red]{escape(row['method'])} failed[/red]: {escape(row['error'])}", highlight=False)
     typer.echo(f"Report: {comparison.report}")
+
+
+@app.command("tune")
+def tune_command(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config every trial starts from.")] = None,
+    trials: Annotated[
+        int, typer.Option(help="Completed or pruned trials the study should reach (all workers together).")
+    ] = 20,
+    space: Annotated[
+        Path | None, typer.Option(help="YAML search space (default: the method's; see docs/tune.md).")
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(help="SQLAlchemy URL of the study (default: study.db in the tune folder), e.g. sqlite:///s.db."),
+    ] = None,
+    study: Annotated[
+        str | None, typer.Option(help="Study name; workers with the same name and storage share the study.")
+    ] = None,
+    timeout: Annotated[
+        str | None, typer.Option(help="Start no trial after this long: seconds, or 90m, 2h, 1h30m.")
+    ] = None,
+    pruner: Annotated[str, typer.Option(help="median, hyperband or none.")] = "median",
+    output_dir: Annotated[
+        str, typer.Option(help="Folder holding tune folders; a worker joins its study's folder there.")
+    ] = "tune",
+    sampler_seed: Annotated[
+        int | None, typer.Option(help="Seed the TPE sampler (single worker: reproducible proposals).")
+    ] = None,
+    keep_checkpoints: Annotated[
+        bool, typer.Option("--keep-checkpoints", help="Keep each trial's checkpoints/ (its model/ is always kept).")
+    ] = False,
+    dataset: Annotated[str | None, typer.Option(help="Preset, hub id name[:config], file or folder.")] = None,
+    model: Annotated[str | None, typer.Option(help="Hub id, local directory, or 'minilm' (offline).")] = None,
+    method: Annotated[str | None, typer.Option(help="Tuning method: full, lora, prompt, prefix, head.")] = None,
+    epochs: Annotated[float | None, typer.Option(help="Training epochs (when not searched).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Training batch size (when not searched).")] = None,
+    max_length: Annotated[int | None, typer.Option(help="Max tokens per example.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Training seed of every trial.")] = None,
+    report_to: Annotated[str | None, typer.Option(help=REPORT_TO_HELP)] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override any config key: --set train.lr=3e-5.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and the final table.")] = False,
+    debug: Debug = False,
+) -> None:
+    """Search hyperparameters with Optuna (TPE, pruning); each trial is a run. Writes best.yaml, trials.csv, plots
+    and report.html in tune/<timestamp>_<study>/."""
+    import distiltune
+    from distiltune.config import parse_overrides
+
+    _setup_logging(quiet)
+    import optuna
+
+    # distiltune logs each trial in one line (tracebacks go to tune.log); Optuna would repeat it with a traceback.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    flags = {
+        "data.dataset": dataset,
+        "model.name": model,
+        "method.name": method,
+        "train.epochs": epochs,
+        "train.batch_size": batch_size,
+        "data.max_length": max_length,
+        "train.seed": seed,
+        "train.report_to": report_to,
+    }
+    overrides = {key: value for key, value in flags.items() if value is not None}
+    overrides.update(parse_overrides(set_ or []))
+    from distiltune.training.interrupts import RunInterrupted
+
+    try:
+        result = distiltune.tune(
+            config,
+            overrides,
+            trials=trials,
+            space=space,
+            storage=storage,
+            study=study,
+            timeout=timeout,
+            pruner=pruner,
+            output_dir=output_dir,
+            sampler_seed=sampler_seed,
+            keep_checkpoints=keep_checkpoints,
+        )
+    except RunInterrupted as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(130) from None
+    print_tune_result(result)
+
+
+def print_tune_result(result: Any, top: int = 10) -> None:
+    from rich.table import Table
+
+    done = [row for row in result.trials if row["state"] == "complete"]
+    done.sort(key=lambda row: row["value"], reverse=result.direction == "maximize")
+    keys = list(dict.fromkeys(key for row in result.trials for key in row["params"]))
+    counts = result.counts
+    table = Table(
+        title=f"Study {result.study}: {counts['complete']} completed, {counts['pruned']} pruned, "
+        f"{counts['fail']} failed (best {min(top, len(done))} shown)"
+    )
+    table.add_column("trial", justify="right")
+    table.add_column(f"validation {result.metric}", justify="right")
+    for key in keys:
+        table.add_column(key, justify="right")
+    for row in done[:top]:
+        values = [row["value"], *(row["params"].get(key) for key in keys)]
+        table.add_row(str(row["number"]), *[format(v, ".4g") if isinstance(v, float) else _fmt(v) for v in values])
+    _console().print(table)
+    if result.best_config is not None:
+        typer.echo(f"Best: trial {result.best_trial}. Repeat it with: distiltune train --config {result.best_config}")
+    typer.echo(f"Report: {result.report}")
 
 
 @app.command("presets")

@@ -39,3 +39,11 @@ class RunError(DistiltuneError):
 
 class ExportError(DistiltuneError):
     """An export cannot be written (missing extra, or its parity check failed)."""
+
+
+class ServingError(DistiltuneError):
+    """A prediction server cannot be reached, or refused a request (API key, overloaded, not ready)."""
+
+    def __init__(self, message: str, hint: str | None = None, status_code: int | None = None) -> None:
+        super().__init__(message, hint)
+        self.status_code = status_code

@@ -49,7 +49,9 @@ def test_onnx_export_round_trip_passes_parity_and_predicts_like_torch(trained_ru
         p.name for p in result.path.iterdir()
     }
     report = json.loads((result.path / "export.json").read_text())
-    assert report["samples"] == 6 and report["agreement"] == 1.0
+    # Rows from every split of the run's data (tiny.csv: 18 train, 6 validation), not only the evaluated one.
+    assert report["samples"] == 24 and report["samples_per_split"] == {"train": 18, "validation": 6}
+    assert report["agreement"] == 1.0 and report["agreement_interval"][1] == 1.0
     assert report["optimized"] and report["fused_operators"]["Attention"] == 2
     assert report["max_probability_difference"] < 1e-4
     assert report["onnx_accuracy"] == report["torch_accuracy"]
@@ -65,6 +67,47 @@ def test_onnx_export_round_trip_passes_parity_and_predicts_like_torch(trained_ru
     assert [r["label"] for r in onnx_classifier.predict(TEXTS)] == [
         r["label"] for r in torch_classifier.predict(TEXTS)
     ]
+
+
+def test_a_divergent_export_is_refused_at_the_default_threshold(trained_run, monkeypatch) -> None:
+    """An export whose weights differ from the model's (the classifier's rows swapped, so labels flip) is refused
+    by the parity check as it stands, not by an impossible threshold."""
+    import copy
+
+    from distiltune.export import exporter
+
+    real_export = exporter.export_onnx
+
+    def export_perturbed(model: Any, tokenizer: Any, path: Path) -> None:
+        perturbed = copy.deepcopy(model)
+        weight = perturbed.classifier.weight.data
+        perturbed.classifier.weight.data = weight.flip(0)
+        perturbed.classifier.bias.data = perturbed.classifier.bias.data.flip(0)
+        real_export(perturbed, tokenizer, path)
+
+    monkeypatch.setattr(exporter, "export_onnx", export_perturbed)
+    target = trained_run.dir / "export" / "onnx-divergent"
+    with pytest.raises(ExportError, match="clearly below --min-agreement"):
+        export_run(trained_run.dir, output=target)
+    assert not target.exists()
+
+
+def test_the_int8_export_of_a_healthy_run_passes_the_default_threshold(trained_run, tmp_path: Path) -> None:
+    result = export_run(trained_run.dir, quantize="int8", output=tmp_path / "int8")
+    assert result.report["forced"] is False and result.report["refused_without_force"] is False
+    assert result.report["min_agreement"] == 0.98
+
+
+def test_agreement_is_judged_by_its_interval() -> None:
+    from distiltune.export.parity import clearly_below, wilson_interval
+
+    # One flipped row in 30 (a sound int8 model on small data) is no clear shortfall from 98%...
+    low, high = wilson_interval(29, 30)
+    assert low == pytest.approx(0.8333, abs=1e-3) and high == pytest.approx(0.9941, abs=1e-3)
+    assert not clearly_below({"agreement_interval": [low, high]}, 0.98)
+    # ...but 970 of 1,000 is.
+    assert clearly_below({"agreement_interval": list(wilson_interval(970, 1000))}, 0.98)
+    assert wilson_interval(0, 0) == (0.0, 1.0) and wilson_interval(10, 10)[1] == pytest.approx(1.0)
 
 
 def test_int8_export_below_the_threshold_is_refused_and_writes_nothing(trained_run) -> None:

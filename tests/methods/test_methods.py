@@ -43,7 +43,7 @@ def first_supported_architecture(method: str, encoders: dict[str, Path]) -> str:
     from transformers import AutoConfig
 
     check = get_method(method).unsupported_reason
-    for architecture in ARCHITECTURE_PREFERENCE:
+    for architecture in (a for a in ARCHITECTURE_PREFERENCE if a in encoders):
         if check is None or check(AutoConfig.from_pretrained(encoders[architecture])) is None:
             return architecture
     raise AssertionError(f"no tiny encoder supports {method}")
@@ -56,6 +56,7 @@ def variants(encoders: dict[str, Path]) -> dict[str, tuple[str, dict[str, object
         for name in method_names()
     }
     return {**out, **HEAD_VARIANTS}
+
 
 RELOAD_SCRIPT = """
 import json, sys

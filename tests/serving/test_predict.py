@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -97,12 +98,17 @@ def test_cli_train_prints_a_table_and_errors_are_one_line(tiny_model: str, tmp_p
     ok = subprocess.run(base + good, capture_output=True, text=True, timeout=180)
     assert ok.returncode == 0, ok.stderr
     assert "accuracy" in ok.stdout and "f1_macro" in ok.stdout and "Run directory:" in ok.stdout
-    assert "it/s]" in ok.stderr or "s/it]" in ok.stderr  # the Trainer's progress bar
+    assert "step/s]" in ok.stderr or "s/step]" in ok.stderr  # one training bar, counting steps
+    headers = re.findall(r"epoch +step +train loss +eval loss +accuracy +f1_macro", ok.stderr)
+    rows = re.findall(r"INFO +(\d+\.\d\d) +(\d+)(?: +\d\.\d{4}){4}( +best)?", ok.stderr)
+    assert len(headers) == 1 and [(epoch, step, best.strip()) for epoch, step, best in rows] == [("1.00", "3", "best")]
+    raw = ("{'loss'", "{'eval_loss'", "{'train_runtime'", "Writing model shards", "it/s]")
+    assert not any(marker in ok.stdout + ok.stderr for marker in raw), ok.stderr
 
     quiet = subprocess.run(base + good + ["--quiet"], capture_output=True, text=True, timeout=180)
     assert quiet.returncode == 0, quiet.stderr
     assert "Run directory:" in quiet.stdout and "accuracy" in quiet.stdout
-    noise = ("it/s]", "s/it]", "{'loss'", "{'eval_loss'", "{'train_runtime'")
+    noise = ("it/s]", "s/it]", "step/s]", "s/step]", "train loss", "{'loss'", "{'eval_loss'", "{'train_runtime'")
     assert not any(marker in quiet.stdout + quiet.stderr for marker in noise), quiet.stdout + quiet.stderr
 
     bad = subprocess.run(

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from distiltune.data.columns import LabelSpace, build_label_space, resolve_columns, standardize
+from distiltune.data.columns import Columns, LabelSpace, build_label_space, resolve_columns, standardize
 from distiltune.data.config import DataConfig
 from distiltune.data.sources import SPLIT_ALIASES, looks_like_path, read_hub, read_local, read_table
 from distiltune.errors import DataError
@@ -112,49 +112,95 @@ def load_data(config: DataConfig, seed: int = 42) -> PreparedData:
     return PreparedData(train=train, validation=validation, test=test, labels=labels, config=resolved)
 
 
-def load_eval_file(source: str, config: DataConfig, labels: LabelSpace) -> pd.DataFrame:
-    """Read data for ``evaluate``, mapped like the training data: a file, a folder's test (else validation)
-    file, or a preset/hub dataset's labelled test (else validation) split."""
+def load_eval_file(
+    source: str,
+    config: DataConfig,
+    labels: LabelSpace,
+    is_pair: bool | None = None,
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+    label_column: str | None = None,
+) -> pd.DataFrame:
+    """Read labelled data for ``evaluate``: a file, a folder's test (else validation) file, or a preset/hub dataset's
+    labelled test (else validation) split, with its columns mapped by :func:`new_data_columns`."""
     raw, _ = read_source(source)
     if len(raw) == 1:
         split = next(iter(raw))
     else:
+        label_names = [name for name in (label_column, config.label_column) if name]
         split = next(
             (
                 s
                 for s in ("test", "validation")
                 if s in raw
                 and not _hidden_labels(
-                    raw[s][config.label_column] if config.label_column in raw[s] else pd.Series(dtype=float)
+                    next((raw[s][name] for name in label_names if name in raw[s]), pd.Series(dtype=float))
                 )
             ),
             "train",
         )
     name = source if len(raw) == 1 else f"{source} [{split}]"
     frame = raw[split]
-    cols = resolve_columns(frame, name, config.text_column, config.text_pair_column, config.label_column)
-    out = standardize(frame, cols, name, config.drop_missing_labels)
+    pair = bool(config.text_pair_column) if is_pair is None else is_pair
+    columns = new_data_columns(frame, name, config, pair, text_column, text_pair_column, label_column, need_label=True)
+    out = standardize(frame, columns, name, config.drop_missing_labels)
     out["label"] = labels.encode(out["label"], name)
     return out
 
 
-def read_predict_input(path: str | Path, config: DataConfig, is_pair: bool) -> pd.DataFrame:
-    """Texts (and pairs) to predict from a CSV/TSV/JSONL/Parquet file, with the run's columns where the file has
-    them, else detected as ``train`` detects them. A label column, if any, is ignored."""
+def new_data_columns(
+    frame: pd.DataFrame,
+    source: str,
+    config: DataConfig,
+    is_pair: bool,
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+    label_column: str | None = None,
+    need_label: bool = True,
+) -> Columns:
+    """The columns of data a trained run has not seen: an explicit name wins; else the run's own column when the data
+    has it; else detection as ``train`` does it. A pair model needs a pair column; a single-text model takes none."""
+
+    def pick(explicit: str | None, trained: str | None) -> str | None:
+        if explicit:
+            return explicit
+        return trained if trained and trained in frame.columns else None
+
+    if not is_pair and text_pair_column:
+        raise DataError(
+            f"{source}: --text-pair-column {text_pair_column} was given, but this model classifies single texts.",
+            "Drop --text-pair-column.",
+        )
+    text = pick(text_column, config.text_column)
+    pair = pick(text_pair_column, config.text_pair_column) if is_pair else None
+    label = pick(label_column, config.label_column)
+    columns = resolve_columns(frame, source, text, pair, label, need_label=need_label)
+    if not is_pair:
+        return dataclasses.replace(columns, text_pair=None)
+    if columns.text_pair is None:
+        raise DataError(
+            f"{source}: this model classifies sentence pairs, but no second-sentence column was found "
+            f"(it was trained with '{config.text_pair_column}'). Columns are: {', '.join(map(str, frame.columns))}.",
+            "Pass --text-pair-column to name it.",
+        )
+    return columns
+
+
+def read_predict_input(
+    path: str | Path,
+    config: DataConfig,
+    is_pair: bool,
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+) -> pd.DataFrame:
+    """Texts (and pairs) to predict from a CSV/TSV/JSONL/Parquet file, with its columns mapped by
+    :func:`new_data_columns`. A label column, if any, is ignored."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"Input file not found: {path}.")
     frame = read_table(path)
-    text = config.text_column if config.text_column in frame.columns else None
-    pair = config.text_pair_column if config.text_pair_column and config.text_pair_column in frame.columns else None
-    if is_pair and pair is None:
-        raise DataError(
-            f"{path}: this model needs sentence pairs, but there is no column "
-            f"'{config.text_pair_column}'. Columns are: {', '.join(frame.columns)}."
-        )
-    columns = resolve_columns(frame, str(path), text, pair, None, need_label=False)
-    columns = dataclasses.replace(columns, label=None)
-    return standardize(frame, columns, str(path))
+    columns = new_data_columns(frame, str(path), config, is_pair, text_column, text_pair_column, need_label=False)
+    return standardize(frame, dataclasses.replace(columns, label=None), str(path))
 
 
 def dataset_preset(dataset: str) -> Preset | None:
@@ -229,6 +275,7 @@ __all__ = [
     "dataset_preset",
     "load_data",
     "load_eval_file",
+    "new_data_columns",
     "read_predict_input",
     "split_validation",
 ]

@@ -1,8 +1,9 @@
 """``distiltune export RUN_DIR --format onnx [--quantize int8]``: an ONNX model that serves without PyTorch.
 
-The export is checked before it is written: the exported model predicts the run's evaluation split (the
-texts in ``predictions.jsonl``) next to the PyTorch model, and an export whose label agreement falls below
-``min_agreement`` is refused (nothing is written) unless ``force`` is set.
+The export is checked before it is written: the exported model predicts up to 1,000 rows from every split of the
+run's data next to the PyTorch model, and an export whose label agreement is clearly below ``min_agreement`` (the
+whole Wilson 95% interval under it) is refused, with nothing written, unless ``force`` is set
+(:mod:`distiltune.export.parity`).
 
 Why not Optimum: optimum 2.x has no ONNX Runtime backend any more and ``optimum-onnx`` pins transformers
 4.x. ``torch.onnx.export`` (the TorchScript exporter), ONNX Runtime's transformer optimizer and
@@ -31,7 +32,13 @@ from typing import Any
 from distiltune import runs
 from distiltune.errors import ExportError
 from distiltune.export.onnx import ONNX_OPSET, export_onnx, optimize_graph
-from distiltune.export.parity import DEFAULT_MIN_AGREEMENT, parity_inputs, parity_report
+from distiltune.export.parity import (
+    DEFAULT_MIN_AGREEMENT,
+    DEFAULT_PARITY_SAMPLES,
+    clearly_below,
+    parity_inputs,
+    parity_report,
+)
 from distiltune.export.quantize import quantize_int8
 from distiltune.methods import get_method
 from distiltune.serving.classifier import Classifier
@@ -57,7 +64,7 @@ def export_run(
     output: str | Path | None = None,
     min_agreement: float | None = None,
     force: bool = False,
-    max_samples: int | None = 2000,
+    max_samples: int | None = DEFAULT_PARITY_SAMPLES,
     batch_size: int | None = None,
     optimize: bool = True,
 ) -> ExportResult:
@@ -85,7 +92,7 @@ def export_run(
         )
     reference = Classifier.load(run_dir, device="cpu", precision="fp32")
     model = merged_for_export(reference.model)
-    texts, pairs, gold = parity_inputs(reference, max_samples)
+    texts, pairs, gold, parity_rows = parity_inputs(reference, max_samples)
     target = Path(output) if output is not None else default_export_dir(run_dir, quantize)
 
     # Stage on the same filesystem as the target when its folder exists, so the final move is a rename; a
@@ -114,17 +121,20 @@ def export_run(
                 "optimized": bool(fused),
                 "fused_operators": fused,
                 "run_dir": str(run_dir),
+                "samples_per_split": parity_rows,
                 "min_agreement": min_agreement,
-                "forced": bool(force and report["agreement"] < min_agreement),
+                "refused_without_force": clearly_below(report, min_agreement),
+                "forced": bool(force and clearly_below(report, min_agreement)),
                 "export_seconds": round(export_seconds, 2),
                 "size_mb": round((staging / ONNX_FILE).stat().st_size / 2**20, 2),
             }
         )
-        if report["agreement"] < min_agreement and not force:
+        if clearly_below(report, min_agreement) and not force:
+            low, high = report["agreement_interval"]
             raise ExportError(
                 f"Export refused: the {format}{'-' + quantize if quantize else ''} model agrees with PyTorch on "
-                f"{report['agreement']:.2%} of {report['samples']} evaluation rows, below --min-agreement "
-                f"{min_agreement:.2%}; nothing was written.",
+                f"{report['agreement']:.2%} of {report['samples']} rows (95% interval {low:.2%} to {high:.2%}), "
+                f"clearly below --min-agreement {min_agreement:.2%}; nothing was written.",
                 "Export without --quantize"
                 + (", try --no-optimize (unfused graph)" if fused else "")
                 + ", lower --min-agreement, or pass --force to write it anyway.",
@@ -137,7 +147,13 @@ def export_run(
             shutil.rmtree(target)  # an export is derived data: re-exporting replaces it
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(staging), str(target))
-    logger.info("Wrote %s (agreement %.4f on %d rows).", target, report["agreement"], report["samples"])
+    logger.info(
+        "Wrote %s (agreement %.4f on %d rows, 95%% interval %.4f to %.4f).",
+        target,
+        report["agreement"],
+        report["samples"],
+        *report["agreement_interval"],
+    )
     return ExportResult(path=target, report=report)
 
 

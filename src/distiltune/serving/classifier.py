@@ -7,6 +7,7 @@ inference path; a method without an encoder (TF-IDF) hands back its own predicto
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -137,9 +138,15 @@ class Classifier:
         return self.labels.names
 
     def predict_logits(
-        self, texts: str | Sequence[str], pairs: str | Sequence[str] | None = None, batch_size: int | None = None
+        self,
+        texts: str | Sequence[str],
+        pairs: str | Sequence[str] | None = None,
+        batch_size: int | None = None,
+        truncation_side: str | None = None,
     ) -> np.ndarray:
-        """Raw scores ``[n, num_labels]`` in input order, before the softmax."""
+        """Raw scores ``[n, num_labels]`` in input order, before the softmax. ``truncation_side`` "left" keeps the
+        end of inputs longer than ``max_length`` (default: the tokenizer's side, "right"); a method without an
+        encoder reads whole texts and ignores it."""
         if isinstance(texts, str):
             texts = [texts]
         if isinstance(pairs, str):
@@ -148,13 +155,20 @@ class Classifier:
         pairs = list(pairs) if pairs is not None else None
         if not self.uses_encoder:
             return np.asarray(self.model.predict_logits(texts, pairs))
-        return predict_logits(self.model, self.tokenizer, texts, pairs, self.inference_settings(batch_size))
+        settings = self.inference_settings(batch_size)
+        if truncation_side is not None:
+            settings = dataclasses.replace(settings, truncation_side=truncation_side)
+        return predict_logits(self.model, self.tokenizer, texts, pairs, settings)
 
     def predict_proba(
-        self, texts: str | Sequence[str], pairs: str | Sequence[str] | None = None, batch_size: int | None = None
+        self,
+        texts: str | Sequence[str],
+        pairs: str | Sequence[str] | None = None,
+        batch_size: int | None = None,
+        truncation_side: str | None = None,
     ) -> np.ndarray:
         """Probabilities ``[n, num_labels]`` in input order."""
-        return softmax(self.predict_logits(texts, pairs, batch_size))
+        return softmax(self.predict_logits(texts, pairs, batch_size, truncation_side))
 
     def predict(
         self,

@@ -14,14 +14,30 @@ logger = logging.getLogger("distiltune")
 
 
 def evaluate(
-    run_dir: str | Path, dataset: str, output: str | Path | None = None, **load_kwargs: Any
+    run_dir: str | Path,
+    dataset: str,
+    output: str | Path | None = None,
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+    label_column: str | None = None,
+    **load_kwargs: Any,
 ) -> dict[str, Any]:
-    """Evaluate a saved run on ``dataset`` (file, folder, preset or hub id) mapped with the run's columns.
+    """Evaluate a saved run on ``dataset`` (file, folder, preset or hub id).
 
-    Writes ``eval_<name>.json`` and ``eval_<name>.predictions.jsonl`` into the run directory (or ``output``).
+    Columns: the ``*_column`` arguments when given, else the run's own columns where the data has them, else
+    detected as ``train`` detects them. Writes ``eval_<name>.json`` and ``eval_<name>.predictions.jsonl`` into the
+    run directory (or ``output``).
     """
     classifier = Classifier.load(run_dir, **load_kwargs)
-    frame = load_eval_file(dataset, classifier.config.data, classifier.labels)
+    frame = load_eval_file(
+        dataset,
+        classifier.config.data,
+        classifier.labels,
+        classifier.is_pair,
+        text_column=text_column,
+        text_pair_column=text_pair_column,
+        label_column=label_column,
+    )
     metrics, rows = classifier.evaluate_frame(frame)
     metrics = {"dataset": dataset, **metrics}
     stem = runs.slug(dataset)

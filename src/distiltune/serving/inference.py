@@ -84,6 +84,8 @@ class InferenceSettings:
     device: Any = "cpu"
     precision: str = "fp32"
     """bf16/fp16 run the model under autocast; fp32 (and ONNX) run as is."""
+    truncation_side: str | None = None
+    """"left" keeps the end of inputs longer than ``max_length``; None keeps the tokenizer's side ("right")."""
 
     @classmethod
     def for_run(
@@ -133,9 +135,7 @@ def predict_logits(
     if len(texts) == 0:
         return np.zeros((0, model.config.num_labels), dtype=np.float32)
     max_length = settings.max_length
-    encoded = tokenizer(
-        list(texts), list(pairs) if pairs is not None else None, truncation=True, max_length=max_length, padding=False
-    )
+    encoded = tokenize_for_inference(tokenizer, texts, pairs, max_length, settings.truncation_side)
     lengths = np.array([len(ids) for ids in encoded["input_ids"]])
     order = np.argsort(lengths, kind="stable") if settings.sort_by_length else np.arange(len(lengths))
     keys = [key for key in ("input_ids", "attention_mask", "token_type_ids") if key in encoded]
@@ -155,6 +155,33 @@ def predict_logits(
     logits = np.empty_like(sorted_logits)
     logits[order] = sorted_logits
     return logits
+
+
+def tokenize_for_inference(
+    tokenizer: Any, texts: Sequence[str], pairs: Sequence[str] | None, max_length: int, truncation_side: str | None
+) -> Any:
+    """Token ids (unpadded) truncated to ``max_length`` on ``truncation_side`` (None: the tokenizer's own side)."""
+
+    def encode() -> Any:
+        return tokenizer(
+            list(texts),
+            list(pairs) if pairs is not None else None,
+            truncation=True,
+            max_length=max_length,
+            padding=False,
+        )
+
+    if truncation_side is None or truncation_side == tokenizer.truncation_side:
+        return encode()
+    if truncation_side not in ("right", "left"):
+        raise ValueError(f"truncation_side must be 'right' or 'left', not {truncation_side!r}")
+    # The side is a tokenizer attribute, not a call argument: set it for this call only.
+    previous = tokenizer.truncation_side
+    tokenizer.truncation_side = truncation_side
+    try:
+        return encode()
+    finally:
+        tokenizer.truncation_side = previous
 
 
 def batch_indices(

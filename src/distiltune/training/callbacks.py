@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
 from distiltune.runs import append_jsonl, read_jsonl, write_jsonl
+
+logger = logging.getLogger("distiltune")
 
 
 class HistoryCallback(TrainerCallback):
@@ -58,3 +64,109 @@ class HistoryCallback(TrainerCallback):
         if self.writes:
             write_jsonl(self.path, self.rows)
         self._losses = [float(loss) for loss in state["pending_losses"]]
+
+
+class ConsoleProgress(TrainerCallback):
+    """What a person watches during training: one progress bar with the loss and learning rate in its postfix, and
+    one table row per evaluation (:class:`EvaluationTable`: epoch, step, losses, accuracy, macro F1, best so far).
+
+    Replaces the Trainer's own bars (which nest an evaluation bar in the training bar) and its printed log dicts.
+    Evaluation lines go to the distiltune logger, so they are in train.log too; with no console handler (library
+    use) they are also written under the bar. ``show_bar=False`` (``train --quiet``) keeps only the log lines.
+    """
+
+    def __init__(self, metric: str, show_bar: bool, console_logs: bool) -> None:
+        self.metric = metric
+        self.show_bar = show_bar
+        self.console_logs = console_logs
+        self.bar: Any = None
+        self.table = EvaluationTable(metric)
+        self.best: float | None = None
+        self._losses: list[float] = []
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.show_bar and state.is_local_process_zero:
+            self.bar = tqdm(
+                total=state.max_steps, initial=state.global_step, desc="training", unit="step", dynamic_ncols=True
+            )
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
+        logs = logs or {}
+        if "loss" in logs and math.isfinite(logs["loss"]):
+            self._losses.append(float(logs["loss"]))
+            if self.bar is not None:
+                postfix = {"loss": f"{logs['loss']:.4f}"}
+                if "learning_rate" in logs:
+                    postfix["lr"] = f"{logs['learning_rate']:.2e}"
+                self.bar.set_postfix(postfix, refresh=False)
+
+    def on_evaluate(
+        self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None, **kwargs: Any
+    ) -> None:
+        if not state.is_local_process_zero:
+            return
+        metrics = metrics or {}
+        key = "eval_loss" if self.metric == "loss" else f"eval_{self.metric}"
+        value = metrics.get(key)
+        improved = False
+        if isinstance(value, int | float):
+            better = (lambda a, b: a < b) if self.metric == "loss" else (lambda a, b: a > b)
+            improved = self.best is None or better(value, self.best)
+            if improved:
+                self.best = float(value)
+        train_loss = sum(self._losses) / len(self._losses) if self._losses else None
+        self._losses = []
+        if not self.table.header_done:
+            self.table.header_done = True
+            self.emit(self.table.header())
+        self.emit(self.table.row(float(state.epoch or 0.0), state.global_step, train_loss, metrics, improved))
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def emit(self, line: str) -> None:
+        write: Callable[[], None] = lambda: logger.info("%s", line)  # noqa: E731
+        if self.bar is None:
+            write()
+            return
+        # Clear the bar while the line prints, so the two never share a terminal line.
+        with tqdm.external_write_mode(file=sys.stderr):
+            write()
+            if not self.console_logs:
+                sys.stderr.write(line + "\n")
+
+
+class EvaluationTable:
+    """One row per evaluation under a header printed once: epoch, step, losses, accuracy, macro F1 (and the
+    selection metric when it is another one), and a mark on the best row so far. Rows stay under 70 characters, so
+    they fit beside a log level on an 80-column terminal."""
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+        self.columns = ["accuracy", "f1_macro"] + ([metric] if metric not in ("accuracy", "f1_macro", "loss") else [])
+        self.header_done = False
+
+    def header(self) -> str:
+        titles = ["epoch", "step", "train loss", "eval loss", *self.columns]
+        return "  ".join(f"{title:>{self.width(title)}}" for title in titles)
+
+    def row(self, epoch: float, step: int, train_loss: float | None, metrics: dict[str, float], best: bool) -> str:
+        cells = [f"{epoch:.2f}", str(step), _number(train_loss), _number(metrics.get("eval_loss"))]
+        cells += [_number(metrics.get(f"eval_{name}")) for name in self.columns]
+        titles = ["epoch", "step", "train loss", "eval loss", *self.columns]
+        text = "  ".join(f"{cell:>{self.width(title)}}" for cell, title in zip(cells, titles, strict=True))
+        return text + ("  best" if best else "")
+
+    @staticmethod
+    def width(title: str) -> int:
+        return max(len(title), 6)
+
+
+def _number(value: float | None) -> str:
+    return "-" if not isinstance(value, int | float) else f"{value:.4f}"

@@ -41,7 +41,7 @@ from distiltune.modeling import load_encoder_config, load_model_for_classificati
 from distiltune.modeling.heads import attach_head
 from distiltune.serving.inference import InferenceSettings, predict_logits
 from distiltune.training import distributed
-from distiltune.training.callbacks import HistoryCallback
+from distiltune.training.callbacks import ConsoleProgress, HistoryCallback
 from distiltune.training.classical import fit_without_trainer
 from distiltune.training.interrupts import InterruptCallback
 from distiltune.training.memory import PeakMemory
@@ -49,6 +49,7 @@ from distiltune.training.reproducibility import deterministic_mode
 from distiltune.training.resume import prepare_resume, run_config, supervised
 from distiltune.training.run import Run, check_metric, evaluate_splits, finish_run
 from distiltune.training.speed import SpeedPlan, plan_speed
+from distiltune.training.tracking import attach_tracking, check_tracker, tracker_run_closed_on_error
 from distiltune.training.trainer import ResumableTrainer
 
 logger = logging.getLogger("distiltune")
@@ -137,7 +138,7 @@ def run_in(
         extra_callbacks.append(InterruptCallback(interrupts))
     extra_callbacks.extend(callbacks or [])
     trainer, history = build_trainer(prepared, model, train_set, eval_set, extra_callbacks)
-    fitted = fit(trainer, method, checkpoint, prepared.speed.device)
+    fitted = fit(trainer, method, checkpoint, prepared.speed.device, config.train.report_to)
     model = trainer.model
     distributed.on_main(lambda: save_model(prepared, model))
 
@@ -298,16 +299,24 @@ def build_trainer(
     """The :class:`~distiltune.training.trainer.ResumableTrainer` with the run's arguments, collator, metrics and
     callbacks, and the callback that writes ``history.jsonl``."""
     from transformers import EarlyStoppingCallback, TrainingArguments
+    from transformers.trainer_callback import PrinterCallback
 
     config, speed, device = prepared.config, prepared.speed, prepared.device
     t = config.train
+    check_tracker(t.report_to)
     global_batch = t.batch_size * t.gradient_accumulation_steps * distributed.world_size()
     steps_per_epoch = max(1, math.ceil(len(train_set) / global_batch))
     total_steps = t.max_steps if t.max_steps > 0 else math.ceil(steps_per_epoch * t.epochs)
     metric = t.metric or "f1_macro"
     eval_interval = steps_per_epoch if t.eval_strategy == "epoch" else t.eval_steps
-    history = HistoryCallback(prepared.run_dir / runs.HISTORY_FILE, writes=distributed.is_main_process())
-    callbacks: list[Any] = [history, *(extra_callbacks or [])]
+    main_process = distributed.is_main_process()
+    history = HistoryCallback(prepared.run_dir / runs.HISTORY_FILE, writes=main_process)
+    progress = ConsoleProgress(
+        metric,
+        show_bar=main_process and _console_shows_progress(),
+        console_logs=main_process and _has_console_handler(),
+    )
+    callbacks: list[Any] = [history, progress, *(extra_callbacks or [])]
     if t.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=t.early_stopping_patience))
     args = TrainingArguments(
@@ -345,13 +354,14 @@ def build_trainer(
         logging_nan_inf_filter=not speed.async_steps,
         torch_compile=speed.compile,
         full_determinism=False,  # train.deterministic is handled by training.reproducibility.deterministic_mode
-        report_to="none",
+        report_to=t.report_to,
+        run_name=prepared.run_dir.name,
+        disable_tqdm=True,  # ConsoleProgress shows one bar and one line per evaluation instead
         log_level_replica="error",  # the other processes of a multi-process run stay quiet
         # The classification losses are means over each process's batch: they take **kwargs but ignore
         # num_items_in_batch, so the Trainer's cross-device token averaging would multiply loss and gradients by
         # the number of processes. Off, DDP averages the per-process means (no effect with one process).
         average_tokens_across_devices=False,
-        disable_tqdm=not _console_shows_progress(),
         save_only_model=False,
     )
     tokenizer = prepared.tokenizer
@@ -370,11 +380,9 @@ def build_trainer(
         callbacks=callbacks,
         length_group_batches=speed.length_group_batches,
     )
-    if args.disable_tqdm:
-        # Without bars the Trainer prints every log dict instead; history.jsonl and train.log already hold them.
-        from transformers.trainer_callback import PrinterCallback
-
-        trainer.remove_callback(PrinterCallback)
+    # Without its bars the Trainer prints every log dict; ConsoleProgress, history.jsonl and train.log say it better.
+    trainer.remove_callback(PrinterCallback)
+    attach_tracking(trainer, config.to_dict(), t.report_to, prepared.run_dir)
     return trainer, history
 
 
@@ -385,11 +393,12 @@ class FitResult:
     peak_memory: dict[str, Any]
 
 
-def fit(trainer: Any, method: Method, checkpoint: Path | None, device: Any) -> FitResult:
-    """Train (resuming from ``checkpoint``), or only evaluate for a method that does not train."""
+def fit(trainer: Any, method: Method, checkpoint: Path | None, device: Any, report_to: str = "none") -> FitResult:
+    """Train (resuming from ``checkpoint``), or only evaluate for a method that does not train; a tracker's run is
+    closed as failed if it raises."""
     started = time.perf_counter()
     samples_per_second = None
-    with PeakMemory(device) as peak_memory:
+    with PeakMemory(device) as peak_memory, tracker_run_closed_on_error(report_to):
         if method.trains:
             output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
             samples_per_second = output.metrics.get("train_samples_per_second")
@@ -415,12 +424,27 @@ def save_model(prepared: PreparedRun, model: Any) -> Path:
 # --- helpers ----------------------------------------------------------------------------------------
 
 
-def _console_shows_progress() -> bool:
-    """Trainer progress bars only where distiltune's console shows INFO lines: not under ``train --quiet``.
+def _console_handlers() -> list[logging.Handler]:
+    """Handlers that print distiltune's records somewhere other than a file: its own, and its ancestors' while
+    records propagate to them (a user's ``logging.basicConfig``)."""
+    found: list[logging.Handler] = []
+    log: logging.Logger | None = logging.getLogger("distiltune")
+    while log is not None:
+        found += [h for h in log.handlers if not isinstance(h, logging.FileHandler)]
+        log = log.parent if log.propagate else None
+    return found
 
-    With no console handler (library use) the bars stay, as with a plain Trainer.
+
+def _has_console_handler() -> bool:
+    return bool(_console_handlers())
+
+
+def _console_shows_progress() -> bool:
+    """A progress bar only where distiltune's console shows INFO lines: not under ``train --quiet``.
+
+    With no console handler (library use) the bar stays, as with a plain Trainer.
     """
-    consoles = [h for h in logging.getLogger("distiltune").handlers if not isinstance(h, logging.FileHandler)]
+    consoles = _console_handlers()
     return not consoles or any(h.level <= logging.INFO for h in consoles)
 
 
@@ -497,6 +521,8 @@ def _environment(device: Any, precision: str) -> dict[str, Any]:
         "precision": precision,
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "threads": torch.get_num_threads(),
+        # What train.deterministic changes: torch's deterministic-kernel mode for the length of the run.
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
     }
 
 
