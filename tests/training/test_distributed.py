@@ -34,7 +34,13 @@ from distiltune.cli import main
 from distiltune.errors import ConfigError, RunError
 from distiltune.runs import read_status
 from distiltune.training import distributed
-from distiltune.training.checkpoints import LOOP_STATE_FILE, checkpoint_world_size, newest_complete_checkpoint
+from distiltune.training.checkpoints import (
+    LOOP_STATE_FILE,
+    TRAINER_STATE_FILE,
+    checkpoint_world_size,
+    is_complete_checkpoint,
+    newest_complete_checkpoint,
+)
 from distiltune.training.resume import prepare_resume
 from distiltune.training.trainer import EpochSeededSampler, ResumableTrainer
 
@@ -362,6 +368,37 @@ def test_each_process_gets_a_disjoint_share_of_the_one_process_order(group_by_le
     steps = [sum((share[step] for share in shares), []) for step in range(len(shares[0]))]
     assert steps == one_process
     assert sorted(sum(steps, [])) == list(range(len(dataset)))
+
+
+def test_fsdp_and_deepspeed_checkpoints_are_marked_complete_after_the_trainers_own_save(
+    tmp_path: Path, tiny_model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FSDP and DeepSpeed save through the Trainer's own writer (their shards in their own layout); the marker goes
+    in after it, so resume finds those checkpoints and never one whose save was cut short. (The engines need GPUs:
+    here the Trainer's writer is replaced by one that leaves FSDP's sharded layout.)"""
+    from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model)
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
+    trainer = ResumableTrainer(model=model, args=args)
+    trainer.is_fsdp_enabled = True
+
+    def engine_save(self: Trainer, model: object, trial: object) -> None:
+        folder = tmp_path / f"checkpoint-{self.state.global_step}"
+        (folder / "pytorch_model_fsdp_0").mkdir(parents=True)
+        if self.state.global_step == 6:
+            raise OSError("No space left on device")
+        self.state.save_to_json(str(folder / TRAINER_STATE_FILE))
+
+    monkeypatch.setattr(Trainer, "_save_checkpoint", engine_save)
+    trainer.state.global_step = 3
+    trainer._save_checkpoint(model, None)
+    assert is_complete_checkpoint(tmp_path / "checkpoint-3")
+    assert checkpoint_world_size(tmp_path / "checkpoint-3") == 1
+    trainer.state.global_step = 6
+    with pytest.raises(OSError):
+        trainer._save_checkpoint(model, None)
+    assert newest_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-3"
 
 
 def test_launch_commands() -> None:

@@ -86,3 +86,12 @@ def test_resumable_trainer_overrides_exactly_what_the_contract_covers() -> None:
     assert overridden == {"_get_train_sampler", "_run_epoch", "_save_checkpoint"}, (
         f"ResumableTrainer overrides a private Trainer member that this contract does not check: {sorted(overridden)}"
     )
+
+
+@pytest.mark.parametrize("member", ["_save_rng_state", "_load_rng_state"])
+def test_each_process_still_saves_and_loads_its_own_rng_state(member: str) -> None:
+    # Under DDP every process writes rng_state_<rank>.pth into the staging folder and reads it back on resume.
+    source = inspect.getsource(getattr(Trainer, member))
+    assert 'f"rng_state_{' in source and "process_index" in source, relied_on(
+        member, "it no longer keeps one RNG file per process, which a multi-process checkpoint relies on"
+    )

@@ -2,6 +2,7 @@
 
 A checkpoint is written into ``checkpoints/.checkpoint-N.partial`` and renamed to ``checkpoint-N`` only when every
 file is on disk; :data:`LOOP_STATE_FILE`, written last, marks it complete. Resume takes the newest complete one.
+(Under FSDP and DeepSpeed the Trainer's engines write ``checkpoint-N`` in place; the marker still comes last.)
 """
 
 from __future__ import annotations
@@ -25,13 +26,18 @@ def checkpoint_step(path: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
+#: Where a checkpoint's weights are: safetensors (single process, DDP, FSDP with a full state dict), FSDP's sharded
+#: state (``pytorch_model_fsdp_0/``, ``pytorch_model_fsdp*.bin``), DeepSpeed's engine state (``global_stepN/``).
+_WEIGHTS = ("*.safetensors", "pytorch_model_fsdp*", "global_step*")
+
+
 def is_complete_checkpoint(path: Path) -> bool:
     return (
         checkpoint_step(path) is not None
         and path.is_dir()
         and (path / TRAINER_STATE_FILE).is_file()
         and (path / LOOP_STATE_FILE).is_file()
-        and any(path.glob("*.safetensors"))
+        and any(any(path.glob(pattern)) for pattern in _WEIGHTS)
     )
 
 

@@ -10,7 +10,8 @@ renames or changes one of them.
   ``checkpoint-N`` only when every file is on disk, so a crash or a full disk never leaves a half-written
   ``checkpoint-N`` behind (the Trainer's own resume logic would happily pick one up). With several processes
   (DDP) each writes its own part (its RNG state; the main process the model, optimizer and scheduler), and the main
-  process writes the completeness marker and renames the folder only once every process has finished.
+  process writes the completeness marker and renames the folder only once every process has finished. FSDP and
+  DeepSpeed save through the Trainer's own writer (each engine in its own layout), with the marker added last.
 * **Data order as a function of (seed, epoch).** The stock samplers draw their shuffle from the global torch
   RNG when an epoch starts; a run resumed mid-epoch re-creates that epoch's order *before* the RNG state is
   restored, so it would see different batches. :class:`EpochSeededSampler` seeds its own generator from
@@ -155,8 +156,11 @@ class ResumableTrainer(Trainer):
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
         # Override of Trainer._save_checkpoint(model, trial): the loop calls it for every save (save_strategy) and
         # on control.should_save, with the output folder from self._get_output_dir(trial=...). Every process calls it.
-        if self.is_deepspeed_enabled or self.is_fsdp_enabled or trial is not None:
-            super()._save_checkpoint(model, trial)  # atomic saving covers single-process and DDP training
+        if trial is not None:  # a hyperparameter-search trial: the Trainer's own checkpoints
+            super()._save_checkpoint(model, trial)
+            return
+        if self.is_deepspeed_enabled or self.is_fsdp_enabled:
+            self._save_sharded_checkpoint(model)
             return
         root = Path(self._get_output_dir(trial=trial))
         name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
@@ -181,6 +185,20 @@ class ResumableTrainer(Trainer):
         # on_main: the others wait until the folder is renamed (the best model is loaded from it at the end) and
         # hear of a failure.
         distributed.on_main(lambda: self._complete_checkpoint(root, staging, final, loop_state))
+
+    def _save_sharded_checkpoint(self, model: Any) -> None:
+        """FSDP and DeepSpeed: the Trainer's own writer, which has each engine save its shards in its own layout
+        straight into ``checkpoint-N`` (not renamed into place: a crash can leave a partial folder, without the
+        marker). The completeness marker goes in last, once every process has finished."""
+        super()._save_checkpoint(model, None)
+        loop_state = self._loop_state()  # gathers from every process: also the barrier after their writes
+        final = Path(self._get_output_dir(trial=None)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+
+        def mark_complete() -> None:
+            (final / LOOP_STATE_FILE).write_text(json.dumps(loop_state), encoding="utf-8")
+            fsync_tree(final)
+
+        distributed.on_main(mark_complete)
 
     def _complete_checkpoint(self, root: Path, staging: Path, final: Path, loop_state: dict[str, Any]) -> None:
         """The main process, once every process has written its part: the trainer state, the loop state (last, as
