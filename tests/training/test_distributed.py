@@ -268,7 +268,9 @@ def test_a_signal_to_one_process_stops_every_process_at_the_same_checkpoint(laun
     checkpoint = run_dir / runs.CHECKPOINTS_DIR / "checkpoint-5"
     assert newest_complete_checkpoint(checkpoint.parent) == checkpoint
     assert checkpoint_world_size(checkpoint) == PROCESSES
-    assert "Resume with: distiltune train --resume" in rank_logs(launch["log_dir"], 0)
+    assert status["resume"] == f"distiltune train --nproc 2 --resume {run_dir}"
+    assert f"Resume with: distiltune train --nproc 2 --resume {run_dir}" in rank_logs(launch["log_dir"], 0)
+    assert "received: saving a checkpoint" not in rank_logs(launch["log_dir"], 1)  # the main process says it
 
 
 def test_a_killed_run_resumes_with_the_same_processes_to_the_uninterrupted_result(

@@ -35,7 +35,9 @@ class RunInterrupted(KeyboardInterrupt):
 class InterruptHandler:
     """Installs SIGINT/SIGTERM handlers while a run lasts (main thread only) and records the first signal."""
 
-    def __init__(self) -> None:
+    def __init__(self, announce: bool = True) -> None:
+        self.announce = announce
+        """False in the other processes of a multi-process run: the main process says it once."""
         self.requested: str | None = None
         self.loop_active = False
         self._previous: dict[int, Any] = {}
@@ -58,6 +60,8 @@ class InterruptHandler:
         if not self.loop_active:
             raise KeyboardInterrupt(f"{name}: stopped outside the training loop")
         self.requested = name
+        if not self.announce:
+            return
         # No logging here: a handler can run in the middle of a log call. stderr is safe enough.
         sys.stderr.write(
             f"\n{name} received: saving a checkpoint after this step, then stopping "

@@ -21,6 +21,7 @@ from distiltune import runs
 from distiltune.config import Config, read_yaml_file
 from distiltune.errors import DistiltuneError, RunError
 from distiltune.runs import is_alive_elsewhere, read_status, resume_command, write_status
+from distiltune.training import distributed
 from distiltune.training.checkpoints import (
     checkpoint_world_size,
     newest_complete_checkpoint,
@@ -95,11 +96,10 @@ def prepare_resume(run_dir: str | Path, world_size: int = 1) -> ResumePlan:
 def _check_world_size(run_dir: Path, recorded: int, current: int) -> None:
     if recorded == current:
         return
-    launch = f"distiltune train --nproc {recorded} --resume" if recorded > 1 else "distiltune train --resume"
     raise RunError(
         f"{run_dir} was trained by {recorded} process{'es' if recorded > 1 else ''} and this launch has {current}; "
         "a checkpoint resumes only with the same number (the data order and each process's RNG state depend on it).",
-        f"Resume with: {launch} {run_dir}",
+        f"Resume with: {resume_command(run_dir, recorded)}",
     )
 
 
@@ -119,9 +119,10 @@ def supervised(run_dir: Path, plan: ResumePlan | None = None, record: bool = Tru
     ``record=False`` (the other processes of a multi-process run) handles the signals but leaves status.json and
     the log to the main process."""
     if not record:
-        with InterruptHandler() as handler:
+        with InterruptHandler(announce=False) as handler:
             yield handler
         return
+    resume = resume_command(run_dir, distributed.world_size())
     fields = {}
     if plan is not None:
         fields["resumed_from"] = str(plan.checkpoint.relative_to(run_dir)) if plan.checkpoint else "start"
@@ -143,18 +144,23 @@ def supervised(run_dir: Path, plan: ResumePlan | None = None, record: bool = Tru
             error=f"interrupted ({cause})",
             step=getattr(err, "step", None),
             checkpoint=str(checkpoint.relative_to(run_dir)) if checkpoint else None,
+            resume=resume,
         )
-        message = f"Run interrupted ({cause}). {where} Resume with: {resume_command(run_dir)}"
+        message = f"Run interrupted ({cause}). {where} Resume with: {resume}"
         logger.warning("%s", message)
         raise RunInterrupted(message, step=getattr(err, "step", None)) from None
     except DistiltuneError as err:
-        write_status(run_dir, "failed", error=err.one_line(), **_checkpoint_field(run_dir))
+        write_status(run_dir, "failed", error=err.one_line(), resume=resume, **_checkpoint_field(run_dir))
         raise
     except Exception as err:
-        write_status(run_dir, "failed", error=f"{type(err).__name__}: {err}", **_checkpoint_field(run_dir))
+        write_status(
+            run_dir, "failed", error=f"{type(err).__name__}: {err}", resume=resume, **_checkpoint_field(run_dir)
+        )
         raise
     except SystemExit as err:  # sys.exit() from user code (a callback, a custom head): the run did not finish
-        write_status(run_dir, "failed", error=f"exited with status {err.code}", **_checkpoint_field(run_dir))
+        write_status(
+            run_dir, "failed", error=f"exited with status {err.code}", resume=resume, **_checkpoint_field(run_dir)
+        )
         raise
     else:
         write_status(run_dir, "completed", resume=None)
