@@ -62,6 +62,11 @@ VOCAB = list(
     )
 )
 ARCHITECTURES = ("distilbert", "bert", "roberta")
+#: Encoders whose conventions differ from BERT's, built on demand by the same fixture: XLNet (no position limit,
+#: bare-Parameter attention, <sep> <cls> at the END and LEFT padding, SentencePiece), DeBERTa-v3 (``deberta-v2``:
+#: disentangled relative attention, SentencePiece) and DeBERTa v1 (``deberta``: fused ``in_proj``).
+OTHER_ARCHITECTURES = ("xlnet", "deberta-v2", "deberta")
+XLNET_SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<cls>", "<sep>", "<pad>", "<mask>", "<eod>", "<eop>"]
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -77,7 +82,24 @@ def _quiet_and_seeded() -> None:
     torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+def _unigram_vocab(special_tokens: list[str]) -> list[tuple[str, float]]:
+    """A SentencePiece-style vocabulary: every word of VOCAB as one "▁word" piece, single letters as fallback."""
+    words = [token for token in VOCAB if token not in SPECIAL_TOKENS and not token.startswith("##")]
+    pieces = [(token, 0.0) for token in special_tokens] + [("\u2581" + word, -2.0) for word in words]
+    pieces += [("\u2581", -4.0)] + [(letter, -6.0) for letter in "abcdefghijklmnopqrstuvwxyz"]
+    return list(dict.fromkeys(pieces))
+
+
 def build_tokenizer(architecture: str):
+    if architecture == "xlnet":
+        from transformers import XLNetTokenizer
+
+        # The real class: pads on the LEFT and ends every input with <sep> <cls>.
+        return XLNetTokenizer(vocab=_unigram_vocab(XLNET_SPECIAL_TOKENS), unk_id=0, do_lower_case=True)
+    if architecture == "deberta-v2":
+        from transformers import DebertaV2Tokenizer
+
+        return DebertaV2Tokenizer(vocab=_unigram_vocab(SPECIAL_TOKENS), unk_id=1, do_lower_case=True)
     from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
     from tokenizers.models import WordPiece
     from transformers import BertTokenizerFast, DistilBertTokenizerFast, PreTrainedTokenizerFast
@@ -119,6 +141,8 @@ def build_model(architecture: str, num_labels: int = 2):
     )
 
     torch.manual_seed(0)
+    if architecture in OTHER_ARCHITECTURES:
+        return _build_other_model(architecture, num_labels)
     vocab_size = len(VOCAB)
     if architecture == "distilbert":
         config = DistilBertConfig(
@@ -160,17 +184,78 @@ def build_model(architecture: str, num_labels: int = 2):
     return RobertaForSequenceClassification(config)
 
 
+def _build_other_model(architecture: str, num_labels: int):
+    from transformers import (
+        DebertaConfig,
+        DebertaForSequenceClassification,
+        DebertaV2Config,
+        DebertaV2ForSequenceClassification,
+        XLNetConfig,
+        XLNetForSequenceClassification,
+    )
+
+    # A wider initialisation than the released checkpoints' 0.02, so a tiny random model's predictions vary from
+    # input to input and the parity checks below compare something.
+    small = {"num_labels": num_labels, "initializer_range": 0.2}
+    if architecture == "xlnet":
+        vocab_size = len(build_tokenizer("xlnet"))
+        config = XLNetConfig(
+            vocab_size=vocab_size, d_model=32, n_layer=2, n_head=2, d_inner=64, pad_token_id=5, **small
+        )
+        return XLNetForSequenceClassification(config)
+    # DeBERTa's relative attention as the released checkpoints use it (deberta-v3-base, deberta-base).
+    deberta = {
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "max_position_embeddings": 64,
+        "relative_attention": True,
+        "position_biased_input": False,
+        "type_vocab_size": 0,
+        "pad_token_id": 0,
+        **small,
+    }
+    if architecture == "deberta-v2":
+        config = DebertaV2Config(
+            vocab_size=len(build_tokenizer("deberta-v2")),
+            pos_att_type=["p2c", "c2p"],
+            position_buckets=16,
+            norm_rel_ebd="layer_norm",
+            share_att_key=True,
+            **deberta,
+        )
+        return DebertaV2ForSequenceClassification(config)
+    config = DebertaConfig(vocab_size=len(VOCAB), pos_att_type=["c2p", "p2c"], **deberta)
+    return DebertaForSequenceClassification(config)
+
+
 def save_tiny_encoder(architecture: str, directory: Path) -> Path:
     build_tokenizer(architecture).save_pretrained(directory)
     build_model(architecture).save_pretrained(directory)
     return directory
 
 
+class TinyEncoders(dict):
+    """{architecture: saved tiny encoder dir}; an architecture of OTHER_ARCHITECTURES is built when first asked for,
+    so the tests that never use it do not pay for it."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__({arch: save_tiny_encoder(arch, root / arch) for arch in ARCHITECTURES})
+        self.root = root
+
+    def __missing__(self, architecture: str) -> Path:
+        if architecture not in OTHER_ARCHITECTURES:
+            raise KeyError(architecture)
+        self[architecture] = save_tiny_encoder(architecture, self.root / architecture)
+        return self[architecture]
+
+
 @pytest.fixture(scope="session")
 def tiny_encoders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One saved tiny random encoder per architecture: {"distilbert": path, "bert": path, "roberta": path}."""
-    root = tmp_path_factory.mktemp("encoders")
-    return {arch: save_tiny_encoder(arch, root / arch) for arch in ARCHITECTURES}
+    """One saved tiny random encoder per architecture: {"distilbert": path, "bert": path, "roberta": path}, plus
+    "xlnet", "deberta-v2" and "deberta" on first use."""
+    return TinyEncoders(tmp_path_factory.mktemp("encoders"))
 
 
 @pytest.fixture(scope="session")

@@ -477,16 +477,39 @@ def demo(
 
 @app.command()
 def compare(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config shared by every run.")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="YAML config shared by every run; may hold a models: list of entries."),
+    ] = None,
     dataset: Annotated[str | None, typer.Option(help="Preset, hub id name[:config], file or folder.")] = None,
-    model: Annotated[str | None, typer.Option(help="Hub id, local directory, or 'minilm' (offline).")] = None,
+    models: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated models (hub ids, local directories, minilm); default: --model's one."),
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="One model (hub id, local directory, or 'minilm').")] = None,
+    models_config: Annotated[
+        Path | None,
+        typer.Option(help="YAML list of model entries with per-model settings: {name, train.lr, ...}."),
+    ] = None,
     methods: Annotated[
         str | None, typer.Option(help="Comma-separated methods (default: every registered one of the issue's).")
     ] = None,
     seeds: Annotated[str | None, typer.Option(help="A count (3: seed, seed+1, seed+2) or a list (1,2,3).")] = None,
+    head: Annotated[str | None, typer.Option(help="Classification head: auto (the model's own) or mlp.")] = None,
+    pooling: Annotated[str | None, typer.Option(help="Pooling of the mlp head: cls or mean.")] = None,
+    merge: Annotated[
+        bool, typer.Option("--merge", help="LoRA: also write model/merged/ that plain transformers loads.")
+    ] = False,
     epochs: Annotated[float | None, typer.Option(help="Training epochs.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Training batch size.")] = None,
-    max_length: Annotated[int | None, typer.Option(help="Max tokens per example (pinned for all runs).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate for every run (default: each method's).")] = None,
+    max_length: Annotated[
+        int | None, typer.Option(help="Max tokens per example (default: per model, pinned for all its runs).")
+    ] = None,
+    text_column: Annotated[str | None, typer.Option(help="Text column.")] = None,
+    text_pair_column: Annotated[str | None, typer.Option(help="Second-sentence column (pairs/NLI).")] = None,
+    label_column: Annotated[str | None, typer.Option(help="Label column.")] = None,
+    seed: Annotated[int | None, typer.Option(help="First seed (and the validation split's seed).")] = None,
     output_dir: Annotated[str | None, typer.Option(help="Folder for the comparison (default compare/).")] = None,
     resume: Annotated[
         Path | None, typer.Option(help="An earlier comparison folder: skip its completed runs, retry the rest.")
@@ -495,10 +518,19 @@ def compare(
         list[str] | None,
         typer.Option("--set", help="Override any config key: --set train.lr=3e-5, --set method.r=16 (where it fits)."),
     ] = None,
+    compile_model: Annotated[
+        bool,
+        typer.Option(
+            "--compile", help="torch.compile the model (opt-in: minutes of warm-up, rarely worth it on CPU)."
+        ),
+    ] = False,
+    deterministic: Annotated[
+        bool | None, typer.Option("--deterministic", help="Use torch's deterministic kernels (slower on GPU).")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and the final table.")] = False,
     debug: Debug = False,
 ) -> None:
-    """Run several methods x seeds on identical splits and write a comparison report (table, plots, HTML)."""
+    """Run models x methods x seeds on identical splits and write a comparison report (table, plots, HTML)."""
     import distiltune
     from distiltune.config import parse_overrides
 
@@ -506,14 +538,31 @@ def compare(
     flags = {
         "data.dataset": dataset,
         "model.name": model,
+        "model.head": head,
+        "model.pooling": pooling,
+        "method.merge": True if merge else None,
         "train.epochs": epochs,
         "train.batch_size": batch_size,
+        "train.lr": lr,
         "data.max_length": max_length,
+        "data.text_column": text_column,
+        "data.text_pair_column": text_pair_column,
+        "data.label_column": label_column,
+        "train.seed": seed,
+        "train.compile": True if compile_model else None,
+        "train.deterministic": deterministic,
     }
     overrides = {key: value for key, value in flags.items() if value is not None}
     overrides.update(parse_overrides(set_ or []))
     comparison = distiltune.compare(
-        config, overrides or None, methods=methods, seeds=seeds, output_dir=output_dir, resume=resume
+        config,
+        overrides or None,
+        methods=methods,
+        seeds=seeds,
+        output_dir=output_dir,
+        resume=resume,
+        models=models,
+        models_config=models_config,
     )
     print_comparison(comparison)
 
@@ -534,11 +583,12 @@ def print_comparison(comparison: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from distiltune.comparison.table import table_cells, table_headers
+    from distiltune.comparison.statistics import row_name
+    from distiltune.comparison.table import LABEL_COLUMNS, table_cells, table_headers
 
     table = Table(title=f"Comparison {comparison.dir}")
     for index, header in enumerate(table_headers()):
-        table.add_column(header, justify="left" if index < 2 else "right", no_wrap=True)
+        table.add_column(header, justify="left" if index < LABEL_COLUMNS else "right", no_wrap=True)
     for row in comparison.table:
         table.add_row(*table_cells(row, digits=3), style="red" if row["seeds_completed"] == 0 else None)
     from rich.console import Console
@@ -550,7 +600,10 @@ def print_comparison(comparison: Any) -> None:
     console.print(table)
     for row in comparison.table:
         if row["error"]:
-            console.print(f"[red]{escape(row['method'])} failed[/red]: {escape(row['error'])}", highlight=False)
+            console.print(f"[red]{escape(row_name(row))} failed[/red]: {escape(row['error'])}", highlight=False)
+    recommendation = getattr(comparison, "recommendation", None)
+    if recommendation:
+        console.print(f"Recommendation: {escape(recommendation['line'])}", highlight=False)
     typer.echo(f"Report: {comparison.report}")
 
 

@@ -197,7 +197,7 @@ def test_prefix_refuses_encoders_without_past_key_values_and_mlp_head_needs_a_co
 ) -> None:
     from distiltune.methods.prefix import PrefixConfig
 
-    with pytest.raises(ConfigError, match="past_key_values.*distilbert.*BERT, RoBERTa"):
+    with pytest.raises(ConfigError, match="(?i)prefix.*past_key_values.*distilbert.*BERT, RoBERTa"):
         get_method("prefix").apply(build_model("distilbert"), PrefixConfig())
     with pytest.raises(ConfigError, match="model.head=mlp does not work with method 'prompt'"):
         distiltune.load_config(None, {"method.name": "prompt", "model.head": "mlp"})

@@ -232,6 +232,8 @@ def test_two_processes_match_one_process_with_the_same_global_batch(
         assert ddp_row["train_loss"] == pytest.approx(row["train_loss"], abs=TOLERANCE)
         assert ddp_row["eval_loss"] == pytest.approx(row["eval_loss"], abs=TRAINER_EVAL_LOSS_TOLERANCE)
         assert ddp_row["accuracy"] == pytest.approx(row["accuracy"], abs=RATE_TOLERANCE)
+        # Counted by each process on its own batches, added up over the processes at every evaluation.
+        assert ddp_row["train_accuracy"] == pytest.approx(row["train_accuracy"], abs=RATE_TOLERANCE)
     ddp_metrics = runs.read_json(ddp_dir / runs.METRICS_FILE)
     assert ddp_metrics["best_step"] == single.metrics["best_step"]
     for key in ("accuracy", "f1_macro", "precision_macro", "recall_macro"):

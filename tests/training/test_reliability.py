@@ -521,7 +521,7 @@ def test_compare_resumes_an_interrupted_run_instead_of_starting_over(
     monkeypatch.setattr(InterruptCallback, "on_step_end", original)
     (compare_dir,) = [path for path in tmp_path.iterdir() if path.is_dir()]
     resumed = distiltune.compare(resume=compare_dir)
-    run_dir = compare_dir / "full_seed42"
+    run_dir = compare_dir / "distilbert_full_seed42"
     assert read_status(run_dir)["resumed_from"] == "checkpoints/checkpoint-5"
     assert not any(path.name.endswith(".incomplete") for path in compare_dir.iterdir())
     assert [record.status for record in resumed.runs] == ["completed"]

@@ -36,6 +36,7 @@ from distiltune.data.tokenize import token_lengths, tokenize_frame
 from distiltune.errors import ConfigError
 from distiltune.hardware import resolve_device
 from distiltune.methods import Method, count_parameters, get_method
+from distiltune.methods.support import require_support
 from distiltune.metrics import trainer_compute_metrics
 from distiltune.modeling import load_encoder_config, load_model_for_classification, load_tokenizer, model_max_length
 from distiltune.modeling.heads import attach_head
@@ -60,6 +61,7 @@ def train(
     overrides: list[str] | dict[str, Any] | None = None,
     resume: str | Path | None = None,
     callbacks: Sequence[Any] | None = None,
+    data_summary: bool = True,
 ) -> Run:
     """Fine-tune according to ``config`` (a Config, or a YAML path) plus dotted ``overrides``.
 
@@ -71,10 +73,15 @@ def train(
 
     Started by ``torchrun`` or ``accelerate launch``, every process calls this with the same arguments and they
     train one run together (``train.batch_size`` per process); every process returns the same :class:`Run`.
+
+    ``data_summary=False`` leaves out the dataset summary (rows, label balance, token lengths): ``compare`` logs it
+    once per tokenizer instead of once per run.
     """
     if resume is not None:
-        return _resume(resume, config, overrides, callbacks)
+        return _resume(resume, config, overrides, callbacks, data_summary)
     config = with_overrides(config, overrides) if isinstance(config, Config) else load_config(config, overrides)
+    # A method that cannot train this encoder says so now, from config.json alone: no run directory, no weights.
+    require_support(config.method, config.model)
     distributed.init_process_group(resolve_device(config.train.device))
     run_dir = distributed.on_main(
         lambda: runs.create_run_dir(
@@ -85,10 +92,16 @@ def train(
     with _run_log(run_dir), supervised(run_dir, record=distributed.is_main_process()) as interrupts:
         logger.info("Run directory: %s", run_dir)
         with deterministic_mode(config.train.deterministic):
-            return run_in(run_dir, config, interrupts=interrupts, callbacks=callbacks)
+            return run_in(run_dir, config, interrupts=interrupts, callbacks=callbacks, data_summary=data_summary)
 
 
-def _resume(run_dir: str | Path, config: Any, overrides: Any, callbacks: Sequence[Any] | None = None) -> Run:
+def _resume(
+    run_dir: str | Path,
+    config: Any,
+    overrides: Any,
+    callbacks: Sequence[Any] | None = None,
+    data_summary: bool = True,
+) -> Run:
     if config is not None or overrides:
         raise ConfigError(
             "--resume continues a run with the config saved in its directory; other options cannot change it.",
@@ -102,7 +115,12 @@ def _resume(run_dir: str | Path, config: Any, overrides: Any, callbacks: Sequenc
         logger.info("Resuming %s from %s", plan.run_dir, where)
         with deterministic_mode(plan.config.train.deterministic):
             return run_in(
-                plan.run_dir, plan.config, interrupts=interrupts, checkpoint=plan.checkpoint, callbacks=callbacks
+                plan.run_dir,
+                plan.config,
+                interrupts=interrupts,
+                checkpoint=plan.checkpoint,
+                callbacks=callbacks,
+                data_summary=data_summary,
             )
 
 
@@ -119,6 +137,7 @@ def run_in(
     interrupts: Any = None,
     checkpoint: Path | None = None,
     callbacks: Sequence[Any] | None = None,
+    data_summary: bool = True,
 ) -> Run:
     """Train into an existing run directory (new, or resumed from ``checkpoint``) and write every output."""
     import transformers
@@ -129,7 +148,7 @@ def run_in(
     if not method.uses_encoder:  # no Trainer, no DDP: the main process fits, the others get its Run
         return distributed.on_main(lambda: fit_without_trainer(run_dir, config, method, data))
 
-    prepared = prepare_run(run_dir, config, method, data)
+    prepared = prepare_run(run_dir, config, method, data, data_summary)
     model, parameters = build_model(prepared)
     train_set = tokenize_splits(prepared, data.train, "train")
     eval_set = tokenize_splits(prepared, data.validation, "validation")
@@ -211,16 +230,18 @@ class PreparedRun:
         return int(self.config.data.max_length or 0)
 
 
-def prepare_run(run_dir: Path, config: Config, method: Method, data: PreparedData) -> PreparedRun:
+def prepare_run(
+    run_dir: Path, config: Config, method: Method, data: PreparedData, data_summary: bool = True
+) -> PreparedRun:
     """Resolve the max length, learning rate and metric once (``config.resolve_settings``), refuse a method the
-    encoder cannot run before anything trains, and write the resolved ``config.yaml``."""
+    encoder cannot run before anything trains, write the resolved ``config.yaml`` and log the dataset summary
+    (unless ``data_summary`` is off)."""
     m = config.model
     tokenizer = load_tokenizer(m.name, m.revision, m.trust_remote_code)
     encoder_config = load_encoder_config(m.name, m.revision, m.trust_remote_code)
-    if method.unsupported_reason is not None:
-        reason = method.unsupported_reason(encoder_config)
-        if reason:
-            raise ConfigError(f"Method {method.name}: {reason}.", "Choose another method for this model.")
+    reason = method.refusal(encoder_config, config.method)  # checked before the run too; this covers --resume
+    if reason:
+        raise ConfigError(f"{reason[0].upper()}{reason[1:]}.")
     settings = resolve_settings(config, model_max_length(encoder_config, tokenizer))
     config = settings.apply(dataclasses.replace(config, data=data.config))
     check_metric(settings.metric, len(data.labels.names))
@@ -228,7 +249,7 @@ def prepare_run(run_dir: Path, config: Config, method: Method, data: PreparedDat
     # Measured once (the bf16 check times this CPU), so that every process trains with the same plan.
     speed = distributed.on_main(lambda: plan_speed(config.train, device))
     distributed.on_main(lambda: config.to_yaml(run_dir / runs.CONFIG_FILE))
-    if distributed.is_main_process():  # the summary tokenizes the training split: once is enough
+    if data_summary and distributed.is_main_process():  # the summary tokenizes the training split: once is enough
         log_summary(data, tokenizer, settings.max_length)
     return PreparedRun(run_dir, config, method, data, tokenizer, device, speed)
 
