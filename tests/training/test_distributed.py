@@ -405,6 +405,19 @@ def test_fsdp_and_deepspeed_checkpoints_are_marked_complete_after_the_trainers_o
     assert newest_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-3"
 
 
+def test_processes_that_cannot_form_a_process_group_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from accelerate import PartialState
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    try:
+        with pytest.raises(ConfigError, match="2 processes were started, but they cannot train together on mps"):
+            distributed.init_process_group("mps")  # accelerate has no multi-process backend for MPS
+    finally:
+        PartialState._reset_state()
+
+
 def test_launch_commands() -> None:
     args = ["--nproc", "2", "--set", "train.lr=1e-3", "--accelerate-config=x.yaml", "--name", "run"]
     assert distributed.without_launcher_options(args) == ["--set", "train.lr=1e-3", "--name", "run"]

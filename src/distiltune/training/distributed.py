@@ -164,6 +164,11 @@ def init_process_group(device: Any) -> None:
     from accelerate import PartialState
 
     PartialState(cpu=torch.device(device).type == "cpu", timeout=timedelta(seconds=TIMEOUT_SECONDS))
+    if not _group_ready():  # e.g. MPS: accelerate has no multi-process backend for it
+        raise ConfigError(
+            f"{world_size()} processes were started, but they cannot train together on {device}.",
+            "Launch several processes on CUDA GPUs or on the CPU (train.device=cpu).",
+        )
 
 
 def barrier() -> None:
