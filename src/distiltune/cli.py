@@ -41,17 +41,28 @@ def main() -> None:
     except DistiltuneError as err:
         if debug:
             raise
-        typer.echo(f"error: {err.one_line()}", err=True)
+        if _is_main_process():  # every process of a multi-process run has the same error: say it once
+            typer.echo(f"error: {err.one_line()}", err=True)
         sys.exit(err.exit_code)
     except KeyboardInterrupt as err:
         # A run that was interrupted says where its checkpoint is and how to resume (distiltune.resume).
-        typer.echo(str(err) or "interrupted", err=True)
+        if _is_main_process():
+            typer.echo(str(err) or "interrupted", err=True)
         sys.exit(130)
+
+
+def _is_main_process() -> bool:
+    """False in the other processes of a run started by torchrun / accelerate launch: they print nothing."""
+    from distiltune.training.distributed import is_main_process
+
+    return is_main_process()
 
 
 def _setup_logging(quiet: bool = False) -> None:
     from rich.logging import RichHandler
 
+    replica = not _is_main_process()
+    quiet = quiet or replica
     log = logging.getLogger("distiltune")
     console_handler = next((h for h in log.handlers if isinstance(h, RichHandler)), None)
     if console_handler is None:
@@ -59,7 +70,8 @@ def _setup_logging(quiet: bool = False) -> None:
         console_handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(console_handler)
     # Quietness belongs to the console handler: the logger itself stays at INFO so a run's train.log is complete.
-    console_handler.setLevel(logging.WARNING if quiet else logging.INFO)
+    # The other processes of a multi-process run say nothing at all: the main process speaks for the run.
+    console_handler.setLevel(logging.CRITICAL + 1 if replica else logging.WARNING if quiet else logging.INFO)
     log.setLevel(logging.INFO)
     log.propagate = False
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -119,6 +131,21 @@ def train(
         Path | None,
         typer.Option(help="Continue an interrupted or crashed run directory from its newest complete checkpoint."),
     ] = None,
+    nproc: Annotated[
+        int | None,
+        typer.Option(
+            "--nproc",
+            help="Train with N processes on this machine (one per GPU): starts torchrun. "
+            "--batch-size stays per process. See docs/distributed.md.",
+        ),
+    ] = None,
+    accelerate_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--accelerate-config",
+            help="Start through accelerate launch with this config file (FSDP, DeepSpeed, several machines).",
+        ),
+    ] = None,
     deterministic: Annotated[
         bool | None, typer.Option("--deterministic", help="Use torch's deterministic kernels (slower on GPU).")
     ] = None,
@@ -127,6 +154,8 @@ def train(
     debug: Debug = False,
 ) -> None:
     """Fine-tune a model and write a run directory (model, metrics, history, predictions, plots)."""
+    if accelerate_config is not None or (nproc is not None and nproc != 1):
+        _launch(nproc, accelerate_config)
     import distiltune
 
     _setup_logging(quiet)
@@ -160,10 +189,27 @@ def train(
     try:
         run = distiltune.train(config, overrides, resume=resume)
     except RunInterrupted as err:  # typer turns a bare KeyboardInterrupt into a silent exit 130
-        typer.echo(str(err), err=True)
+        if _is_main_process():
+            typer.echo(str(err), err=True)
         raise typer.Exit(130) from None
-    print_metrics(run.metrics, title=f"Run {run.dir}")
-    typer.echo(f"Run directory: {run.dir}")
+    if _is_main_process():
+        print_metrics(run.metrics, title=f"Run {run.dir}")
+        typer.echo(f"Run directory: {run.dir}")
+
+
+def _launch(nproc: int | None, accelerate_config: Path | None) -> None:
+    """Replace this process with torchrun (or accelerate launch) running ``distiltune train`` with the same
+    arguments less the launcher options; signals and the exit status are the launcher's from here on."""
+    from distiltune.training import distributed
+
+    distributed.refuse_nested_launch()
+    args = sys.argv[1:]
+    args = args[args.index("train") + 1 :] if "train" in args else args
+    command = distributed.launch_command(args, nproc, accelerate_config)
+    typer.echo(f"Starting: {' '.join(command)}", err=True)
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os.execv(command[0], command)
 
 
 @app.command()

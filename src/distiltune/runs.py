@@ -175,8 +175,10 @@ def saved_method(run_dir: Path) -> str | None:
 # --- status.json ----------------------------------------------------------------------------------
 
 
-def resume_command(run_dir: Path) -> str:
-    return f"distiltune train --resume {shlex.quote(str(run_dir))}"
+def resume_command(run_dir: Path, processes: int = 1) -> str:
+    """How to continue ``run_dir``; a run trained by several processes resumes with as many (``--nproc``)."""
+    launch = f"distiltune train --nproc {processes} --resume" if processes > 1 else "distiltune train --resume"
+    return f"{launch} {shlex.quote(str(run_dir))}"
 
 
 def read_status(run_dir: Path) -> dict[str, Any] | None:

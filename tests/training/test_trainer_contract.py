@@ -97,3 +97,12 @@ def test_training_batches_go_through_compute_loss_and_evaluations_through_evalua
     assert "self.evaluate(" in inspect.getsource(Trainer._evaluate), relied_on(
         "_evaluate", "the loop's evaluations no longer go through self.evaluate"
     )
+
+
+@pytest.mark.parametrize("member", ["_save_rng_state", "_load_rng_state"])
+def test_each_process_still_saves_and_loads_its_own_rng_state(member: str) -> None:
+    # Under DDP every process writes rng_state_<rank>.pth into the staging folder and reads it back on resume.
+    source = inspect.getsource(getattr(Trainer, member))
+    assert 'f"rng_state_{' in source and "process_index" in source, relied_on(
+        member, "it no longer keeps one RNG file per process, which a multi-process checkpoint relies on"
+    )

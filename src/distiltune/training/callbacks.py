@@ -21,10 +21,15 @@ class HistoryCallback(TrainerCallback):
     """Append one ``history.jsonl`` row per evaluation: epoch, step, mean train loss since the previous
     evaluation, the accuracy over the training batches since the previous evaluation (``train_accuracy``, counted
     by ``ResumableTrainer.compute_loss`` and handed over by :meth:`record_train_accuracy`), eval loss and every
-    eval metric (``eval_`` prefix stripped)."""
+    eval metric (``eval_`` prefix stripped).
 
-    def __init__(self, path: Path) -> None:
+    Every process of a multi-process run keeps the rows (the logged loss, the metrics and the training accuracy are
+    already averaged, gathered or summed over the processes); only the one with ``writes`` (the main process) writes
+    the file."""
+
+    def __init__(self, path: Path, writes: bool = True) -> None:
         self.path = path
+        self.writes = writes
         self._losses: list[float] = []
         self._train_accuracy: float | None = None
         self.rows: list[dict[str, Any]] = []
@@ -56,7 +61,8 @@ class HistoryCallback(TrainerCallback):
         self._losses = []
         self._train_accuracy = None
         self.rows.append(row)
-        append_jsonl(self.path, row)
+        if self.writes:
+            append_jsonl(self.path, row)
 
     # Saved into every checkpoint by ResumableTrainer, so a resumed run continues the same history.
     def checkpoint_state(self) -> dict[str, Any]:
@@ -66,7 +72,8 @@ class HistoryCallback(TrainerCallback):
         """Drop rows written after the checkpoint (an evaluation can finish just before a crash) and restore
         the losses logged since the last evaluation."""
         self.rows = read_jsonl(self.path)[: int(state["rows"])]
-        write_jsonl(self.path, self.rows)
+        if self.writes:
+            write_jsonl(self.path, self.rows)
         self._losses = [float(loss) for loss in state["pending_losses"]]
 
 

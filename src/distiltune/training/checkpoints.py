@@ -2,10 +2,12 @@
 
 A checkpoint is written into ``checkpoints/.checkpoint-N.partial`` and renamed to ``checkpoint-N`` only when every
 file is on disk; :data:`LOOP_STATE_FILE`, written last, marks it complete. Resume takes the newest complete one.
+(Under FSDP and DeepSpeed the Trainer's engines write ``checkpoint-N`` in place; the marker still comes last.)
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -24,13 +26,18 @@ def checkpoint_step(path: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
+#: Where a checkpoint's weights are: safetensors (single process, DDP, FSDP with a full state dict), FSDP's sharded
+#: state (``pytorch_model_fsdp_0/``, ``pytorch_model_fsdp*.bin``), DeepSpeed's engine state (``global_stepN/``).
+_WEIGHTS = ("*.safetensors", "pytorch_model_fsdp*", "global_step*")
+
+
 def is_complete_checkpoint(path: Path) -> bool:
     return (
         checkpoint_step(path) is not None
         and path.is_dir()
         and (path / TRAINER_STATE_FILE).is_file()
         and (path / LOOP_STATE_FILE).is_file()
-        and any(path.glob("*.safetensors"))
+        and any(any(path.glob(pattern)) for pattern in _WEIGHTS)
     )
 
 
@@ -40,6 +47,15 @@ def newest_complete_checkpoint(checkpoints_dir: Path) -> Path | None:
         return None
     complete = [path for path in checkpoints_dir.iterdir() if is_complete_checkpoint(path)]
     return max(complete, key=lambda path: checkpoint_step(path) or 0, default=None)
+
+
+def checkpoint_world_size(path: Path) -> int:
+    """How many processes wrote a complete checkpoint (1 for checkpoints from before distiltune recorded it)."""
+    try:
+        state = json.loads((path / LOOP_STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 1
+    return int(state.get("world_size", 1)) if isinstance(state, dict) else 1
 
 
 def remove_partial_checkpoints(checkpoints_dir: Path) -> list[str]:
@@ -102,6 +118,7 @@ __all__ = [
     "LOOP_STATE_FILE",
     "TRAINER_STATE_FILE",
     "checkpoint_step",
+    "checkpoint_world_size",
     "fsync_tree",
     "is_complete_checkpoint",
     "newest_complete_checkpoint",

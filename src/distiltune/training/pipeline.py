@@ -5,10 +5,15 @@ phases: resolve the settings and write ``config.yaml`` (:func:`prepare_run`), bu
 (:func:`build_model`), tokenize (:func:`tokenize_splits`), build the Trainer (:func:`build_trainer`), fit
 (:func:`fit`), save the best model (:func:`save_model`), evaluate it and write the final files. A method without an
 encoder (``Method.fit``) takes :func:`~distiltune.training.classical.fit_without_trainer` instead.
+
+Under ``torchrun`` / ``accelerate launch`` every process runs all of this; the main process alone creates the run
+directory and writes the files and logs (:mod:`~distiltune.training.distributed`), the Trainer trains with DDP, and the
+final evaluation is shared out between the processes and gathered back in order.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -36,12 +41,13 @@ from distiltune.metrics import trainer_compute_metrics
 from distiltune.modeling import load_encoder_config, load_model_for_classification, load_tokenizer, model_max_length
 from distiltune.modeling.heads import attach_head
 from distiltune.serving.inference import InferenceSettings, predict_logits
+from distiltune.training import distributed
 from distiltune.training.callbacks import ConsoleProgress, HistoryCallback
 from distiltune.training.classical import fit_without_trainer
 from distiltune.training.interrupts import InterruptCallback
 from distiltune.training.memory import PeakMemory
 from distiltune.training.reproducibility import deterministic_mode
-from distiltune.training.resume import prepare_resume, supervised
+from distiltune.training.resume import prepare_resume, run_config, supervised
 from distiltune.training.run import Run, check_metric, evaluate_splits, finish_run
 from distiltune.training.speed import SpeedPlan, plan_speed
 from distiltune.training.tracking import attach_tracking, check_tracker, tracker_run_closed_on_error
@@ -65,6 +71,9 @@ def train(
     ``callbacks`` are extra ``transformers.TrainerCallback`` objects (or classes) handed to the Trainer after
     distiltune's own, e.g. to log to an experiment tracker or time steps.
 
+    Started by ``torchrun`` or ``accelerate launch``, every process calls this with the same arguments and they
+    train one run together (``train.batch_size`` per process); every process returns the same :class:`Run`.
+
     ``data_summary=False`` leaves out the dataset summary (rows, label balance, token lengths): ``compare`` logs it
     once per tokenizer instead of once per run.
     """
@@ -73,13 +82,14 @@ def train(
     config = with_overrides(config, overrides) if isinstance(config, Config) else load_config(config, overrides)
     # A method that cannot train this encoder says so now, from config.json alone: no run directory, no weights.
     require_support(config.method, config.model)
-    run_dir = runs.create_run_dir(
-        config.run.output_dir, config.model.name, config.data.dataset, config.method.name, config.run.name
+    distributed.init_process_group(resolve_device(config.train.device))
+    run_dir = distributed.on_main(
+        lambda: runs.create_run_dir(
+            config.run.output_dir, config.model.name, config.data.dataset, config.method.name, config.run.name
+        )
     )
-    with (
-        runs.log_to(run_dir / runs.LOG_FILE, extra=("transformers",), log_failure=True),
-        supervised(run_dir) as interrupts,
-    ):
+    distributed.require_shared_directory(run_dir)
+    with _run_log(run_dir), supervised(run_dir, record=distributed.is_main_process()) as interrupts:
         logger.info("Run directory: %s", run_dir)
         with deterministic_mode(config.train.deterministic):
             return run_in(run_dir, config, interrupts=interrupts, callbacks=callbacks, data_summary=data_summary)
@@ -97,11 +107,10 @@ def _resume(
             "--resume continues a run with the config saved in its directory; other options cannot change it.",
             "Drop the other options, or start a new run with --config RUN_DIR/config.yaml and your changes.",
         )
-    plan = prepare_resume(run_dir)
-    with (
-        runs.log_to(plan.run_dir / runs.LOG_FILE, extra=("transformers",), log_failure=True),
-        supervised(plan.run_dir, plan) as interrupts,
-    ):
+    saved = run_config(run_dir)
+    distributed.init_process_group(resolve_device(saved.train.device))
+    plan = distributed.on_main(lambda: prepare_resume(run_dir, world_size=distributed.world_size()))
+    with _run_log(plan.run_dir), supervised(plan.run_dir, plan, record=distributed.is_main_process()) as interrupts:
         where = plan.checkpoint.name if plan.checkpoint else "the start (no complete checkpoint)"
         logger.info("Resuming %s from %s", plan.run_dir, where)
         with deterministic_mode(plan.config.train.deterministic):
@@ -113,6 +122,13 @@ def _resume(
                 callbacks=callbacks,
                 data_summary=data_summary,
             )
+
+
+def _run_log(run_dir: Path) -> contextlib.AbstractContextManager[Any]:
+    """The run's ``train.log``, written by the main process only."""
+    if not distributed.is_main_process():
+        return contextlib.nullcontext()
+    return runs.log_to(run_dir / runs.LOG_FILE, extra=("transformers",), log_failure=True)
 
 
 def run_in(
@@ -129,8 +145,8 @@ def run_in(
     method = get_method(config.method.name)
     transformers.set_seed(config.train.seed)
     data = load_data(config.data, seed=config.train.seed)
-    if not method.uses_encoder:
-        return fit_without_trainer(run_dir, config, method, data)
+    if not method.uses_encoder:  # no Trainer, no DDP: the main process fits, the others get its Run
+        return distributed.on_main(lambda: fit_without_trainer(run_dir, config, method, data))
 
     prepared = prepare_run(run_dir, config, method, data, data_summary)
     model, parameters = build_model(prepared)
@@ -143,7 +159,7 @@ def run_in(
     trainer, history = build_trainer(prepared, model, train_set, eval_set, extra_callbacks)
     fitted = fit(trainer, method, checkpoint, prepared.speed.device, config.train.report_to)
     model = trainer.model
-    save_model(prepared, model)
+    distributed.on_main(lambda: save_model(prepared, model))
 
     settings = InferenceSettings(
         max_length=prepared.max_length,
@@ -155,8 +171,11 @@ def run_in(
         precision=prepared.speed.precision,
     )
 
-    def predict(texts: Sequence[str], pairs: Sequence[str] | None) -> np.ndarray:
+    def predict_here(texts: Sequence[str], pairs: Sequence[str] | None) -> np.ndarray:
         return predict_logits(model, prepared.tokenizer, texts, pairs, settings)
+
+    # Several processes: each predicts a contiguous share of the rows, gathered back in order (one process: as is).
+    predict = distributed.sharded(predict_here)
 
     config = prepared.config
     final: dict[str, Any] = {
@@ -187,7 +206,7 @@ def run_in(
             "precision": prepared.speed.precision,
         }
     )
-    return finish_run(run_dir, config, final, predictions, history.rows)
+    return distributed.on_main(lambda: finish_run(run_dir, config, final, predictions, history.rows))
 
 
 # --- phases -----------------------------------------------------------------------------------------
@@ -227,9 +246,10 @@ def prepare_run(
     config = settings.apply(dataclasses.replace(config, data=data.config))
     check_metric(settings.metric, len(data.labels.names))
     device = resolve_device(config.train.device)
-    speed = plan_speed(config.train, device)
-    config.to_yaml(run_dir / runs.CONFIG_FILE)
-    if data_summary:
+    # Measured once (the bf16 check times this CPU), so that every process trains with the same plan.
+    speed = distributed.on_main(lambda: plan_speed(config.train, device))
+    distributed.on_main(lambda: config.to_yaml(run_dir / runs.CONFIG_FILE))
+    if data_summary and distributed.is_main_process():  # the summary tokenizes the training split: once is enough
         log_summary(data, tokenizer, settings.max_length)
     return PreparedRun(run_dir, config, method, data, tokenizer, device, speed)
 
@@ -264,8 +284,20 @@ def build_model(prepared: PreparedRun) -> tuple[Any, dict[str, float]]:
         **speed.to_dict(),
         "attn_implementation": getattr(model.config, "_attn_implementation", None) or "eager",
     }
-    runs.write_json(prepared.run_dir / runs.ENV_FILE, environment)
+    environment["distributed"] = processes = distributed.describe(
+        config.train.batch_size, config.train.gradient_accumulation_steps
+    )
+    distributed.on_main(lambda: runs.write_json(prepared.run_dir / runs.ENV_FILE, environment))
     logger.info("Speed features: %s", _describe_speed(environment["speed"]))
+    logger.info(
+        "Global batch %d: %d per device x %d process%s x %d accumulation step%s.",
+        processes["global_batch_size"],
+        processes["per_device_batch_size"],
+        processes["world_size"],
+        "es" if processes["world_size"] > 1 else "",
+        processes["gradient_accumulation_steps"],
+        "s" if processes["gradient_accumulation_steps"] > 1 else "",
+    )
     return model, parameters
 
 
@@ -293,12 +325,18 @@ def build_trainer(
     config, speed, device = prepared.config, prepared.speed, prepared.device
     t = config.train
     check_tracker(t.report_to)
-    steps_per_epoch = max(1, math.ceil(len(train_set) / (t.batch_size * t.gradient_accumulation_steps)))
+    global_batch = t.batch_size * t.gradient_accumulation_steps * distributed.world_size()
+    steps_per_epoch = max(1, math.ceil(len(train_set) / global_batch))
     total_steps = t.max_steps if t.max_steps > 0 else math.ceil(steps_per_epoch * t.epochs)
     metric = t.metric or "f1_macro"
     eval_interval = steps_per_epoch if t.eval_strategy == "epoch" else t.eval_steps
-    history = HistoryCallback(prepared.run_dir / runs.HISTORY_FILE)
-    progress = ConsoleProgress(metric, show_bar=_console_shows_progress(), console_logs=_has_console_handler())
+    main_process = distributed.is_main_process()
+    history = HistoryCallback(prepared.run_dir / runs.HISTORY_FILE, writes=main_process)
+    progress = ConsoleProgress(
+        metric,
+        show_bar=main_process and _console_shows_progress(),
+        console_logs=main_process and _has_console_handler(),
+    )
     callbacks: list[Any] = [history, progress, *(extra_callbacks or [])]
     if t.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=t.early_stopping_patience))
@@ -340,6 +378,11 @@ def build_trainer(
         report_to=t.report_to,
         run_name=prepared.run_dir.name,
         disable_tqdm=True,  # ConsoleProgress shows one bar and one line per evaluation instead
+        log_level_replica="error",  # the other processes of a multi-process run stay quiet
+        # The classification losses are means over each process's batch: they take **kwargs but ignore
+        # num_items_in_batch, so the Trainer's cross-device token averaging would multiply loss and gradients by
+        # the number of processes. Off, DDP averages the per-process means (no effect with one process).
+        average_tokens_across_devices=False,
         save_only_model=False,
     )
     tokenizer = prepared.tokenizer

@@ -3,7 +3,9 @@
 ``distiltune train --resume RUN_DIR`` reloads the run's resolved ``config.yaml`` and continues from the
 newest complete checkpoint under ``RUN_DIR/checkpoints`` (model, optimizer, scheduler, RNG states, data
 position and logged-loss bookkeeping), so the finished run equals one that was never interrupted. A run
-that died before its first checkpoint starts over in the same directory.
+that died before its first checkpoint starts over in the same directory. A checkpoint written by N processes
+(torchrun / accelerate launch) resumes only with N processes: each process's RNG state and its share of the
+batches depend on N.
 """
 
 from __future__ import annotations
@@ -19,7 +21,12 @@ from distiltune import runs
 from distiltune.config import Config, read_yaml_file
 from distiltune.errors import DistiltuneError, RunError
 from distiltune.runs import is_alive_elsewhere, read_status, resume_command, write_status
-from distiltune.training.checkpoints import newest_complete_checkpoint, remove_partial_checkpoints
+from distiltune.training import distributed
+from distiltune.training.checkpoints import (
+    checkpoint_world_size,
+    newest_complete_checkpoint,
+    remove_partial_checkpoints,
+)
 from distiltune.training.interrupts import InterruptHandler, RunInterrupted
 
 #: Keys added after runs were already being written, with the value that reproduces what a run written before them
@@ -42,14 +49,22 @@ class ResumePlan:
     """Newest complete checkpoint, or None to start over (the run died before its first checkpoint)."""
 
 
-def prepare_resume(run_dir: str | Path) -> ResumePlan:
-    """Check that ``run_dir`` can be resumed, clean up what a crash left behind, and pick the checkpoint."""
+def run_config(run_dir: str | Path) -> Config:
+    """The config a run was started with (``config.yaml``), as it was written; reads nothing else."""
     run_dir = Path(run_dir)
     if not (run_dir / runs.CONFIG_FILE).is_file():
         raise RunError(
             f"Cannot resume {run_dir}: no {runs.CONFIG_FILE} there.",
             "Pass a run directory created by distiltune train (it writes config.yaml before training starts).",
         )
+    return _config_as_written(run_dir / runs.CONFIG_FILE)
+
+
+def prepare_resume(run_dir: str | Path, world_size: int = 1) -> ResumePlan:
+    """Check that ``run_dir`` can be resumed by ``world_size`` processes, clean up what a crash left behind, and
+    pick the checkpoint."""
+    run_dir = Path(run_dir)
+    config = run_config(run_dir)
     status = read_status(run_dir) or {}
     if status.get("status") == "completed":
         raise RunError(
@@ -61,12 +76,13 @@ def prepare_resume(run_dir: str | Path) -> ResumePlan:
             f"{run_dir} is still being trained by process {status.get('pid')}.",
             "Stop that process first (Ctrl-C saves a checkpoint), then resume.",
         )
-    config = _config_as_written(run_dir / runs.CONFIG_FILE)
     checkpoints_dir = run_dir / runs.CHECKPOINTS_DIR
+    checkpoint = newest_complete_checkpoint(checkpoints_dir)
+    if checkpoint is not None:
+        _check_world_size(run_dir, checkpoint_world_size(checkpoint), world_size)
     removed = remove_partial_checkpoints(checkpoints_dir)
     if removed:
         logger.info("Removed incomplete checkpoint folders: %s", ", ".join(removed))
-    checkpoint = newest_complete_checkpoint(checkpoints_dir)
     # Outputs of the final phase are rebuilt from the best checkpoint; a crash may have left them half-done.
     shutil.rmtree(run_dir / runs.MODEL_DIR, ignore_errors=True)
     for name in _FINAL_OUTPUTS:
@@ -75,6 +91,16 @@ def prepare_resume(run_dir: str | Path) -> ResumePlan:
         shutil.rmtree(checkpoints_dir, ignore_errors=True)
         (run_dir / runs.HISTORY_FILE).unlink(missing_ok=True)
     return ResumePlan(run_dir=run_dir, config=config, checkpoint=checkpoint)
+
+
+def _check_world_size(run_dir: Path, recorded: int, current: int) -> None:
+    if recorded == current:
+        return
+    raise RunError(
+        f"{run_dir} was trained by {recorded} process{'es' if recorded > 1 else ''} and this launch has {current}; "
+        "a checkpoint resumes only with the same number (the data order and each process's RNG state depend on it).",
+        f"Resume with: {resume_command(run_dir, recorded)}",
+    )
 
 
 def _config_as_written(path: Path) -> Config:
@@ -87,8 +113,16 @@ def _config_as_written(path: Path) -> Config:
 
 
 @contextmanager
-def supervised(run_dir: Path, plan: ResumePlan | None = None) -> Iterator[InterruptHandler]:
-    """Keep ``status.json`` true while a run lasts and turn SIGINT/SIGTERM into a checkpoint-and-stop."""
+def supervised(run_dir: Path, plan: ResumePlan | None = None, record: bool = True) -> Iterator[InterruptHandler]:
+    """Keep ``status.json`` true while a run lasts and turn SIGINT/SIGTERM into a checkpoint-and-stop.
+
+    ``record=False`` (the other processes of a multi-process run) handles the signals but leaves status.json and
+    the log to the main process."""
+    if not record:
+        with InterruptHandler(announce=False) as handler:
+            yield handler
+        return
+    resume = resume_command(run_dir, distributed.world_size())
     fields = {}
     if plan is not None:
         fields["resumed_from"] = str(plan.checkpoint.relative_to(run_dir)) if plan.checkpoint else "start"
@@ -110,18 +144,23 @@ def supervised(run_dir: Path, plan: ResumePlan | None = None) -> Iterator[Interr
             error=f"interrupted ({cause})",
             step=getattr(err, "step", None),
             checkpoint=str(checkpoint.relative_to(run_dir)) if checkpoint else None,
+            resume=resume,
         )
-        message = f"Run interrupted ({cause}). {where} Resume with: {resume_command(run_dir)}"
+        message = f"Run interrupted ({cause}). {where} Resume with: {resume}"
         logger.warning("%s", message)
         raise RunInterrupted(message, step=getattr(err, "step", None)) from None
     except DistiltuneError as err:
-        write_status(run_dir, "failed", error=err.one_line(), **_checkpoint_field(run_dir))
+        write_status(run_dir, "failed", error=err.one_line(), resume=resume, **_checkpoint_field(run_dir))
         raise
     except Exception as err:
-        write_status(run_dir, "failed", error=f"{type(err).__name__}: {err}", **_checkpoint_field(run_dir))
+        write_status(
+            run_dir, "failed", error=f"{type(err).__name__}: {err}", resume=resume, **_checkpoint_field(run_dir)
+        )
         raise
     except SystemExit as err:  # sys.exit() from user code (a callback, a custom head): the run did not finish
-        write_status(run_dir, "failed", error=f"exited with status {err.code}", **_checkpoint_field(run_dir))
+        write_status(
+            run_dir, "failed", error=f"exited with status {err.code}", resume=resume, **_checkpoint_field(run_dir)
+        )
         raise
     else:
         write_status(run_dir, "completed", resume=None)
@@ -132,4 +171,4 @@ def _checkpoint_field(run_dir: Path) -> dict[str, str]:
     return {"checkpoint": str(checkpoint.relative_to(run_dir))} if checkpoint else {}
 
 
-__all__ = ["ResumePlan", "prepare_resume", "supervised"]
+__all__ = ["ResumePlan", "prepare_resume", "run_config", "supervised"]

@@ -8,11 +8,16 @@ renames or changes one of them.
 
 * **Atomic checkpoints.** A checkpoint is written into ``checkpoints/.checkpoint-N.partial`` and renamed to
   ``checkpoint-N`` only when every file is on disk, so a crash or a full disk never leaves a half-written
-  ``checkpoint-N`` behind (the Trainer's own resume logic would happily pick one up).
+  ``checkpoint-N`` behind (the Trainer's own resume logic would happily pick one up). With several processes
+  (DDP) each writes its own part (its RNG state; the main process the model, optimizer and scheduler), and the main
+  process writes the completeness marker and renames the folder only once every process has finished. FSDP and
+  DeepSpeed save through the Trainer's own writer (each engine in its own layout), with the marker added last.
 * **Data order as a function of (seed, epoch).** The stock samplers draw their shuffle from the global torch
   RNG when an epoch starts; a run resumed mid-epoch re-creates that epoch's order *before* the RNG state is
   restored, so it would see different batches. :class:`EpochSeededSampler` seeds its own generator from
-  ``(seed, epoch)`` instead, for both length-grouped and plain random batching.
+  ``(seed, epoch)`` instead, for both length-grouped and plain random batching. Under DDP accelerate hands the
+  sampler's batches to the processes in turn, so the processes together take the order one process would with the
+  global batch (``batch_size x processes``), each a disjoint share; the length groups are cut for that global batch.
 * **The loop's bookkeeping travels with the checkpoint.** The training loss accumulated since the last log
   line (and since the last evaluation, for ``history.jsonl``) is saved and restored, so a checkpoint taken
   between two logging steps (Ctrl-C) resumes with the same logged losses as an uninterrupted run.
@@ -41,6 +46,7 @@ from transformers.trainer_pt_utils import get_length_grouped_indices
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
 from distiltune.errors import RunError
+from distiltune.training import distributed
 from distiltune.training.checkpoints import LOOP_STATE_FILE, TRAINER_STATE_FILE, fsync_tree, replace_dir
 
 logger = logging.getLogger("distiltune")
@@ -139,7 +145,10 @@ class ResumableTrainer(Trainer):
             else:
                 lengths = [len(ids) for ids in dataset["input_ids"]]
         seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
-        batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        # accelerate deals this sampler's batches of train_batch_size out to the processes in turn
+        # (BatchSamplerShard), so an optimizer step takes the next world_size x accumulation batches of the order:
+        # grouping by length for that global batch gives each step the rows one process would take.
+        batch = self.args.train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
         self._epoch_sampler = EpochSeededSampler(len(dataset), seed, lengths, batch, self._length_group_batches)
         return self._epoch_sampler
 
@@ -194,10 +203,16 @@ class ResumableTrainer(Trainer):
             seen += int(self._train_seen.item())
         return correct, seen
 
+    def _summed_train_accuracy_counts(self) -> tuple[int, int]:
+        """:meth:`train_accuracy_counts` added up over the processes (each counts its own batches); a collective
+        under DDP, so every process calls it at the same point (evaluate, checkpoint)."""
+        counts = distributed.all_gather(self.train_accuracy_counts())
+        return sum(correct for correct, _ in counts), sum(seen for _, seen in counts)
+
     def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
         # Hand the training accuracy since the previous evaluation to the callbacks that record it (the history),
         # then start counting afresh: the next evaluation's row covers the batches after this one.
-        correct, seen = self.train_accuracy_counts()
+        correct, seen = self._summed_train_accuracy_counts()
         for callback in self.callback_handler.callbacks:
             if hasattr(callback, "record_train_accuracy"):
                 callback.record_train_accuracy(correct, seen)
@@ -211,23 +226,62 @@ class ResumableTrainer(Trainer):
 
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
         # Override of Trainer._save_checkpoint(model, trial): the loop calls it for every save (save_strategy) and
-        # on control.should_save, with the output folder from self._get_output_dir(trial=...).
-        if self.args.world_size > 1 or self.is_deepspeed_enabled or self.is_fsdp_enabled or trial is not None:
-            super()._save_checkpoint(model, trial)  # atomic saving covers the single-process case
+        # on control.should_save, with the output folder from self._get_output_dir(trial=...). Every process calls it.
+        if trial is not None:  # a hyperparameter-search trial: the Trainer's own checkpoints
+            super()._save_checkpoint(model, trial)
+            return
+        if self.is_deepspeed_enabled or self.is_fsdp_enabled:
+            self._save_sharded_checkpoint(model)
             return
         root = Path(self._get_output_dir(trial=trial))
         name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
         final, staging = root / name, root / f".{name}.partial"
-        shutil.rmtree(staging, ignore_errors=True)
+        writer = self.args.should_save
+        if writer:
+            shutil.rmtree(staging, ignore_errors=True)
+        if self.args.world_size > 1:
+            distributed.barrier()  # nobody writes into the staging folder before a stale one is gone
+        error: OSError | None = None
         try:
             self._write_checkpoint(model, root, staging)
+        except OSError as err:
+            error = err
+        # Gathering every process's outcome is also the barrier after which the main process completes the folder.
+        failures = [text for text in distributed.all_gather(error and (error.strerror or str(error))) if text]
+        if failures:
+            if writer:
+                shutil.rmtree(staging, ignore_errors=True)
+            raise self._checkpoint_error(final, failures[0]) from error
+        loop_state = self._loop_state()  # a collective with several processes: each keeps its own running loss
+        # on_main: the others wait until the folder is renamed (the best model is loaded from it at the end) and
+        # hear of a failure.
+        distributed.on_main(lambda: self._complete_checkpoint(root, staging, final, loop_state))
+
+    def _save_sharded_checkpoint(self, model: Any) -> None:
+        """FSDP and DeepSpeed: the Trainer's own writer, which has each engine save its shards in its own layout
+        straight into ``checkpoint-N`` (not renamed into place: a crash can leave a partial folder, without the
+        marker). The completeness marker goes in last, once every process has finished."""
+        super()._save_checkpoint(model, None)
+        loop_state = self._loop_state()  # gathers from every process: also the barrier after their writes
+        final = Path(self._get_output_dir(trial=None)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+
+        def mark_complete() -> None:
+            (final / LOOP_STATE_FILE).write_text(json.dumps(loop_state), encoding="utf-8")
+            fsync_tree(final)
+
+        distributed.on_main(mark_complete)
+
+    def _complete_checkpoint(self, root: Path, staging: Path, final: Path, loop_state: dict[str, Any]) -> None:
+        """The main process, once every process has written its part: the trainer state, the loop state (last, as
+        the completeness marker), then the rename and the rotation of old checkpoints."""
+        try:
+            self.state.save_to_json(str(staging / TRAINER_STATE_FILE))
+            (staging / LOOP_STATE_FILE).write_text(json.dumps(loop_state), encoding="utf-8")
+            fsync_tree(staging)
             replace_dir(staging, final)
         except OSError as err:
             shutil.rmtree(staging, ignore_errors=True)
-            raise RunError(
-                f"Could not write checkpoint {final} ({err.strerror or err}); the previous checkpoints are intact.",
-                "Free disk space (or fix permissions), then resume the run with --resume.",
-            ) from err
+            raise self._checkpoint_error(final, err.strerror or str(err)) from err
         rotate_checkpoints(
             output_dir=str(root),
             save_total_limit=self.args.save_total_limit,
@@ -235,12 +289,21 @@ class ResumableTrainer(Trainer):
             use_mtime=False,  # step numbers, not timestamps: renames and coarse mtimes cannot reorder them
         )
 
+    @staticmethod
+    def _checkpoint_error(final: Path, reason: str) -> RunError:
+        return RunError(
+            f"Could not write checkpoint {final} ({reason}); the previous checkpoints are intact.",
+            "Free disk space (or fix permissions), then resume the run with --resume.",
+        )
+
     def _write_checkpoint(self, model: Any, root: Path, staging: Path) -> None:
-        """What Trainer._save_checkpoint writes, into ``staging``, plus the loop state (last, as the marker).
+        """What Trainer._save_checkpoint writes, into ``staging``; every process calls it.
 
         Relies on the Trainer's own writers: save_model(dir, _internal_call=True), _save_optimizer_and_scheduler,
         _save_scaler and _save_rng_state (each taking the folder), and state.stateful_callbacks for
-        ExportableState callbacks, as Trainer._save_checkpoint uses them."""
+        ExportableState callbacks, as Trainer._save_checkpoint uses them. Under DDP the main process
+        (args.should_save) writes the model, optimizer, scheduler and scaler, and every process its own
+        rng_state_<rank>.pth; store_flos is a collective."""
         self.store_flos()
         self.save_model(str(staging), _internal_call=True)
         # training_args.bin is a pickle of TrainingArguments: resuming never reads it, and a checkpoint should
@@ -262,9 +325,6 @@ class ResumableTrainer(Trainer):
                     self.state.stateful_callbacks[name].append(callback.state())
                 else:
                     self.state.stateful_callbacks[name] = callback.state()
-        self.state.save_to_json(str(staging / TRAINER_STATE_FILE))
-        (staging / LOOP_STATE_FILE).write_text(json.dumps(self._loop_state()), encoding="utf-8")
-        fsync_tree(staging)
 
     # --- loop bookkeeping --------------------------------------------------------------------------
 
@@ -272,13 +332,18 @@ class ResumableTrainer(Trainer):
         # Reads the loop's private bookkeeping: self._tr_loss (a tensor, the loss summed since the last log line),
         # self._globalstep_last_logged and self._total_loss_scalar, which Trainer.train zeroes at train begin and
         # _maybe_log_save_evaluate reads.
+        # Under DDP each process sums its own batches' losses into _tr_loss (the log line averages them across
+        # processes), so every process's value is saved, in rank order; gathering them is a collective.
         tr_loss = getattr(self, "_tr_loss", None)
+        tr_losses = distributed.all_gather(float(tr_loss.item()) if isinstance(tr_loss, torch.Tensor) else 0.0)
         return {
             "global_step": self.state.global_step,
-            "tr_loss": float(tr_loss.item()) if isinstance(tr_loss, torch.Tensor) else 0.0,
+            "world_size": len(tr_losses),
+            "tr_loss": tr_losses[0],
+            **({"tr_loss_by_rank": tr_losses} if len(tr_losses) > 1 else {}),
             "globalstep_last_logged": getattr(self, "_globalstep_last_logged", self.state.global_step),
             "total_loss_scalar": getattr(self, "_total_loss_scalar", 0.0),
-            "train_accuracy_counts": list(self.train_accuracy_counts()),
+            "train_accuracy_counts": list(self._summed_train_accuracy_counts()),
             "callbacks": {
                 type(cb).__name__: cb.checkpoint_state()
                 for cb in self.callback_handler.callbacks
@@ -297,12 +362,14 @@ class ResumableTrainer(Trainer):
         saved, self._loop_state_to_restore = self._loop_state_to_restore, None
         if not saved:
             return
-        self._tr_loss = torch.tensor(saved["tr_loss"], dtype=self._tr_loss.dtype, device=self._tr_loss.device)
+        tr_loss = saved.get("tr_loss_by_rank", [saved["tr_loss"]])[self.args.process_index]
+        self._tr_loss = torch.tensor(tr_loss, dtype=self._tr_loss.dtype, device=self._tr_loss.device)
         self._globalstep_last_logged = int(saved["globalstep_last_logged"])
         self._total_loss_scalar = float(saved["total_loss_scalar"])
         # Checkpoints written before the training accuracy existed carry no counts: that interval starts at 0/0.
         correct, seen = saved.get("train_accuracy_counts", (0, 0))
-        self._carried_counts = (int(correct), int(seen))
+        # The saved counts are the processes' sum: one process carries them, so the next sum is right again.
+        self._carried_counts = (int(correct), int(seen)) if self.args.process_index == 0 else (0, 0)
         if self._train_correct is not None and self._train_seen is not None:
             self._train_correct.zero_()
             self._train_seen.zero_()
