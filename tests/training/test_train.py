@@ -6,12 +6,14 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from make_fixtures import NEGATIVE, POSITIVE
 
 import distiltune
 from distiltune import runs
+from distiltune.calibration import calibration_metrics
 
 RUN_FILES = {
     "config.yaml",
@@ -65,9 +67,25 @@ def test_run_directory_holds_every_file_and_each_parses(fast_overrides: dict) ->
     assert len(predictions) == 6
     assert set(predictions[0]) >= {"text", "gold", "predicted", "probabilities"}
     assert sum(predictions[0]["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
-    assert {p.name for p in (run.dir / "plots").iterdir()} == {"loss.png", "accuracy_f1.png", "confusion_matrix.png"}
+    assert {p.name for p in (run.dir / "plots").iterdir()} == {
+        "loss.png",
+        "accuracy_f1.png",
+        "confusion_matrix.png",
+        "reliability.png",
+    }
     assert all((run.dir / "plots" / name).stat().st_size > 1000 for name in ("loss.png", "confusion_matrix.png"))
+    # Every evaluation carries its calibration (ECE over 15 bins, Brier, NLL), as computed from its own predictions.
+    gold_ids = np.array([["neg", "pos"].index(row["gold"]) for row in predictions])
+    probabilities = np.array([[row["probabilities"][name] for name in ("neg", "pos")] for row in predictions])
+    reported = metrics["test" if "test" in metrics else "validation"]["calibration"]
+    assert reported["bins"] == 15 and sum(reported["reliability"]["count"]) == len(predictions)
+    for key, value in calibration_metrics(probabilities, gold_ids).items():
+        assert reported[key] == pytest.approx(value, abs=1e-5), key
+    # Nothing was fitted: no calibration file, no fit reports, and the config records the default reading.
+    assert "temperature" not in metrics and "threshold" not in metrics
+    assert config["data"]["long_text"] == "head" and config["train"]["calibrate"] == "none"
     model_files = {p.name for p in (run.dir / "model").iterdir()}
+    assert "calibration.json" not in model_files
     assert {"model.safetensors", "config.json", "labels.json", "tokenizer.json"} <= model_files
     assert not any(name.endswith((".bin", ".pt", ".pth")) for name in model_files)
     saved_config = json.loads((run.dir / "model" / "config.json").read_text())
