@@ -49,6 +49,10 @@ def documents(count: int, seed: int, noise: float = 0.0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def labelled(scores: np.ndarray) -> dict[str, float]:
+    return {"neg": float(scores[0]), "pos": float(scores[1])}
+
+
 class DocumentScores(TrainerCallback):
     """At every evaluation of the Trainer, the document-level scores that the batched inference path gives the model
     in its state of that moment, next to the Trainer's own."""
@@ -198,7 +202,7 @@ def test_the_server_reads_long_inputs_in_windows_as_the_classifier_does(
             assert [s["score"] for s in row] == pytest.approx([s["score"] for s in want["scores"]], abs=1e-6)
         logits = classifier.predict_logits(texts)
         for row, want in zip(raw, logits, strict=True):
-            assert {s["label"]: s["score"] for s in row} == pytest.approx(dict(zip(("neg", "pos"), want)), abs=1e-5)
+            assert {s["label"]: s["score"] for s in row} == pytest.approx(labelled(want), abs=1e-5)
 
 
 def test_the_temperature_is_saved_reported_and_applied_by_every_predictor(
@@ -228,7 +232,7 @@ def test_the_temperature_is_saved_reported_and_applied_by_every_predictor(
         with live_server(classifier) as url:
             served = httpx.post(f"{url}/predict", json={"inputs": texts}).json()
         for row, want in zip(served, probabilities, strict=True):
-            assert {s["label"]: s["score"] for s in row} == pytest.approx(dict(zip(("neg", "pos"), want)), abs=1e-6)
+            assert {s["label"]: s["score"] for s in row} == pytest.approx(labelled(want), abs=1e-6)
 
 
 # --- imbalanced labels: class weights and a tuned decision threshold ------------------------------------------------
