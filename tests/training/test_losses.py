@@ -243,3 +243,80 @@ def test_weighted_adapter_trains_and_evaluates_with_the_weighted_loss(tiny_model
         ).logits
     expected = classification_loss(logits, torch.tensor(TEXT_LABELS), weights)
     assert eval_loss == pytest.approx(expected.item(), rel=1e-5)
+
+
+# --- through distiltune.train -----------------------------------------------------------------------------------
+
+
+def dropout_free(model_dir: str, target: Path) -> str:
+    """A copy of the tiny encoder without dropout, so that only the batch layout can change a step."""
+    import json
+    import shutil
+
+    shutil.copytree(model_dir, target)
+    config = json.loads((target / "config.json").read_text())
+    config.update({"dropout": 0.0, "attention_dropout": 0.0, "seq_classif_dropout": 0.0})
+    (target / "config.json").write_text(json.dumps(config))
+    return str(target)
+
+
+@pytest.fixture
+def logged_losses(tiny_model: str, tmp_path: Path) -> Any:
+    """``logged_losses(**train_keys)``: the training losses a 2-step run of the dropout-free tiny encoder on
+    tiny.csv logs (every step), batches of 8 unless the keys say otherwise."""
+    from transformers import TrainerCallback
+
+    import distiltune
+
+    model = dropout_free(tiny_model, tmp_path / "encoder")
+    fixtures = Path(__file__).resolve().parent.parent / "fixtures"
+
+    class Losses(TrainerCallback):
+        def __init__(self) -> None:
+            self.values: list[float] = []
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+            if logs and "loss" in logs:
+                self.values.append(logs["loss"])
+
+    def run(**train: Any) -> list[float]:
+        losses = Losses()
+        distiltune.train(
+            None,
+            {
+                "model.name": model,
+                "data.dataset": str(fixtures / "tiny.csv"),
+                "data.text_column": "review",
+                "data.label_column": "sentiment",
+                "data.max_length": 16,
+                "data.validation_fraction": 0.25,
+                "train.max_steps": 2,
+                "train.batch_size": 8,
+                "train.lr": 1e-3,
+                "train.precision": "fp32",
+                "train.logging_steps": 1,
+                "run.output_dir": str(tmp_path / "runs"),
+                **{f"train.{key}": value for key, value in train.items()},
+            },
+            callbacks=[losses],
+        )
+        return losses.values
+
+    return run
+
+
+def test_accumulating_two_batches_of_4_trains_like_one_batch_of_8(logged_losses: Any) -> None:
+    """train.gradient_accumulation_steps > 1 installs the loss adapter: the logged losses (and so the gradients that
+    step after them) of 2 x 4 rows equal those of one batch of 8 rows, which trains with the model's own loss."""
+    one_batch = logged_losses()
+    assert len(one_batch) == 2
+    assert logged_losses(batch_size=4, gradient_accumulation_steps=2) == pytest.approx(one_batch, rel=1e-5)
+
+
+def test_class_weights_reach_the_trainers_loss(logged_losses: Any) -> None:
+    """Weight 3 on every label is the plain loss times 3 (by hand: each row's cross-entropy times its weight, over
+    the rows); weight 1 on every label is the model's own loss, through the adapter."""
+    plain = logged_losses()
+    tripled = logged_losses(class_weights={"neg": 3, "pos": 3}, max_steps=1)
+    assert tripled[0] == pytest.approx(3 * plain[0], rel=1e-5)
+    assert logged_losses(class_weights={"neg": 1.0, "pos": 1.0}) == pytest.approx(plain, rel=1e-5)

@@ -224,3 +224,35 @@ def test_rerunning_the_resolved_config_repeats_the_run(fast_overrides: dict) -> 
         assert second.metrics[split]["accuracy"] == first.metrics[split]["accuracy"]
         assert second.metrics[split]["confusion_matrix"] == first.metrics[split]["confusion_matrix"]
     assert runs.read_jsonl(second.dir / "history.jsonl") == runs.read_jsonl(first.dir / "history.jsonl")
+
+
+def test_the_dataset_summary_names_the_flags_for_long_and_imbalanced_data(tiny_model: str, caplog) -> None:
+    import logging
+
+    import pandas as pd
+
+    from distiltune.data import DataConfig, LabelSpace, PreparedData
+    from distiltune.data.long_text import LongTextOptions
+    from distiltune.modeling import load_tokenizer
+    from distiltune.training.pipeline import log_summary
+
+    long, short = "the movie was great " * 4, "great fun"
+    # 3 of 12 training texts are longer than 8 tokens (25% > 20%); 11 negatives to 1 positive (> 5x).
+    train = pd.DataFrame({"text": [long] * 3 + [short] * 9, "label": [0] * 11 + [1]})
+    data = PreparedData(train, train.head(2), None, LabelSpace(["neg", "pos"], ["neg", "pos"]), DataConfig("frame"))
+    tokenizer = load_tokenizer(tiny_model)
+    with caplog.at_level(logging.INFO, logger="distiltune"):
+        log_summary(data, tokenizer, 8)
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 2, warnings
+    assert "25% of the training texts are longer than 8 tokens" in warnings[0]
+    assert "--long-text head_tail" in warnings[0] and "--long-text chunks" in warnings[0]
+    assert "'neg' has 11.0x the rows of 'pos'" in warnings[1]
+    for flag in ("--class-weights balanced", "--loss focal", "--tune-threshold"):
+        assert flag in warnings[1]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="distiltune"):
+        log_summary(data, tokenizer, 8, LongTextOptions("chunks", max_windows=4))  # chunks read all of them
+    summary = next(r.getMessage() for r in caplog.records if "train" in r.getMessage() and "tokens" in r.getMessage())
+    assert "0.0% truncated at 8, chunks" in summary
+    assert not any("longer than" in r.getMessage() for r in caplog.records)
