@@ -25,7 +25,7 @@ Fixed before any data was seen (the design, the test and the margin):
   the run's test probabilities (what a 15-bin ECE reads for a perfect model at this test size; a target below the
   floor cannot be shown at this size). Both come from the test rows' probabilities in predictions.jsonl.
 
-Run from the repository root (after train.calibrate is wired into training)::
+Run from the repository root (``--data /work/shared/data`` from a worktree other than /work/main)::
 
     .venv/bin/python benchmarks/calibration.py                          # both datasets, seeds 42-44
     .venv/bin/python benchmarks/calibration.py --datasets sst2 --seeds 42

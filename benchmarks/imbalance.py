@@ -26,7 +26,7 @@ Fixed before any data was seen (the design, the test and the margin):
   when both lower bounds reach those margins; an improvement is shown when both lower bounds are above 0.
   Mean +- sd over seeds is reported for every variant's own scores.
 
-Run from the repository root (after the class_weights / loss / tune_threshold keys are wired into training)::
+Run from the repository root (``--data /work/shared/data`` from a worktree other than /work/main)::
 
     .venv/bin/python benchmarks/imbalance.py                              # everything: 2 x 4 x 5 runs
     .venv/bin/python benchmarks/imbalance.py --directions negative --seeds 42,43,44 --variants none,balanced

@@ -8,10 +8,10 @@ Design
     so the final model is the last step's); with chunks every window is a training row carrying its review's label,
     so chunks takes more optimizer steps per epoch: that is part of its cost. Training goes through
     ``distiltune.train(None, overrides)`` with the ``data.long_text`` keys; the run is loaded with
-    ``distiltune.load`` and scored through ``distiltune.inference.predict_logits`` (the one batched path that predict,
-    evaluate, the ONNX backend and serve share) with the run's own batching. A chunks run is scored twice, with
-    ``window_aggregation`` mean and max (one training). Each run's ``Classifier.predict_proba`` is checked against
-    the direct call, so the run's saved mode is what is measured.
+    ``distiltune.load`` and scored through ``distiltune.serving.inference.predict_logits`` (the one batched path
+    that predict, evaluate, the ONNX backend and serve share) with the run's own batching. A chunks run is scored
+    twice, with ``window_aggregation`` mean and max (one training). Each run's ``Classifier.predict_proba`` is
+    checked against the direct call, so the run's saved mode is what is measured.
 
 Reported per max length and mode
     Accuracy mean ± sd over seeds; training documents/s (training reviews x epochs / training seconds) and inference
@@ -33,10 +33,9 @@ Decision rule (fixed before any data was measured; the script applies it and wri
     4. If chunks is chosen, ``data.window_aggregation`` defaults to max only when chunks-max beats chunks-mean by 2a
        and 2b (their cost is the same); otherwise mean.
 
-Needs the integration of ``data.long_text`` into train/load (config keys ``data.long_text``, ``data.head_tokens``,
-``data.stride``, ``data.max_windows``, ``data.window_aggregation``). ``--plan`` runs the data preparation alone (no
-training): token lengths and, per max length and mode, the share of reviews left partly unread and the windows per
-review.
+Config keys: ``data.long_text``, ``data.head_tokens``, ``data.stride``, ``data.max_windows``,
+``data.window_aggregation`` (docs/real-world-text.md). ``--plan`` runs the data preparation alone (no training):
+token lengths and, per max length and mode, the share of reviews left partly unread and the windows per review.
 
 Run from the repository root::
 
@@ -52,6 +51,7 @@ prints a table.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import socket
@@ -359,8 +359,8 @@ def measure_run(
     """Train one mode and score it on the test reviews: one row per variant."""
     import distiltune
     from distiltune.data.long_text import LongTextOptions
-    from distiltune.inference import predict_logits
     from distiltune.metrics import softmax
+    from distiltune.serving.inference import predict_logits
 
     train, validation, test = splits
     texts, gold = test["text"].tolist(), test["label"].to_numpy()
@@ -374,21 +374,11 @@ def measure_run(
         saved = LongTextOptions.from_data_config(classifier.config.data)
         if saved.mode != mode:
             raise SystemExit(f"{run.dir}: config.yaml records data.long_text={saved.mode}, not {mode}: integrate it.")
-        batching = classifier.batching()
+        settings = classifier.inference_settings()  # the run's own batching, device and precision
 
         def predict(batch: list[str], options: Any) -> np.ndarray:
             return predict_logits(
-                classifier.model,
-                classifier.tokenizer,
-                batch,
-                max_length=classifier.max_length,
-                batch_size=batching.batch_size,
-                max_batch_tokens=batching.max_batch_tokens,
-                device=classifier.device,
-                precision=classifier.precision,
-                sort_by_length=classifier.config.train.sort_by_length,
-                dynamic_padding=classifier.config.train.dynamic_padding,
-                long_text=options,
+                classifier.model, classifier.tokenizer, batch, None, dataclasses.replace(settings, long_text=options)
             )
 
         probe = texts[:32]

@@ -196,11 +196,9 @@ class Classifier:
     def decide(self, probabilities: np.ndarray) -> np.ndarray:
         """Label ids for rows of :meth:`predict_proba`: the run's decision threshold when it tuned one, else the
         most probable label."""
-        return (
-            self.calibration.labels(probabilities)
-            if self.calibration.threshold is not None
-            else (np.asarray(probabilities).argmax(axis=-1))
-        )
+        if self.calibration.threshold is None:
+            return np.asarray(probabilities).argmax(axis=-1)
+        return self.calibration.labels(probabilities)
 
     def predict(
         self,
