@@ -3,7 +3,8 @@
 The training loop collates every batch on the CPU while the accelerator runs the previous step; a collator
 slower than the step starves the GPU (or needs worker processes). Both collators get the same tokenized rows
 (as the Trainer's data loader hands them over) and must return equal tensors; the script checks that, then
-reports milliseconds per batch, best of ``--repeats``.
+reports milliseconds per batch, best of ``--repeats``, and writes them to
+benchmarks/results/collate_speed_<date>_<host>.json.
 
     .venv/bin/python benchmarks/collate_speed.py
     .venv/bin/python benchmarks/collate_speed.py --lengths 128 512 --batch-sizes 32 256 768
@@ -12,13 +13,16 @@ reports milliseconds per batch, best of ``--repeats``.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "imdb"
+RESULTS = REPO_ROOT / "benchmarks" / "results"
 
 
 def main() -> None:
@@ -28,6 +32,7 @@ def main() -> None:
     parser.add_argument("--lengths", type=int, nargs="+", default=[128, 512])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 256, 768])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--output-dir", type=Path, default=RESULTS, help="Where the results file goes.")
     args = parser.parse_args()
 
     import pandas as pd
@@ -44,6 +49,7 @@ def main() -> None:
     table = Table(title=f"Collating IMDb rows ({torch.get_num_threads()} torch threads), ms per batch")
     for column in ("max length", "rows", "DataCollatorWithPadding", "PaddingCollator", "speed-up"):
         table.add_column(column, justify="right")
+    measured: list[dict[str, Any]] = []
     for max_length in args.lengths:
         dataset = tokenize_frame(frame, tokenizer, max_length).remove_columns(["length"])
         for batch_size in args.batch_sizes:
@@ -53,6 +59,15 @@ def main() -> None:
             expected, got = theirs(rows), ours(rows)
             assert all(torch.equal(expected[key], got[key]) for key in expected) and set(expected) == set(got)
             times = {name: best_ms(collate, rows, args.repeats) for name, collate in (("hf", theirs), ("ours", ours))}
+            measured.append(
+                {
+                    "max_length": max_length,
+                    "rows": batch_size,
+                    "data_collator_with_padding_ms": round(times["hf"], 2),
+                    "padding_collator_ms": round(times["ours"], 2),
+                    "speedup": round(times["hf"] / times["ours"], 2),
+                }
+            )
             table.add_row(
                 str(max_length),
                 str(batch_size),
@@ -61,6 +76,7 @@ def main() -> None:
                 f"{times['hf'] / times['ours']:.1f}x",
             )
     Console().print(table)
+    save_results("collate_speed", args.output_dir, args, measured)
 
 
 def best_ms(collate, rows, repeats: int) -> float:  # noqa: ANN001
@@ -70,6 +86,41 @@ def best_ms(collate, rows, repeats: int) -> float:  # noqa: ANN001
         collate(rows)
         best = min(best, time.perf_counter() - started)
     return 1000 * best
+
+
+def save_results(name: str, output_dir: Path, args: argparse.Namespace, measured: Any) -> Path:
+    """Write ``benchmarks/results/<name>_<date>_<host>.json`` (the machine, the arguments, what was measured), so
+    the figures can be quoted with their file."""
+    import datetime
+    import json
+    import platform
+    import socket
+
+    import torch
+
+    host = socket.gethostname()
+    cpu = platform.processor() or platform.machine()
+    if Path("/proc/cpuinfo").is_file():
+        names = [line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
+        cpu = names[0].partition(":")[2].strip() if names else cpu
+    path = output_dir / f"{name}_{datetime.date.today().isoformat()}_{host}.json"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    record = {
+        "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
+        "hardware": {
+            "host": host,
+            "cpu": cpu,
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+        "args": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
+        "results": measured,
+    }
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    print(f"Wrote {path}")
+    return path
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 ``train.group_by_length`` draws random groups of ``train.length_group_batches`` batches, sorts each group by length
 and cuts it into batches (then shuffles the batches). Bigger groups pad less but make every batch a single length
 class; this prints the padding side of that trade for the data you pass, using distiltune's own sampler on the
-token lengths the tokenizer gives. The accuracy side is measured by ``accuracy_equivalence.py``. No training: it
-takes seconds.
+token lengths the tokenizer gives, and writes it to benchmarks/results/length_grouping_<date>_<host>.json. The
+accuracy side is measured by ``accuracy_equivalence.py``. No training: it takes seconds.
 
     .venv/bin/python benchmarks/length_grouping.py
     .venv/bin/python benchmarks/length_grouping.py --max-lengths 128 512 --batch-size 32 --groups 1 4 8 0
@@ -15,11 +15,13 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "imdb"
+RESULTS = REPO_ROOT / "benchmarks" / "results"
 
 
 def padding_efficiency(lengths: list[int], batch_size: int, order: list[int]) -> tuple[float, float]:
@@ -45,6 +47,9 @@ def main() -> None:
     parser.add_argument(
         "--groups", type=int, nargs="+", default=[1, 2, 4, 8, 0], help="Batches per group; 0: the Trainer's rule."
     )
+    parser.add_argument(
+        "--output-dir", type=Path, default=RESULTS, help="Where length_grouping_<date>_<host>.json goes."
+    )
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -67,6 +72,7 @@ def main() -> None:
     table.add_column("batches per group", justify="right")
     table.add_column("real / padded", justify="right")
     table.add_column("attention work vs random batches", justify="right")
+    measured: list[dict[str, Any]] = []
     for max_length in args.max_lengths:
         results: dict[int, list[tuple[float, float]]] = {group: [] for group in args.groups}
         random_batches: list[tuple[float, float]] = []
@@ -82,14 +88,65 @@ def main() -> None:
                     results[group].append(padding_efficiency(lengths, args.batch_size, order))
         baseline = np.mean([squared for _, squared in random_batches])
         table.add_row(str(max_length), "random", f"{np.mean([r for r, _ in random_batches]):.3f}", "1.00")
+        measured.append(
+            {
+                "max_length": max_length,
+                "batches_per_group": "random",
+                "real_over_padded": round(float(np.mean([r for r, _ in random_batches])), 4),
+                "attention_work_vs_random": 1.0,
+            }
+        )
         for group, rows in results.items():
+            efficiency = float(np.mean([r for r, _ in rows]))
+            attention = float(np.mean([squared for _, squared in rows]) / baseline)
             table.add_row(
-                str(max_length),
-                str(group) if group else "Trainer's rule",
-                f"{np.mean([r for r, _ in rows]):.3f}",
-                f"{np.mean([squared for _, squared in rows]) / baseline:.2f}",
+                str(max_length), str(group) if group else "Trainer's rule", f"{efficiency:.3f}", f"{attention:.2f}"
+            )
+            measured.append(
+                {
+                    "max_length": max_length,
+                    "batches_per_group": group or "trainer_rule",
+                    "real_over_padded": round(efficiency, 4),
+                    "attention_work_vs_random": round(attention, 4),
+                }
             )
     Console().print(table)
+    save_results("length_grouping", args.output_dir, args, measured)
+
+
+def save_results(name: str, output_dir: Path, args: argparse.Namespace, measured: Any) -> Path:
+    """Write ``benchmarks/results/<name>_<date>_<host>.json`` (the machine, the arguments, what was measured), so
+    the figures can be quoted with their file."""
+    import datetime
+    import json
+    import platform
+    import socket
+
+    import torch
+
+    host = socket.gethostname()
+    cpu = platform.processor() or platform.machine()
+    if Path("/proc/cpuinfo").is_file():
+        names = [line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
+        cpu = names[0].partition(":")[2].strip() if names else cpu
+    path = output_dir / f"{name}_{datetime.date.today().isoformat()}_{host}.json"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    record = {
+        "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
+        "hardware": {
+            "host": host,
+            "cpu": cpu,
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+        "args": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
+        "results": measured,
+    }
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    print(f"Wrote {path}")
+    return path
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ Two measurements, both with ONNX Runtime on the CPU:
 
     .venv/bin/python benchmarks/onnx_profile.py
     .venv/bin/python benchmarks/onnx_profile.py --export runs/<run>/export/onnx-int8 --reviews 100
+
+Both write benchmarks/results/onnx_profile_<date>_<host>.json.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +30,7 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "imdb"
+RESULTS = REPO_ROOT / "benchmarks" / "results"
 
 
 def layer_norm_graph(fused: bool, length: int, hidden: int, seed: int = 0) -> bytes:
@@ -163,7 +167,9 @@ def main() -> None:
     parser.add_argument("--lengths", type=int, nargs="+", default=[64, 281, 512], help="281: IMDb's mean length.")
     parser.add_argument("--hidden-sizes", type=int, nargs="+", default=[384, 768])
     parser.add_argument("--repeats", type=int, default=1000)
+    parser.add_argument("--output-dir", type=Path, default=RESULTS, help="Where onnx_profile_<date>_<host>.json goes.")
     args = parser.parse_args()
+    measured: dict[str, Any] = {"kernels": []}
 
     print(f"residual LayerNorm kernels, {args.threads} threads (microseconds per call):")
     print(f"{'hidden':>6} {'length':>6} {'SkipLayerNorm':>14} {'Add+LayerNorm':>14} {'ratio':>6}")
@@ -173,8 +179,18 @@ def main() -> None:
             skip, plain = timing["SkipLayerNormalization"], timing["Add+Add+LayerNormalization"]
             assert timing["max_difference"] < 1e-4, timing  # same function, or the comparison means nothing
             print(f"{hidden:>6} {length:>6} {skip:>14.0f} {plain:>14.0f} {skip / plain:>5.1f}x", flush=True)
+            measured["kernels"].append(
+                {
+                    "hidden": hidden,
+                    "length": length,
+                    "skip_layer_norm_us": round(skip, 1),
+                    "add_add_layer_norm_us": round(plain, 1),
+                    "ratio": round(skip / plain, 2),
+                }
+            )
 
     if args.export is None:
+        save_results("onnx_profile", args.output_dir, args, measured)
         return
     from distiltune.export import CPU_DISABLED_OPTIMIZERS
 
@@ -194,6 +210,43 @@ def main() -> None:
         )
     first, second = (result["median_samples_per_second"] for result in results.values())
     print(f"\nratio: {first / second:.2f}x")
+    measured["export"] = results
+    save_results("onnx_profile", args.output_dir, args, measured)
+
+
+def save_results(name: str, output_dir: Path, args: argparse.Namespace, measured: Any) -> Path:
+    """Write ``benchmarks/results/<name>_<date>_<host>.json`` (the machine, the arguments, what was measured), so
+    the figures can be quoted with their file."""
+    import datetime
+    import json
+    import platform
+    import socket
+
+    import torch
+
+    host = socket.gethostname()
+    cpu = platform.processor() or platform.machine()
+    if Path("/proc/cpuinfo").is_file():
+        names = [line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
+        cpu = names[0].partition(":")[2].strip() if names else cpu
+    path = output_dir / f"{name}_{datetime.date.today().isoformat()}_{host}.json"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    record = {
+        "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
+        "hardware": {
+            "host": host,
+            "cpu": cpu,
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+        "args": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
+        "results": measured,
+    }
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    print(f"Wrote {path}")
+    return path
 
 
 if __name__ == "__main__":

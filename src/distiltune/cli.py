@@ -26,14 +26,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-DEMO_SENTENCES = [
-    "An absolute masterpiece: the acting, the score and the story all work beautifully.",
-    "A dull, lifeless film. I kept checking my watch and regretted buying a ticket.",
-    "I expected to hate it, but it won me over by the end.",
-    "The plot made no sense and the jokes fell flat every single time.",
-]
-
 Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")]
+REPORT_TO_HELP = (
+    "Experiment tracker: none, tensorboard (RUN_DIR/tensorboard), mlflow (local store unless MLFLOW_TRACKING_URI), "
+    "wandb (offline unless WANDB_MODE)."
+)
 
 
 def main() -> None:
@@ -154,6 +151,7 @@ def train(
     deterministic: Annotated[
         bool | None, typer.Option("--deterministic", help="Use torch's deterministic kernels (slower on GPU).")
     ] = None,
+    report_to: Annotated[str | None, typer.Option(help=REPORT_TO_HELP)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and the final table.")] = False,
     debug: Debug = False,
 ) -> None:
@@ -185,6 +183,7 @@ def train(
         "run.name": name,
         "train.compile": True if compile_model else None,
         "train.deterministic": deterministic,
+        "train.report_to": report_to,
     }
     from distiltune.config import parse_overrides
     from distiltune.training.interrupts import RunInterrupted
@@ -436,22 +435,12 @@ def demo(
 ) -> None:
     """Offline demo: fine-tune the packaged MiniLM on 1,500 bundled IMDb reviews, report test metrics and
     classify a few new sentences. Needs no network."""
-    import distiltune
+    from distiltune.training.demo import DEMO_SENTENCES, DEMO_TITLE, run_demo
 
     _setup_logging()
-    run = distiltune.train(
-        None,
-        {
-            "data.dataset": "imdb-demo",
-            "model.name": "minilm",
-            "train.epochs": epochs,
-            "run.output_dir": output_dir,
-            "train.batch_size": 16,
-            "train.lr": 5e-5,
-        },
-    )
-    print_metrics(run.metrics, title="distiltune demo: MiniLM-L6 fine-tuned on 1,500 IMDb reviews")
-    classifier = run.load()
+    result = run_demo(epochs, output_dir)
+    run = result.run
+    print_metrics(run.metrics, title=DEMO_TITLE)
     console = _console()
     from rich.table import Table
 
@@ -459,8 +448,8 @@ def demo(
     table.add_column("text")
     table.add_column("label")
     table.add_column("score", justify="right")
-    for text, result in zip(DEMO_SENTENCES, classifier.predict(DEMO_SENTENCES), strict=True):
-        table.add_row(text, result["label"], f"{result['score']:.3f}")
+    for text, prediction in zip(DEMO_SENTENCES, result.predictions, strict=True):
+        table.add_row(text, prediction["label"], f"{prediction['score']:.3f}")
     console.print(table)
     typer.echo(f"Run directory: {run.dir}")
     typer.echo(f'Try: distiltune predict {run.dir} "What a wonderful film" --top-k 2')
@@ -468,16 +457,39 @@ def demo(
 
 @app.command()
 def compare(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config shared by every run.")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="YAML config shared by every run; may hold a models: list of entries."),
+    ] = None,
     dataset: Annotated[str | None, typer.Option(help="Preset, hub id name[:config], file or folder.")] = None,
-    model: Annotated[str | None, typer.Option(help="Hub id, local directory, or 'minilm' (offline).")] = None,
+    models: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated models (hub ids, local directories, minilm); default: --model's one."),
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="One model (hub id, local directory, or 'minilm').")] = None,
+    models_config: Annotated[
+        Path | None,
+        typer.Option(help="YAML list of model entries with per-model settings: {name, train.lr, ...}."),
+    ] = None,
     methods: Annotated[
         str | None, typer.Option(help="Comma-separated methods (default: every registered one of the issue's).")
     ] = None,
     seeds: Annotated[str | None, typer.Option(help="A count (3: seed, seed+1, seed+2) or a list (1,2,3).")] = None,
+    head: Annotated[str | None, typer.Option(help="Classification head: auto (the model's own) or mlp.")] = None,
+    pooling: Annotated[str | None, typer.Option(help="Pooling of the mlp head: cls or mean.")] = None,
+    merge: Annotated[
+        bool, typer.Option("--merge", help="LoRA: also write model/merged/ that plain transformers loads.")
+    ] = False,
     epochs: Annotated[float | None, typer.Option(help="Training epochs.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Training batch size.")] = None,
-    max_length: Annotated[int | None, typer.Option(help="Max tokens per example (pinned for all runs).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate for every run (default: each method's).")] = None,
+    max_length: Annotated[
+        int | None, typer.Option(help="Max tokens per example (default: per model, pinned for all its runs).")
+    ] = None,
+    text_column: Annotated[str | None, typer.Option(help="Text column.")] = None,
+    text_pair_column: Annotated[str | None, typer.Option(help="Second-sentence column (pairs/NLI).")] = None,
+    label_column: Annotated[str | None, typer.Option(help="Label column.")] = None,
+    seed: Annotated[int | None, typer.Option(help="First seed (and the validation split's seed).")] = None,
     output_dir: Annotated[str | None, typer.Option(help="Folder for the comparison (default compare/).")] = None,
     resume: Annotated[
         Path | None, typer.Option(help="An earlier comparison folder: skip its completed runs, retry the rest.")
@@ -486,10 +498,19 @@ def compare(
         list[str] | None,
         typer.Option("--set", help="Override any config key: --set train.lr=3e-5, --set method.r=16 (where it fits)."),
     ] = None,
+    compile_model: Annotated[
+        bool,
+        typer.Option(
+            "--compile", help="torch.compile the model (opt-in: minutes of warm-up, rarely worth it on CPU)."
+        ),
+    ] = False,
+    deterministic: Annotated[
+        bool | None, typer.Option("--deterministic", help="Use torch's deterministic kernels (slower on GPU).")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and the final table.")] = False,
     debug: Debug = False,
 ) -> None:
-    """Run several methods x seeds on identical splits and write a comparison report (table, plots, HTML)."""
+    """Run models x methods x seeds on identical splits and write a comparison report (table, plots, HTML)."""
     import distiltune
     from distiltune.config import parse_overrides
 
@@ -497,14 +518,31 @@ def compare(
     flags = {
         "data.dataset": dataset,
         "model.name": model,
+        "model.head": head,
+        "model.pooling": pooling,
+        "method.merge": True if merge else None,
         "train.epochs": epochs,
         "train.batch_size": batch_size,
+        "train.lr": lr,
         "data.max_length": max_length,
+        "data.text_column": text_column,
+        "data.text_pair_column": text_pair_column,
+        "data.label_column": label_column,
+        "train.seed": seed,
+        "train.compile": True if compile_model else None,
+        "train.deterministic": deterministic,
     }
     overrides = {key: value for key, value in flags.items() if value is not None}
     overrides.update(parse_overrides(set_ or []))
     comparison = distiltune.compare(
-        config, overrides or None, methods=methods, seeds=seeds, output_dir=output_dir, resume=resume
+        config,
+        overrides or None,
+        methods=methods,
+        seeds=seeds,
+        output_dir=output_dir,
+        resume=resume,
+        models=models,
+        models_config=models_config,
     )
     print_comparison(comparison)
 
@@ -525,11 +563,12 @@ def print_comparison(comparison: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from distiltune.comparison.table import table_cells, table_headers
+    from distiltune.comparison.statistics import row_name
+    from distiltune.comparison.table import LABEL_COLUMNS, table_cells, table_headers
 
     table = Table(title=f"Comparison {comparison.dir}")
     for index, header in enumerate(table_headers()):
-        table.add_column(header, justify="left" if index < 2 else "right", no_wrap=True)
+        table.add_column(header, justify="left" if index < LABEL_COLUMNS else "right", no_wrap=True)
     for row in comparison.table:
         table.add_row(*table_cells(row, digits=3), style="red" if row["seeds_completed"] == 0 else None)
     from rich.console import Console
@@ -541,8 +580,122 @@ def print_comparison(comparison: Any) -> None:
     console.print(table)
     for row in comparison.table:
         if row["error"]:
-            console.print(f"[red]{escape(row['method'])} failed[/red]: {escape(row['error'])}", highlight=False)
+            console.print(f"[red]{escape(row_name(row))} failed[/red]: {escape(row['error'])}", highlight=False)
+    recommendation = getattr(comparison, "recommendation", None)
+    if recommendation:
+        console.print(f"Recommendation: {escape(recommendation['line'])}", highlight=False)
     typer.echo(f"Report: {comparison.report}")
+
+
+@app.command("tune")
+def tune_command(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config every trial starts from.")] = None,
+    trials: Annotated[
+        int, typer.Option(help="Completed or pruned trials the study should reach (all workers together).")
+    ] = 20,
+    space: Annotated[
+        Path | None, typer.Option(help="YAML search space (default: the method's; see docs/tune.md).")
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(help="SQLAlchemy URL of the study (default: study.db in the tune folder), e.g. sqlite:///s.db."),
+    ] = None,
+    study: Annotated[
+        str | None, typer.Option(help="Study name; workers with the same name and storage share the study.")
+    ] = None,
+    timeout: Annotated[
+        str | None, typer.Option(help="Start no trial after this long: seconds, or 90m, 2h, 1h30m.")
+    ] = None,
+    pruner: Annotated[str, typer.Option(help="median, hyperband or none.")] = "median",
+    output_dir: Annotated[
+        str, typer.Option(help="Folder holding tune folders; a worker joins its study's folder there.")
+    ] = "tune",
+    sampler_seed: Annotated[
+        int | None, typer.Option(help="Seed the TPE sampler (single worker: reproducible proposals).")
+    ] = None,
+    keep_checkpoints: Annotated[
+        bool, typer.Option("--keep-checkpoints", help="Keep each trial's checkpoints/ (its model/ is always kept).")
+    ] = False,
+    dataset: Annotated[str | None, typer.Option(help="Preset, hub id name[:config], file or folder.")] = None,
+    model: Annotated[str | None, typer.Option(help="Hub id, local directory, or 'minilm' (offline).")] = None,
+    method: Annotated[str | None, typer.Option(help="Tuning method: full, lora, prompt, prefix, head.")] = None,
+    epochs: Annotated[float | None, typer.Option(help="Training epochs (when not searched).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Training batch size (when not searched).")] = None,
+    max_length: Annotated[int | None, typer.Option(help="Max tokens per example.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Training seed of every trial.")] = None,
+    report_to: Annotated[str | None, typer.Option(help=REPORT_TO_HELP)] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override any config key: --set train.lr=3e-5.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and the final table.")] = False,
+    debug: Debug = False,
+) -> None:
+    """Search hyperparameters with Optuna (TPE, pruning); each trial is a run. Writes best.yaml, trials.csv, plots
+    and report.html in tune/<timestamp>_<study>/."""
+    import distiltune
+    from distiltune.config import parse_overrides
+
+    _setup_logging(quiet)
+    import optuna
+
+    # distiltune logs each trial in one line (tracebacks go to tune.log); Optuna would repeat it with a traceback.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    flags = {
+        "data.dataset": dataset,
+        "model.name": model,
+        "method.name": method,
+        "train.epochs": epochs,
+        "train.batch_size": batch_size,
+        "data.max_length": max_length,
+        "train.seed": seed,
+        "train.report_to": report_to,
+    }
+    overrides = {key: value for key, value in flags.items() if value is not None}
+    overrides.update(parse_overrides(set_ or []))
+    from distiltune.training.interrupts import RunInterrupted
+
+    try:
+        result = distiltune.tune(
+            config,
+            overrides,
+            trials=trials,
+            space=space,
+            storage=storage,
+            study=study,
+            timeout=timeout,
+            pruner=pruner,
+            output_dir=output_dir,
+            sampler_seed=sampler_seed,
+            keep_checkpoints=keep_checkpoints,
+        )
+    except RunInterrupted as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(130) from None
+    print_tune_result(result)
+
+
+def print_tune_result(result: Any, top: int = 10) -> None:
+    from rich.table import Table
+
+    done = [row for row in result.trials if row["state"] == "complete"]
+    done.sort(key=lambda row: row["value"], reverse=result.direction == "maximize")
+    keys = list(dict.fromkeys(key for row in result.trials for key in row["params"]))
+    counts = result.counts
+    table = Table(
+        title=f"Study {result.study}: {counts['complete']} completed, {counts['pruned']} pruned, "
+        f"{counts['fail']} failed (best {min(top, len(done))} shown)"
+    )
+    table.add_column("trial", justify="right")
+    table.add_column(f"validation {result.metric}", justify="right")
+    for key in keys:
+        table.add_column(key, justify="right")
+    for row in done[:top]:
+        values = [row["value"], *(row["params"].get(key) for key in keys)]
+        table.add_row(str(row["number"]), *[format(v, ".4g") if isinstance(v, float) else _fmt(v) for v in values])
+    _console().print(table)
+    if result.best_config is not None:
+        typer.echo(f"Best: trial {result.best_trial}. Repeat it with: distiltune train --config {result.best_config}")
+    typer.echo(f"Report: {result.report}")
 
 
 @app.command("presets")

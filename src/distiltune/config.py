@@ -83,7 +83,8 @@ class TrainConfig:
     batches' pipeline against -0.58 with transformers' groups (docs/performance.md).
     Unset: transformers' rule, ``min(50, rows // (4 x batch))`` batches."""
     dataloader_workers: int | None = None
-    """DataLoader worker processes; unset picks a sensible number for the device."""
+    """DataLoader worker processes; unset: none on CPU, and on a GPU 4 only for batches of 768 rows or more, the one
+    shape where workers measured faster (see ``training.speed.default_dataloader_workers``)."""
     fast_attention: bool = True
     """Turn attention-probability dropout off so PyTorch's fused SDPA kernel runs: about 3x faster training on
     CPU (SDPA falls back to its slow path whenever attention dropout is on). Hidden-layer dropout stays on."""
@@ -100,10 +101,12 @@ class TrainConfig:
     """Use PyTorch's scaled-dot-product attention where the model supports it; false forces eager attention."""
     fused_optimizer: bool = True
     """Use the fused AdamW kernel (one kernel for all parameters); false uses the plain (foreach) AdamW."""
-    async_steps: bool = True
+    async_steps: bool = False
     """Let the CPU queue the next training step while the GPU still runs this one: turns off the Trainer's
-    per-step NaN/inf filter of the *logged* loss, which waits for the GPU every step. Training is the same; a
-    NaN loss then shows in the logged loss instead of being averaged away. false restores the filter."""
+    per-step NaN/inf filter of the *logged* loss, which waits for the GPU every step. Training is the same; a NaN
+    loss then shows in the logged loss instead of being averaged away. Off by default: its one measurement (H200,
+    DistilBERT, 128 tokens, batch 32, 4 loader workers) ran 303 samples/s with it and 995 without
+    (benchmarks/results/training_mfu_h200_2026-11-30.json), and no shape has shown it winning."""
     deterministic: bool = False
     """Ask torch for deterministic kernels (slower on GPU; CPU runs are deterministic anyway)."""
     class_weights: str | dict[str, float] = "none"
@@ -123,6 +126,10 @@ class TrainConfig:
     probability that maximises threshold_metric on the validation split; saved and applied by every predictor."""
     threshold_metric: Literal["f1", "f1_macro", "balanced_accuracy", "accuracy"] = "f1"
     """What tune_threshold maximises; f1 is the F1 of the minority label (the thresholded one)."""
+    report_to: Literal["none", "tensorboard", "mlflow", "wandb"] = "none"
+    """Experiment tracker the Trainer logs to (its own integration), offline by default: TensorBoard event files in
+    ``RUN_DIR/tensorboard/``, MLflow's local store, W&B with ``WANDB_MODE=offline`` unless set. The run is named
+    after the run directory and the resolved config is logged as parameters (see ``training.tracking``)."""
 
 
 @dataclass

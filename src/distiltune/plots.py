@@ -72,20 +72,30 @@ def plot_loss_curves(histories: dict[str, list[dict[str, Any]]], path: Path) -> 
     return path
 
 
+#: History keys of the accuracy chart and how each is drawn and named.
+METRIC_CURVES = {
+    "train_accuracy": ("-.^", "training accuracy"),
+    "accuracy": ("-o", "validation accuracy"),
+    "f1_macro": ("--s", "validation macro F1"),
+}
+
+
 def plot_metric_curves(
-    histories: dict[str, list[dict[str, Any]]], path: Path, metrics: tuple[str, ...] = ("accuracy", "f1_macro")
+    histories: dict[str, list[dict[str, Any]]],
+    path: Path,
+    metrics: tuple[str, ...] = ("train_accuracy", "accuracy", "f1_macro"),
 ) -> Path:
+    """Training accuracy (over the training batches between two evaluations) next to the validation accuracy and
+    macro F1: a training curve far above the validation one is overfitting."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    styles = {"accuracy": "-o", "f1_macro": "--s"}
     for index, (name, rows) in enumerate(histories.items()):
         for metric in metrics:
             points = [(r["step"], r[metric]) for r in rows if r.get(metric) is not None]
             if points:
-                label = f"{name} {metric}".strip()
-                ax.plot(
-                    *zip(*points, strict=True), styles.get(metric, "-"), color=f"C{index}", label=label, markersize=3
-                )
-    ax.set(xlabel="step", ylabel="score", title="Validation accuracy and macro F1", ylim=(0, 1.02))
+                style, title = METRIC_CURVES.get(metric, ("-", metric))
+                label = f"{name} {title}".strip()
+                ax.plot(*zip(*points, strict=True), style, color=f"C{index}", label=label, markersize=3)
+    ax.set(xlabel="step", ylabel="score", title="Training and validation accuracy, validation F1", ylim=(0, 1.02))
     save_figure(fig, [ax], path)
     return path
 

@@ -14,18 +14,22 @@ runs/<YYYY-MM-DD_HH-MM-SS>_<model>_<dataset>_<method>/
   predictions.jsonl  per-example gold/predicted/probabilities on the evaluated split
   plots/*.png        loss, accuracy/F1 curves, confusion matrix
   train.log          the log of the run
+  tensorboard/       TensorBoard event files (only with train.report_to=tensorboard)
   export/<variant>/  ONNX exports (distiltune export)
   eval_<name>.json   evaluations on other data (distiltune evaluate)
 ```
 
 ``status.json`` says what state a run directory is in, so that people and tools never have to guess::
 
-    {"status": "running" | "completed" | "failed" | "interrupted",
+    {"status": "running" | "completed" | "failed" | "interrupted" | "pruned",
      "pid": 1234, "host": "...", "started_at": "...", "updated_at": "...",
      "step": 120,                      # last optimizer step reached (interrupted/failed runs)
      "checkpoint": "checkpoints/checkpoint-120",   # newest complete checkpoint, when there is one
      "error": "...",                   # failed runs: the one-line error
      "resume": "distiltune train --resume runs/..."}   # how to continue (failed/interrupted runs)
+
+``pruned``: a trial of ``distiltune tune`` that the study's pruner stopped after an evaluation; the record adds
+``trial``, ``study``, ``evaluation``, ``epoch``, ``step``, ``metric`` and ``value`` (where it was stopped).
 
 It is written atomically (temp file + rename). A run killed with SIGKILL keeps ``running``; resume tells such a
 run from a live one by its pid.
@@ -54,6 +58,7 @@ CHECKPOINTS_DIR = "checkpoints"
 PLOTS_DIR = "plots"
 LOG_FILE = "train.log"
 ENV_FILE = "env.json"
+TENSORBOARD_DIR = "tensorboard"
 STATUS_FILE = "status.json"
 EXPORT_DIR = "export"
 #: Inside ``model/``: the label map, max length, input kind and method of the saved model.
@@ -62,7 +67,7 @@ LABELS_FILE = "labels.json"
 #: (``train.calibrate``, ``train.tune_threshold``). No file: probabilities as the model gives them, argmax labels.
 CALIBRATION_FILE = "calibration.json"
 
-RunStatus = Literal["running", "completed", "failed", "interrupted"]
+RunStatus = Literal["running", "completed", "failed", "interrupted", "pruned"]
 #: Status words that mean finished (older tools wrote some of the synonyms).
 COMPLETED_STATUSES = ("completed", "complete", "done", "finished")
 
@@ -243,13 +248,18 @@ class log_to:  # noqa: N801 - used as a context manager, named like one
     """Copy the distiltune log (and any ``extra`` loggers, e.g. transformers) into ``path`` while the block runs.
 
     The distiltune logger is raised to INFO for the duration if it was quieter, so the file is complete; the
-    console keeps its own level. A failure that ends the block is logged into the file before it closes.
+    console keeps its own level. With ``log_failure``, a failure that ends the block is logged into the file before it
+    closes; ``source`` prefixes every line (e.g. ``host:pid`` when several processes share the file).
     """
 
-    def __init__(self, path: Path, extra: tuple[str, ...] = (), log_failure: bool = False) -> None:
+    def __init__(
+        self, path: Path, extra: tuple[str, ...] = (), log_failure: bool = False, source: str | None = None
+    ) -> None:
         self.handler = logging.FileHandler(path, encoding="utf-8")
         names = "%(name)s: " if extra else ""
-        self.handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s {names}%(message)s"))
+        # Several processes may append to one file (tune workers): ``source`` says which wrote a line.
+        origin = f"{source} " if source else ""
+        self.handler.setFormatter(logging.Formatter(f"%(asctime)s {origin}%(levelname)s {names}%(message)s"))
         self.handler.setLevel(logging.INFO)
         self.loggers = [logging.getLogger("distiltune"), *(logging.getLogger(name) for name in extra)]
         self.log_failure = log_failure

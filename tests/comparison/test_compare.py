@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pytest
+import yaml
 from safetensors.numpy import load_file
 from typer.testing import CliRunner
 
@@ -142,7 +143,14 @@ def test_split_seed_fixes_the_validation_split_whatever_the_training_seed(fixtur
     assert len({frame_fingerprint(load_data(fixed, seed=seed).validation) for seed in (1, 2, 3)}) == 1
 
 
-REPORT_PLOTS = {"loss_curves.png", "validation_curves.png", "f1_bars.png", "accuracy_vs_params.png"}
+REPORT_PLOTS = {
+    "loss_curves.png",
+    "accuracy_curves.png",
+    "f1_bars.png",
+    "accuracy_vs_params.png",
+    "accuracy_vs_total_params.png",
+    "accuracy_vs_speed.png",
+}
 
 
 def test_compare_writes_every_file_with_one_row_per_method_on_identical_splits(
@@ -153,7 +161,9 @@ def test_compare_writes_every_file_with_one_row_per_method_on_identical_splits(
     )
     root = comparison.dir
     assert root.parent == tmp_path / "compare" and root.name.endswith("_tiny")
-    runs_expected = {f"{m}_seed{s}" for m in ("full", "untuned", "tfidf") for s in (42, 43)}
+    # One model (--model): its encoder runs carry its name; TF-IDF does not depend on the model.
+    runs_expected = {f"distilbert_{m}_seed{s}" for m in ("full", "untuned") for s in (42, 43)}
+    runs_expected |= {f"tfidf_seed{s}" for s in (42, 43)}
     files = {"compare.yaml", "compare.log", "comparison.json", "comparison.md", "report.html", "plots"}
     assert {p.name for p in root.iterdir()} == files | runs_expected
     assert {p.name for p in (root / "plots").iterdir()} == REPORT_PLOTS
@@ -167,7 +177,7 @@ def test_compare_writes_every_file_with_one_row_per_method_on_identical_splits(
         assert row["train_seconds"]["mean"] > 0 and row["peak_memory_mb"]["mean"] > 0
         assert row["peak_memory_increase_mb"]["mean"] >= 0
     assert results["table"][1]["trainable_params"] == 0
-    full_metrics = [runs.read_json(root / f"full_seed{s}" / "metrics.json") for s in (42, 43)]
+    full_metrics = [runs.read_json(root / f"distilbert_full_seed{s}" / "metrics.json") for s in (42, 43)]
     mean_accuracy = np.mean([m["validation"]["accuracy"] for m in full_metrics])
     assert results["table"][0]["accuracy"]["mean"] == pytest.approx(mean_accuracy)
     assert len(results["runs"]) == 6 and all(r["status"] == "completed" for r in results["runs"])
@@ -184,10 +194,10 @@ def test_compare_writes_every_file_with_one_row_per_method_on_identical_splits(
     assert len(seeds) == 1
 
     markdown = (root / "comparison.md").read_text()
-    body = [line for line in markdown.splitlines() if line.startswith("| ") and not line.startswith("| Method")]
+    body = [line for line in markdown.splitlines() if line.startswith("| ") and not line.startswith("| Model")]
     assert len(body) == 3 and " ± " in body[0]
     html = (root / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 4
+    assert html.count("data:image/png;base64,") == len(REPORT_PLOTS)
     assert 'src="http' not in html and "<link" not in html and "<script" not in html
     assert all(name in html for name in ("untuned", "tfidf", "Fairness"))
 
@@ -218,7 +228,7 @@ def test_a_failing_method_is_reported_the_others_finish_and_resume_reruns_only_i
     assert "Traceback" in (comparison.dir / "compare.log").read_text()
     finished = {
         name: (comparison.dir / name / "metrics.json").stat().st_mtime_ns
-        for name in ("untuned_seed42", "tfidf_seed42")
+        for name in ("distilbert_untuned_seed42", "tfidf_seed42")
     }
 
     # Fix the method and resume: only the failed run trains again.
@@ -230,22 +240,22 @@ def test_a_failing_method_is_reported_the_others_finish_and_resume_reruns_only_i
     trained: list[str] = []
     real_train = training.train
 
-    def recording_train(config: Any, overrides: dict) -> Any:
+    def recording_train(config: Any, overrides: dict, **kwargs: Any) -> Any:
         trained.append(overrides["run.name"])
-        return real_train(config, overrides)
+        return real_train(config, overrides, **kwargs)
 
     monkeypatch.setattr(training, "train", recording_train)
     resumed = distiltune.compare(resume=comparison.dir)
-    assert trained == ["broken_seed42"]
+    assert trained == ["distilbert_broken_seed42"]
     assert all(row["status"] == "ok" for row in resumed.table)
     assert {r.name: r.reused for r in resumed.runs} == {
-        "broken_seed42": False,
-        "untuned_seed42": True,
+        "distilbert_broken_seed42": False,
+        "distilbert_untuned_seed42": True,
         "tfidf_seed42": True,
     }
     for name, mtime in finished.items():
         assert (comparison.dir / name / "metrics.json").stat().st_mtime_ns == mtime
-    assert (comparison.dir / "broken_seed42.incomplete").is_dir()  # the failed attempt is kept, not deleted
+    assert (comparison.dir / "distilbert_broken_seed42.incomplete").is_dir()  # the failed attempt is kept, not deleted
     assert resumed.fairness["splits"]["identical"] is True
 
 
@@ -263,8 +273,9 @@ def test_bad_compare_requests_fail_before_any_run(fast_overrides: dict, tmp_path
         distiltune.compare(None, {"train.lr": 1e-3}, resume=tmp_path)
 
 
-def test_cli_compare_then_report(fast_overrides: dict, tmp_path: Path) -> None:
-    sets = [f"--set={key}={value}" for key, value in fast_overrides.items() if key != "data.dataset"]
+def test_cli_compare_then_report(fast_overrides: dict, tiny_encoders: dict, tmp_path: Path) -> None:
+    flagged = ("data.dataset", "data.text_column", "data.label_column", "data.max_length", "train.lr", "model.name")
+    sets = [f"--set={key}={value}" for key, value in fast_overrides.items() if key not in flagged]
     runner = CliRunner()
     result = runner.invoke(
         app,
@@ -272,19 +283,35 @@ def test_cli_compare_then_report(fast_overrides: dict, tmp_path: Path) -> None:
             "compare",
             "--dataset",
             str(fast_overrides["data.dataset"]),
+            "--models",
+            f"{tiny_encoders['distilbert']},{tiny_encoders['roberta']}",
             "--methods",
             "tfidf",
             "--seeds",
             "1,5",
+            "--text-column",
+            "review",
+            "--label-column",
+            "sentiment",
+            "--max-length",
+            "12",
+            "--lr",
+            "0.02",
+            "--pooling",
+            "mean",
             "--output-dir",
             str(tmp_path / "cli"),
             *sets,
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "tfidf" in result.output and "report.html" in result.output
+    assert "tfidf" in result.output and "report.html" in result.output and "Recommendation: tfidf" in result.output
     (compare_dir,) = (tmp_path / "cli").iterdir()
     assert {p.name for p in compare_dir.iterdir()} >= {"tfidf_seed1", "tfidf_seed5"}
+    plan = yaml.safe_load((compare_dir / "compare.yaml").read_text())
+    assert [(m["label"], m["max_length"]) for m in plan["models"]] == [("distilbert", 12), ("roberta", 12)]
+    train, data, model = plan["config"]["train"], plan["config"]["data"], plan["config"]["model"]
+    assert (train["lr"], data["text_column"], model["pooling"]) == (0.02, "review", "mean")
     (compare_dir / "report.html").unlink()
     again = runner.invoke(app, ["report", str(compare_dir)])
     assert again.exit_code == 0, again.output
@@ -301,6 +328,7 @@ def test_the_comparison_table_never_truncates_a_cell(capsys: pytest.CaptureFixtu
 
     wide = {"mean": 123456.789, "sd": 98765.4321}
     row = {
+        "model": "multilingual-e5-large-instruct",
         "method": "lora+mlp-head",
         "status": "ok",
         "seeds_completed": 12,
@@ -310,8 +338,12 @@ def test_the_comparison_table_never_truncates_a_cell(capsys: pytest.CaptureFixtu
         "trainable_percent": 12.3,
         **{key: wide for key in ("train_seconds", "train_samples_per_second")},
         **{key: wide for key in ("peak_memory_mb", "peak_memory_increase_mb")},
+        "total_params": 987654321,
+        "inference_samples_per_second": wide,
+        "vs_best": {"best": False, "p_value": 0.0123, "within_noise": False},
     }
     print_comparison(SimpleNamespace(dir=Path("compare"), table=[row], report=Path("compare/report.html")))
     output = capsys.readouterr().out
     assert "…" not in output
     assert "ok (12)" in output and "123456.789 ± 98765.432" in output and "98,765" in output
+    assert "multilingual-e5-large-instruct" in output and "987,654,321" in output and "differs (p 0.012)" in output

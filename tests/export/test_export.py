@@ -270,3 +270,23 @@ def test_loading_an_export_with_the_slow_cpu_fusion_says_how_to_re_export(
     with caplog.at_level("WARNING", logger="distiltune"):
         OnnxSequenceClassifier(tmp_path / "model.onnx", model.config)
     assert "distiltune export runs/old --format onnx --quantize int8" in caplog.text
+
+
+@pytest.mark.parametrize("architecture", ["distilbert", "xlnet"])
+def test_int8_keeps_the_classification_head_in_float(architecture: str, tmp_path: Path) -> None:
+    """DistilBERT's head is named in FLOAT_NODE_MARKERS, XLNet's (sequence_summary, logits_proj) is found by
+    head_module_names; both are Gemm nodes, which the quantizer renames before it reads the exclusions."""
+    import onnx
+
+    from conftest import build_model, build_tokenizer
+    from distiltune.export import export_onnx, quantize_int8
+    from distiltune.modeling.heads import head_module_names
+
+    model, tokenizer = build_model(architecture).eval(), build_tokenizer(architecture)
+    export_onnx(model, tokenizer, tmp_path / "model.onnx")
+    quantize_int8(tmp_path / "model.onnx", tmp_path / "int8.onnx", float_modules=head_module_names(model))
+    nodes = onnx.load(str(tmp_path / "int8.onnx")).graph.node
+    heads = [f"/{name}/" for name in head_module_names(model)]
+    head_ops = {node.op_type for node in nodes if any(head in node.name for head in heads)}
+    assert "MatMul" in head_ops and not any("Integer" in op or "Quant" in op for op in head_ops), head_ops
+    assert any(node.op_type == "MatMulInteger" for node in nodes), "the encoder is not quantized"

@@ -138,3 +138,28 @@ def test_pair_prediction_from_the_cli(fast_overrides: dict, fixtures_dir: Path) 
     assert result.exit_code == 0, result.output
     line = json.loads(result.stdout.strip())
     assert line["text_pair"] == "a man runs" and len(line["scores"]) == 2
+
+
+def test_top_k_3_on_a_4_label_model_returns_three_labels_best_first(fast_overrides: dict, tmp_path: Path) -> None:
+    import pandas as pd
+
+    rows = [
+        (f"{word} story number {i}", label)
+        for i in range(6)
+        for word, label in (("good", "pos"), ("bad", "neg"), ("plays", "sports"), ("stock", "market"))
+    ]
+    path = tmp_path / "four.csv"
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(path, index=False)
+    overrides = {**fast_overrides, "data.dataset": str(path), "data.text_column": None, "data.label_column": None}
+    run = distiltune.train(None, {**overrides, "train.max_steps": 2})
+    assert run.load().label_names == ["market", "neg", "pos", "sports"]
+    result = CliRunner().invoke(app, ["predict", str(run.dir), "a good stock", "--top-k", "3"])
+    assert result.exit_code == 0, result.output
+    line = json.loads(result.stdout.strip())
+    scores = [item["score"] for item in line["scores"]]
+    assert len(line["scores"]) == 3 and scores == sorted(scores, reverse=True)
+    assert len({item["label"] for item in line["scores"]}) == 3 and line["label"] == line["scores"][0]["label"]
+    probabilities = run.load().predict_proba(["a good stock"])[0]
+    assert [item["label"] for item in line["scores"]] == [
+        run.load().label_names[i] for i in probabilities.argsort()[::-1][:3]
+    ]

@@ -118,7 +118,7 @@ def test_pair_predictions_and_the_input_kind_is_checked(pair_classifier: Any, li
 
 
 def test_a_tfidf_run_is_served_like_an_encoder(tiny_model: str, tmp_path: Path, live_server: Any) -> None:
-    from conftest import overrides  # tests/serving/conftest.py
+    from serving_fixtures import overrides
 
     run = distiltune.train(None, {**overrides(tiny_model, tmp_path), "method.name": "tfidf", "method.ngram_max": 1})
     classifier = distiltune.load(run.dir)

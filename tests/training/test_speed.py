@@ -89,7 +89,7 @@ def test_plan_reads_the_hardware_and_records_every_switch(monkeypatch: pytest.Mo
     assert plan.precision == "bf16" and plan.cpu_bf16_speedup == 2.3
     assert plan.dynamic_padding and plan.group_by_length and plan.sort_by_length and plan.length_group_batches == 4
     assert plan.cache_tokenized and plan.attn_implementation is None and plan.optimizer == "adamw_torch_fused"
-    assert plan.dataloader_workers == 0 and not plan.pin_memory and not plan.compile and plan.async_steps
+    assert plan.dataloader_workers == 0 and not plan.pin_memory and not plan.compile and not plan.async_steps
     assert plan.eval_batch_size == 8  # small CPU batches keep the attention scores in cache
     assert (plan.inference_batch_size, plan.inference_batch_tokens) == (64, 2048)
 
@@ -140,12 +140,16 @@ def test_negative_token_budget_is_a_config_error() -> None:
         config.validate()
 
 
-def test_gpu_gets_loader_workers_and_the_cpu_keeps_its_cores() -> None:
-    assert default_dataloader_workers("cuda", cpu_count=16) == 4
-    assert default_dataloader_workers("cuda", cpu_count=2) == 1
-    assert default_dataloader_workers("cpu", cpu_count=16) == 0
-    gpu = plan_speed(TrainConfig(precision="bf16"), "cuda")  # explicit precision: no GPU needed to plan
-    assert gpu.dataloader_workers == default_dataloader_workers("cuda") and gpu.pin_memory and gpu.async_steps
+def test_loader_workers_only_where_they_measured_faster() -> None:
+    # GPU: workers won at 768 rows per batch and lost at 32 (training_mfu_h200 results); the CPU keeps its cores.
+    assert default_dataloader_workers("cuda", batch_size=768, cpu_count=16) == 4
+    assert default_dataloader_workers("cuda", batch_size=1024, cpu_count=2) == 1
+    assert default_dataloader_workers("cuda", batch_size=32, cpu_count=16) == 0
+    assert default_dataloader_workers("cpu", batch_size=1024, cpu_count=16) == 0
+    gpu = plan_speed(TrainConfig(precision="bf16", batch_size=32), "cuda")  # explicit precision: no GPU needed
+    assert gpu.dataloader_workers == 0 and gpu.pin_memory and not gpu.async_steps
+    big = plan_speed(TrainConfig(precision="bf16", batch_size=768), "cuda")
+    assert big.dataloader_workers == default_dataloader_workers("cuda", batch_size=768)
     assert gpu.pad_to_multiple_of == 8
     assert gpu.eval_batch_size == 64 and gpu.inference_batch_tokens is None
     assert plan_speed(TrainConfig(precision="fp32", dataloader_workers=2), "cuda").dataloader_workers == 2
@@ -268,7 +272,8 @@ def test_training_records_its_speed_features_and_reuses_the_token_cache(
 
     monkeypatch.setenv("DISTILTUNE_CACHE_DIR", str(tmp_path / "cache"))  # empty: other tests share the session one
     recorder = ArgsRecorder()
-    first = distiltune.train(None, {**fast_overrides, "train.length_group_batches": 2}, callbacks=[recorder])
+    opted_in = {**fast_overrides, "train.length_group_batches": 2, "train.async_steps": True}  # async is opt-in
+    first = distiltune.train(None, opted_in, callbacks=[recorder])
     speed = json.loads((first.dir / "env.json").read_text())["speed"]
     assert speed["dynamic_padding"] and speed["group_by_length"] and speed["cache_tokenized"] and speed["async_steps"]
     # The Trainer gets what the plan says: no per-step loss check, a length-grouped sampler, fused AdamW.

@@ -106,3 +106,14 @@ def test_resumable_trainer_overrides_exactly_what_the_contract_covers() -> None:
     assert overridden == {"_get_eval_sampler", "_get_train_sampler", "_run_epoch", "_save_checkpoint"}, (
         f"ResumableTrainer overrides a private Trainer member that this contract does not check: {sorted(overridden)}"
     )
+
+
+def test_training_batches_go_through_compute_loss_and_evaluations_through_evaluate() -> None:
+    # ResumableTrainer counts the training accuracy in the public compute_loss and hands it over in evaluate.
+    assert parameters(Trainer.compute_loss)[:5] == ["self", "model", "inputs", "return_outputs", "num_items_in_batch"]
+    assert "self.compute_loss(model, inputs" in inspect.getsource(Trainer.training_step), relied_on(
+        "training_step", "it no longer computes the training loss through self.compute_loss"
+    )
+    assert "self.evaluate(" in inspect.getsource(Trainer._evaluate), relied_on(
+        "_evaluate", "the loop's evaluations no longer go through self.evaluate"
+    )

@@ -1,8 +1,22 @@
 """The plan of a comparison (``compare.yaml``) and the record of each of its runs (``comparison.json``).
 
-The plan pins everything the runs must share: the base config with ``data.split_seed`` fixed (the validation split
-is carved the same way for every training seed) and one max length for every encoder run, so all of them produce
-the same token ids; the methods, their options and the seeds.
+The plan is the grid models x methods x seeds, and it pins everything the runs must share: the base config with
+``data.split_seed`` fixed (the validation split is carved the same way for every model and training seed); per
+model, one max length for all its encoder runs (each model tokenizes with its own tokenizer, so its runs produce
+the same token ids), its own settings and the methods it cannot run; the methods, their options, the seeds, and
+the significance test of the report, fixed before any run.
+
+A model entry of the plan::
+
+    label: roberta-base            # its name in the table and plots (unique in the plan)
+    name: FacebookAI/roberta-base  # model.name: hub id or (absolute) local directory
+    settings: {train.lr: 2.0e-05}  # per-model config keys (train.*, model.*, data.max_length)
+    run_prefix: roberta-base_      # its run directories are <run_prefix><method>_seed<N>
+    max_length: 256                # pinned once the model loaded
+    refused: {prefix: why}         # methods it cannot run (Method.unsupported_reason), once it loaded
+    error: null                    # why it could not be loaded, when that failed (retried on --resume)
+
+A plan written before models existed (no ``models`` key) is read as one model whose runs have no prefix.
 """
 
 from __future__ import annotations
@@ -17,10 +31,18 @@ from typing import Any
 import yaml
 
 from distiltune import runs
-from distiltune.config import Config, flatten, load_config, parse_overrides, resolve_settings
-from distiltune.errors import ConfigError, RunError
+from distiltune.config import (
+    Config,
+    flatten,
+    load_config,
+    parse_overrides,
+    read_yaml_file,
+    resolve_settings,
+    with_overrides,
+)
+from distiltune.errors import ConfigError, ModelError, RunError
 from distiltune.methods import get_method, get_method_config_class, method_names
-from distiltune.modeling import model_limit
+from distiltune.modeling import load_encoder_config, load_tokenizer, model_max_length
 
 PLAN_FILE = "compare.yaml"
 RESULTS_FILE = "comparison.json"
@@ -28,19 +50,31 @@ LOG_FILE = "compare.log"
 #: The issue's line-up; methods not registered in this installation are left out of the default.
 DEFAULT_METHODS = ("full", "lora", "prompt", "prefix", "head", "untuned", "tfidf")
 DEFAULT_SEEDS = 3
+#: How the report tells differences from noise, written into every plan before any run (docs/compare.md says why):
+#: Welch's t-test, two-sided, at 5%, on the comparison's metric over seeds, for rows with at least 3 seeds.
+SIGNIFICANCE_TEST = {"test": "welch-t", "alpha": 0.05, "min_seeds": 3}
+#: Config keys a model entry may set; everything else is shared by every run of the comparison.
+PER_MODEL_SECTIONS = ("train", "model")
+PER_MODEL_KEYS = ("data.max_length",)
+NOT_PER_MODEL = ("train.seed", "train.metric", "model.name")
 
 
 @dataclass
 class RunRecord:
-    """One method x seed of a comparison."""
+    """One cell of the grid: a model x method x seed (a method without an encoder runs once per seed, model None)."""
 
     method: str
     seed: int
     name: str
     """The run directory's name inside the comparison directory."""
+    model: str | None = None
+    """The model's label; None for a method that does not use the encoder (TF-IDF), which runs once per seed."""
     status: str = "pending"
-    """completed, failed, or pending (not run yet)."""
+    """completed, failed, skipped (the model cannot run the method), or pending (not run yet)."""
     error: str | None = None
+    """Why it failed."""
+    reason: str | None = None
+    """Why it was skipped."""
     reused: bool = False
     """Completed by an earlier invocation and skipped by ``--resume``."""
 
@@ -48,8 +82,12 @@ class RunRecord:
         return dataclasses.asdict(self)
 
 
-def run_name(method: str, seed: int) -> str:
-    return f"{method}_seed{seed}"
+def run_name(method: str, seed: int, prefix: str = "") -> str:
+    return f"{prefix}{method}_seed{seed}"
+
+
+def uses_encoder(method: str) -> bool:
+    return get_method(method).uses_encoder
 
 
 def load_plan(compare_dir: Path) -> dict[str, Any]:
@@ -59,15 +97,62 @@ def load_plan(compare_dir: Path) -> dict[str, Any]:
             f"{compare_dir} is not a comparison directory (no {PLAN_FILE}).",
             "Pass a folder created by distiltune compare.",
         )
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    return upgrade_plan(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+def upgrade_plan(plan: dict[str, Any]) -> dict[str, Any]:
+    """A plan written before the models grid: one model (the config's), whose runs keep their names
+    ``<method>_seed<N>`` and its max length pinned in the config; every method was named by the user."""
+    if "models" not in plan:
+        name = plan["config"]["model"]["name"]
+        plan["models"] = [
+            {
+                "label": runs.slug(name),
+                "name": name,
+                "settings": {},
+                "run_prefix": "",
+                "max_length": plan["config"]["data"].get("max_length"),
+                "refused": {},
+                "error": None,
+            }
+        ]
+    plan.setdefault("explicit_methods", list(plan["methods"]))
+    plan.setdefault("statistics", {"metric": comparison_metric(base_config(plan)), **SIGNIFICANCE_TEST})
+    return plan
+
+
+def model_entry(plan: dict[str, Any], label: str) -> dict[str, Any]:
+    return next(entry for entry in plan["models"] if entry["label"] == label)
 
 
 def plan_records(plan: dict[str, Any]) -> list[RunRecord]:
-    """One pending record per seed x method, in the order they run."""
+    """The grid in the order it runs: per seed, every model's encoder methods, then the methods without an encoder
+    (once, whatever the models). A method a model refuses is a skipped record when the user named it, and not
+    planned at all when it only came with the default method list."""
+    encoder_methods = [method for method in plan["methods"] if uses_encoder(method)]
+    other_methods = [method for method in plan["methods"] if not uses_encoder(method)]
+    records = []
+    for seed in plan["seeds"]:
+        for entry in plan["models"]:
+            for method in encoder_methods:
+                reason = (entry.get("refused") or {}).get(method)
+                if reason and method not in plan["explicit_methods"]:
+                    continue
+                record = RunRecord(method, seed, run_name(method, seed, entry["run_prefix"]), model=entry["label"])
+                if reason:
+                    record.status, record.reason = "skipped", reason
+                records.append(record)
+        records += [RunRecord(method, seed, run_name(method, seed)) for method in other_methods]
+    return records
+
+
+def left_out(plan: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(model, method, reason) of the default methods a model cannot run, which the plan leaves out."""
     return [
-        RunRecord(method=method, seed=seed, name=run_name(method, seed))
-        for seed in plan["seeds"]
-        for method in plan["methods"]
+        (entry["label"], method, reason)
+        for entry in plan["models"]
+        for method, reason in (entry.get("refused") or {}).items()
+        if method in plan["methods"] and method not in plan["explicit_methods"]
     ]
 
 
@@ -79,7 +164,9 @@ def load_records(compare_dir: Path, plan: dict[str, Any]) -> list[RunRecord]:
         saved = {row["name"]: row for row in runs.read_json(results).get("runs", [])}
     records = []
     for record in plan_records(plan):
-        if runs.is_completed(compare_dir / record.name):
+        if record.status == "skipped":
+            pass
+        elif runs.is_completed(compare_dir / record.name):
             record.status = "completed"
             record.reused = bool(saved.get(record.name, {}).get("reused"))
         elif record.name in saved and saved[record.name].get("status") == "failed":
@@ -88,20 +175,33 @@ def load_records(compare_dir: Path, plan: dict[str, Any]) -> list[RunRecord]:
     return records
 
 
+# --- a new plan ---------------------------------------------------------------------------------------------
+
+
 def new_plan(
     config: Config | str | Path | None,
     overrides: list[str] | dict[str, Any] | None,
     methods: Sequence[str] | str | None,
     seeds: int | Sequence[int] | str | None,
+    models: Sequence[str | dict[str, Any]] | str | None = None,
+    models_config: str | Path | None = None,
 ) -> dict[str, Any]:
     items = parse_overrides(overrides)
     if "method.name" in items:
         raise ConfigError("compare runs several methods: choose them with --methods, not method.name.")
+    if models is not None and "model.name" in items:
+        raise ConfigError("Both --model and --models name the models to compare.", "Use --models a,b (or --model).")
     method_overrides = {key.split(".", 1)[1]: items.pop(key) for key in list(items) if key.startswith("method.")}
+    file_models = None
     if isinstance(config, Config):
         base = load_config(None, {**flatten(config.to_dict(), skip="method"), **items})
+    elif config is not None:
+        raw = read_yaml_file(config)
+        if isinstance(raw, dict):
+            file_models = raw.pop("models", None)
+        base = with_overrides(Config.from_dict(raw, source=str(config)), items)
     else:
-        base = load_config(config, items)
+        base = load_config(None, items)
     base_method = {k: v for k, v in base.to_dict()["method"].items() if k != "name"}
     # Options from a --config method section apply where they fit; explicit method.* overrides must fit somewhere.
     method_options = {**base_method, **method_overrides}
@@ -112,23 +212,32 @@ def new_plan(
                 f"method.{key} is not an option of any compared method ({', '.join(chosen)}).",
                 "Check the spelling, or add the method it belongs to.",
             )
+    entries = parse_models(models, models_config, file_models, str(config) if config is not None else None)
+    if not entries:
+        entries = [{"name": base.model.name, "settings": {}}]
     split_seed = base.data.split_seed if base.data.split_seed is not None else base.train.seed
-    data = dataclasses.replace(base.data, split_seed=split_seed)
-    data = dataclasses.replace(data, max_length=shared_max_length(base, chosen, method_options))
-    base = dataclasses.replace(base, data=data)
+    base = dataclasses.replace(
+        base,
+        data=dataclasses.replace(base.data, split_seed=split_seed),
+        model=dataclasses.replace(base.model, name=pinned_path(entries[0]["name"])),
+    )
     config_dict = base.to_dict()
     config_dict.pop("method")
-    # --resume may run from another working directory: pin local dataset and model paths.
-    for section, key in (("data", "dataset"), ("model", "name")):
-        if Path(config_dict[section][key]).expanduser().exists():
-            config_dict[section][key] = str(Path(config_dict[section][key]).expanduser().resolve())
-    return {
+    # --resume may run from another working directory: pin a local dataset path.
+    config_dict["data"]["dataset"] = pinned_path(config_dict["data"]["dataset"])
+    plan: dict[str, Any] = {
         "config": config_dict,
         "method_options": method_options,
         "methods": chosen,
+        "explicit_methods": chosen if methods is not None else [],
+        "models": [],
         "seeds": parse_seeds(seeds, base.train.seed),
+        "statistics": {"metric": comparison_metric(base), **SIGNIFICANCE_TEST},
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
+    add_models(plan, entries)
+    probe_models(plan)
+    return plan
 
 
 def extend_plan(
@@ -137,8 +246,11 @@ def extend_plan(
     overrides: list[str] | dict[str, Any] | None,
     methods: Sequence[str] | str | None,
     seeds: int | Sequence[int] | str | None,
+    models: Sequence[str | dict[str, Any]] | str | None = None,
+    models_config: str | Path | None = None,
 ) -> dict[str, Any]:
-    """The saved plan of ``compare_dir`` for ``--resume``, with any extra methods and seeds added."""
+    """The saved plan of ``compare_dir`` for ``--resume``, with any extra methods, seeds and models added; every
+    model is probed again (a model that could not be loaded is retried, a new method's refusals are found)."""
     if config is not None or overrides:
         raise ConfigError(
             "--resume reuses the comparison's saved config; --config and --set cannot change it.",
@@ -146,10 +258,14 @@ def extend_plan(
         )
     plan = load_plan(compare_dir)
     if methods is not None:
-        plan["methods"] = list(dict.fromkeys([*plan["methods"], *parse_methods(methods)]))
+        added = parse_methods(methods)
+        plan["methods"] = list(dict.fromkeys([*plan["methods"], *added]))
+        plan["explicit_methods"] = list(dict.fromkeys([*plan["explicit_methods"], *added]))
     if seeds is not None:
         extra = parse_seeds(seeds, int(plan["config"]["train"]["seed"]))
         plan["seeds"] = list(dict.fromkeys([*plan["seeds"], *extra]))
+    add_models(plan, parse_models(models, models_config, None, None))
+    probe_models(plan)
     return plan
 
 
@@ -185,6 +301,188 @@ def parse_seeds(seeds: int | Sequence[int] | str | None, first: int) -> list[int
     return values
 
 
+# --- models -------------------------------------------------------------------------------------------------
+
+
+def parse_models(
+    models: Sequence[str | dict[str, Any]] | str | None,
+    models_config: str | Path | None,
+    config_models: Any,
+    config_source: str | None,
+) -> list[dict[str, Any]]:
+    """The models to compare as ``{"name", "label"?, "settings"}`` entries.
+
+    ``models`` names them (``"a,b"``, or a list of names and entries); settings for a named model come from an
+    entry with that name or label in ``models_config`` (a YAML file: a list of entries, or ``models:`` and the
+    list) or in the compare config's own ``models:`` list. Without ``models`` those lists are the models.
+    """
+    library: list[dict[str, Any]] = []
+    if config_models is not None:
+        library += model_list(config_models, f"{config_source}: models")
+    if models_config is not None:
+        raw = read_yaml_file(models_config)
+        raw = raw.get("models") if isinstance(raw, dict) and set(raw) == {"models"} else raw
+        library += model_list(raw, str(models_config))
+    if models is None:
+        return library
+    if isinstance(models, str):
+        models = [part.strip() for part in models.split(",") if part.strip()]
+    if not models:
+        raise ConfigError("No models to compare.", "Pass e.g. --models distilbert-base-uncased,roberta-base.")
+    out = []
+    for entry in model_list(list(models), "models"):
+        known = next((e for e in library if entry["name"] in (e["name"], e.get("label"))), None)
+        if known is None:
+            out.append(entry)
+            continue
+        merged = {**known, "settings": {**known["settings"], **entry["settings"]}}
+        if "label" in entry:
+            merged["label"] = entry["label"]
+        out.append(merged)
+    return out
+
+
+def model_list(raw: Any, source: str) -> list[dict[str, Any]]:
+    if not isinstance(raw, list):
+        raise ConfigError(
+            f"{source}: expected a list of models (names, or mappings with a name and settings).",
+            "E.g. models: [distilbert-base-uncased, {name: roberta-base, train.lr: 2e-5}].",
+        )
+    return [parse_model_entry(item, source) for item in raw]
+
+
+def parse_model_entry(raw: Any, source: str) -> dict[str, Any]:
+    """A name, or ``{name, label?, <config keys>}`` where the keys are dotted (``train.lr``) or nested
+    (``train: {lr: ...}``); only per-model keys are accepted."""
+    if isinstance(raw, str):
+        raw = {"name": raw}
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not raw["name"].strip():
+        raise ConfigError(f"{source}: every model needs a name, got {raw!r}.", "E.g. {name: roberta-base}.")
+    name = raw["name"].strip()
+    settings: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in ("name", "label"):
+            continue
+        if isinstance(value, dict) and "." not in key:
+            settings.update({f"{key}.{sub}": sub_value for sub, sub_value in value.items()})
+        else:
+            settings[key] = value
+    for key in settings:
+        section, _, field = key.partition(".")
+        if not ((section in PER_MODEL_SECTIONS and field and key not in NOT_PER_MODEL) or key in PER_MODEL_KEYS):
+            raise ConfigError(
+                f"{source}: model {name}: '{key}' cannot be set per model.",
+                "A model entry takes train.* (but not seed or metric), model.* and data.max_length; the rest is "
+                "shared by every run of the comparison.",
+            )
+    entry: dict[str, Any] = {"name": name, "settings": settings}
+    if raw.get("label") is not None:
+        entry["label"] = str(raw["label"])
+    return entry
+
+
+def add_models(plan: dict[str, Any], entries: list[dict[str, Any]]) -> None:
+    """Add new models to the plan with a unique label and run prefix; a model already in it must keep its settings."""
+    for entry in entries:
+        name = pinned_path(entry["name"])
+        label = runs.slug(entry.get("label") or entry["name"])
+        # The same model again is the same entry (found by its label when it has one, else by its name).
+        key, value = ("label", label) if "label" in entry else ("name", name)
+        existing = next((e for e in plan["models"] if e[key] == value), None)
+        if existing is not None:
+            if existing["name"] != name or (entry["settings"] and entry["settings"] != existing["settings"]):
+                raise ConfigError(
+                    f"Model {existing['label']} is already in this comparison as {existing['name']} with settings "
+                    f"{existing['settings'] or '{}'}.",
+                    "Give the other one its own label (label: NAME in its entry), or start a new comparison.",
+                )
+            continue
+        unique = unique_label(label, {e["label"] for e in plan["models"]})
+        plan["models"].append(
+            {
+                "label": unique,
+                "name": name,
+                "settings": dict(entry["settings"]),
+                "run_prefix": f"{unique}_",
+                "max_length": None,
+                "refused": {},
+                "error": None,
+            }
+        )
+
+
+def unique_label(label: str, taken: set[str]) -> str:
+    candidates = (label if n == 1 else f"{label}-{n}" for n in range(1, len(taken) + 2))
+    return next(candidate for candidate in candidates if candidate not in taken)
+
+
+def pinned_path(name: str) -> str:
+    """A local path as an absolute path (``--resume`` may run from another folder); other names unchanged."""
+    path = Path(name).expanduser()
+    return str(path.resolve()) if path.exists() else name
+
+
+def base_config(plan: dict[str, Any]) -> Config:
+    return load_config(None, flatten(plan["config"]))
+
+
+def model_config(plan: dict[str, Any], entry: dict[str, Any], method: str = "full") -> Config:
+    """The config of ``entry``'s runs of ``method`` (before the seed and run name), validated."""
+    try:
+        return load_config(None, encoder_run_overrides(plan, entry, method))
+    except ConfigError as err:
+        raise ConfigError(f"Model {entry['label']}, method {method}: {err.message}", err.hint) from None
+
+
+def probe_models(plan: dict[str, Any]) -> None:
+    """Load each model's tokenizer and encoder config (no weights): pin its max length, find the methods it refuses
+    and check every run's config. A model that cannot be loaded keeps the reason in ``error``; its runs fail with it
+    and ``--resume`` tries again. Mistakes in the config raise here, before any run."""
+    encoder_methods = [method for method in plan["methods"] if uses_encoder(method)]
+    for entry in plan["models"]:
+        config = model_config(plan, entry)
+        try:
+            tokenizer = load_tokenizer(config.model.name, config.model.revision, config.model.trust_remote_code)
+            encoder = load_encoder_config(config.model.name, config.model.revision, config.model.trust_remote_code)
+        except ModelError as err:
+            entry["error"] = err.one_line()
+            continue
+        entry["error"] = None
+        entry["refused"] = {
+            method: reason
+            for method in encoder_methods
+            if (reason := refusal(method, config, encoder, plan["method_options"])) is not None
+        }
+        runnable = [method for method in encoder_methods if method not in entry["refused"]]
+        if entry.get("max_length") is None:
+            try:
+                entry["max_length"] = pinned_max_length(
+                    config, runnable, plan["method_options"], model_max_length(encoder, tokenizer)
+                )
+            except ConfigError as err:
+                raise ConfigError(f"Model {entry['label']}: {err.message}", err.hint) from None
+        for method in runnable:
+            model_config(plan, entry, method)
+    for method in plan["methods"]:
+        if not uses_encoder(method):
+            try:
+                load_config(None, shared_run_overrides(plan, method))
+            except ConfigError as err:
+                raise ConfigError(f"Method {method}: {err.message}", err.hint) from None
+
+
+def refusal(method: str, config: Config, encoder_config: Any, options: dict[str, Any] | None = None) -> str | None:
+    """Why ``method`` (with the comparison's method ``options``: a LoRA ``target_modules`` counts) cannot run on
+    this model (its encoder, or a head it does not support), or None."""
+    registered = get_method(method)
+    reason = registered.refusal(encoder_config, method_config(method, options or {}))
+    if reason:
+        return reason
+    if config.model.head != "auto" and not registered.config_cls.supports_custom_head:
+        return f"model.head={config.model.head} does not work with method {method}"
+    return None
+
+
 def option_names(method: str) -> set[str]:
     return {f.name for f in dataclasses.fields(get_method_config_class(method))}
 
@@ -196,32 +494,54 @@ def method_config(method: str, options: dict[str, Any]) -> Any:
     return config_class(**{key: value for key, value in options.items() if key in names})
 
 
-def shared_max_length(config: Config, methods: list[str], method_options: dict[str, Any] | None = None) -> int:
-    """The one max length every run tokenizes with, resolved as ``train`` resolves it (``config.resolve_settings``)
-    against the model's limit less the most positions any compared method reserves (soft-prompt tokens).
+def pinned_max_length(config: Config, methods: list[str], method_options: dict[str, Any], limit: int) -> int:
+    """The one max length every encoder run of one model tokenizes with, resolved as ``train`` resolves it
+    (``config.resolve_settings``) against the model's ``limit`` less the most positions any of its ``methods``
+    reserves (soft-prompt tokens).
 
-    Pinning it in the plan means no run resolves it on its own, so all encoder runs produce the same token ids.
+    Pinning it in the plan means no run resolves it on its own, so all runs of the model produce the same token ids.
     """
-    encoder_methods = [name for name in methods if get_method(name).uses_encoder]
-    if not encoder_methods:
-        return resolve_settings(config, model_limit=None, uses_encoder=False).max_length
-    reserved = max(method_config(name, method_options or {}).reserved_positions() for name in encoder_methods)
-    return resolve_settings(config, model_limit(config.model), reserved_positions=reserved).max_length
+    reserved = max((method_config(name, method_options).reserved_positions() for name in methods), default=0)
+    return resolve_settings(config, limit, reserved_positions=reserved).max_length
 
 
-def run_overrides(plan: dict[str, Any], compare_dir: Path, method: str, seed: int) -> dict[str, Any]:
-    """The dotted overrides that make one run of the plan: the base config, the method's options, seed and name."""
+def comparison_metric(config: Config) -> str:
+    """The metric the report ranks and tests rows on: the runs' selection metric (configured, the preset's, or
+    f1_macro)."""
+    return resolve_settings(config, model_limit=None, uses_encoder=False).metric
+
+
+# --- runs ---------------------------------------------------------------------------------------------------
+
+
+def shared_run_overrides(plan: dict[str, Any], method: str) -> dict[str, Any]:
+    """The base config and ``method``'s options: a run of a method without an encoder, before seed and name."""
     options = option_names(method)
     out = flatten(plan["config"])
     out.update({f"method.{k}": v for k, v in plan.get("method_options", {}).items() if k in options})
-    out.update(
-        {
-            "method.name": method,
-            "train.seed": seed,
-            "run.output_dir": str(compare_dir),
-            "run.name": run_name(method, seed),
-        }
-    )
+    out["method.name"] = method
+    return out
+
+
+def encoder_run_overrides(plan: dict[str, Any], entry: dict[str, Any], method: str) -> dict[str, Any]:
+    """A run of ``method`` on the model of ``entry``: the shared overrides, the model, its settings and its pinned
+    max length."""
+    out = shared_run_overrides(plan, method)
+    out["model.name"] = entry["name"]
+    out.update(entry.get("settings") or {})
+    if entry.get("max_length") is not None:
+        out["data.max_length"] = entry["max_length"]
+    return out
+
+
+def run_overrides(plan: dict[str, Any], compare_dir: Path, record: RunRecord) -> dict[str, Any]:
+    """The dotted overrides that make one run of the plan: base config, model and its settings, the method's
+    options, seed and name."""
+    if record.model is not None:
+        out = encoder_run_overrides(plan, model_entry(plan, record.model), record.method)
+    else:
+        out = shared_run_overrides(plan, record.method)
+    out.update({"train.seed": record.seed, "run.output_dir": str(compare_dir), "run.name": record.name})
     return out
 
 
@@ -246,17 +566,24 @@ __all__ = [
     "LOG_FILE",
     "PLAN_FILE",
     "RESULTS_FILE",
+    "SIGNIFICANCE_TEST",
     "RunRecord",
+    "comparison_metric",
     "extend_plan",
+    "left_out",
     "load_plan",
     "load_records",
+    "model_entry",
     "new_plan",
     "parse_methods",
+    "parse_models",
     "parse_seeds",
+    "pinned_max_length",
     "plan_records",
     "run_name",
     "run_overrides",
-    "shared_max_length",
+    "upgrade_plan",
+    "uses_encoder",
     "write_plan",
     "write_records",
 ]

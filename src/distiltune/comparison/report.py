@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from distiltune import runs
-from distiltune.comparison.plan import RESULTS_FILE, RunRecord, load_plan, load_records
+from distiltune.comparison.plan import RESULTS_FILE, RunRecord, left_out, load_plan, load_records
 from distiltune.comparison.plots import write_plots
+from distiltune.comparison.statistics import mark_noise, recommend, significance_text
 from distiltune.comparison.table import (
+    LABEL_COLUMNS,
     build_table,
     check_fairness,
     fairness_lines,
@@ -36,13 +38,15 @@ PLOTS_DIR = "plots"
 
 @dataclass
 class Comparison:
-    """A finished comparison: its directory, per-run records and the per-method table."""
+    """A finished comparison: its directory, per-run records, the per-model-and-method table and the
+    recommendation."""
 
     dir: Path
     runs: list[RunRecord]
     table: list[dict[str, Any]] = field(default_factory=list)
     fairness: dict[str, Any] = field(default_factory=dict)
     report: Path | None = None
+    recommendation: dict[str, Any] | None = None
 
 
 def render_report(compare_dir: str | Path) -> Comparison:
@@ -57,17 +61,24 @@ def render_report(compare_dir: str | Path) -> Comparison:
             run_dir = compare_dir / record.name
             results[record.name] = runs.read_json(run_dir / runs.METRICS_FILE)
             histories[record.name] = runs.read_jsonl(run_dir / runs.HISTORY_FILE)
-    table = build_table(plan["methods"], records, results)
+    table = build_table(plan, records, results)
+    mark_noise(table, plan["statistics"])
+    recommendation = recommend(table, plan["statistics"]["metric"])
     fairness = check_fairness(records, results)
-    plots = write_plots(compare_dir / PLOTS_DIR, plan["methods"], records, table, histories)
+    plots = write_plots(compare_dir / PLOTS_DIR, records, table, histories)
     per_run = [run_row(record, results.get(record.name)) for record in records]
     summary = {
         "dataset": plan["config"]["data"]["dataset"],
-        "model": plan["config"]["model"]["name"],
+        "models": [
+            {key: entry.get(key) for key in ("label", "name", "settings", "max_length", "error")}
+            for entry in plan["models"]
+        ],
         "methods": plan["methods"],
         "seeds": plan["seeds"],
         "split_seed": plan["config"]["data"].get("split_seed"),
-        "max_length": plan["config"]["data"].get("max_length"),
+        "statistics": plan["statistics"],
+        "recommendation": recommendation,
+        "left_out": [{"model": m, "method": method, "reason": why} for m, method, why in left_out(plan)],
         "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     runs.write_json(
@@ -78,7 +89,14 @@ def render_report(compare_dir: str | Path) -> Comparison:
     report = compare_dir / REPORT_FILE
     report.write_text(render_html(summary, table, fairness, per_run, plots), encoding="utf-8")
     logger.info("Comparison report: %s", report)
-    return Comparison(dir=compare_dir, runs=records, table=table, fairness=fairness, report=report)
+    return Comparison(
+        dir=compare_dir,
+        runs=records,
+        table=table,
+        fairness=fairness,
+        report=report,
+        recommendation=recommendation,
+    )
 
 
 def render_html(
@@ -99,13 +117,13 @@ def render_html(
         {"title": title, "data": base64.b64encode(path.read_bytes()).decode("ascii"), "file": path.name}
         for title, path in plots.items()
     ]
-    best = max((row for row in table if row["f1_macro"]), key=lambda row: row["f1_macro"]["mean"], default=None)
     return template.render(
         summary=summary,
         headers=table_headers(),
+        label_columns=LABEL_COLUMNS,
         rows=[{"cells": table_cells(row), **row} for row in table],
-        best=best,
         split=splits_text(table),
+        significance=significance_text(summary["statistics"]),
         fairness=fairness,
         fairness_lines=fairness_lines(fairness),
         runs=per_run,

@@ -388,6 +388,16 @@ def _unsupported(tokenizer: Any) -> ModelError:
     )
 
 
+def check_window_settings(tokenizer: Any, max_length: int, options: LongTextOptions, pair: bool) -> None:
+    """The one-line ConfigError (or ModelError) :func:`encode_documents` would raise for these settings with this
+    tokenizer, raised without any text: a training run calls it before the model loads."""
+    options.validate(max_length)
+    if options.mode == "head":
+        return
+    layout = special_tokens(tokenizer, pair)
+    options.check_capacity(max_length - layout.count, max_length, layout.count, pair)
+
+
 # --- documents into windows ---------------------------------------------------------------------------------------
 
 
@@ -592,6 +602,7 @@ __all__ = [
     "LongTextOptions",
     "SpecialTokens",
     "aggregate_windows",
+    "check_window_settings",
     "covered_tokens",
     "document_labels",
     "encode_documents",

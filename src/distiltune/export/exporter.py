@@ -47,6 +47,7 @@ from distiltune.export.parity import (
 )
 from distiltune.export.quantize import quantize_int8
 from distiltune.methods import get_method
+from distiltune.modeling.heads import head_module_names
 from distiltune.serving.classifier import Classifier
 from distiltune.serving.onnx_runtime import ONNX_FILE, REPORT_FILE, OnnxSequenceClassifier, default_export_dir
 
@@ -113,7 +114,7 @@ def export_run(
         if quantize == "int8":
             float_path = staging / "model.fp32.onnx"
             (staging / ONNX_FILE).rename(float_path)
-            quantize_int8(float_path, staging / ONNX_FILE)
+            quantize_int8(float_path, staging / ONNX_FILE, float_modules=head_module_names(model))
             float_path.unlink()
         export_seconds = time.perf_counter() - started
 

@@ -91,9 +91,12 @@ def optimize_graph(path: Path, config: Any) -> dict[str, int]:
     hidden = getattr(config, "hidden_size", 0) or 0
     options = FusionOptions("bert")
     options.enable_skip_layer_norm = False  # slow on CPU: see CPU_DISABLED_OPTIMIZERS
-    transformer_logger = logging.getLogger("onnxruntime.transformers")
-    level = transformer_logger.level
-    transformer_logger.setLevel(logging.ERROR)
+    # The optimizer's shape inference is imported as a top-level module, so it logs as "symbolic_shape_infer" (on
+    # DeBERTa graphs, a "Cannot determine if 64 - sequence < 0" warning per layer that changes nothing).
+    quiet = [logging.getLogger(name) for name in ("onnxruntime.transformers", "symbolic_shape_infer")]
+    levels = [log.level for log in quiet]
+    for log in quiet:
+        log.setLevel(logging.ERROR)
     try:
         optimized = optimize_model(
             str(path), model_type="bert", num_heads=heads, hidden_size=hidden, optimization_options=options
@@ -106,7 +109,8 @@ def optimize_graph(path: Path, config: Any) -> dict[str, int]:
         logger.warning("ONNX graph optimization failed (%s); exporting the unfused graph.", err)
         return {}
     finally:
-        transformer_logger.setLevel(level)
+        for log, level in zip(quiet, levels, strict=True):
+            log.setLevel(level)
 
 
 class _LogitsOnly:

@@ -84,14 +84,24 @@ class Method:
     export: Callable[[nn.Module, Path, Any], None] | None = None
     """Optional extra outputs written after ``save`` and the tokenizer, e.g. LoRA's merged model
     (arguments: the trained model, ``model/``, the method config)."""
-    unsupported_reason: Callable[[Any], str | None] | None = None
-    """Given the encoder's transformers config, why this method cannot run on it (None: it can). Asked before
-    anything loads or trains, so ``train`` fails at once and ``compare`` skips the run with the reason."""
+    unsupported_reason: Callable[[Any, Any], str | None] | None = None
+    """Given the encoder's transformers config and the method config, why this method cannot run on it, as one line
+    naming the method, the model type and what to use instead (None: it can). Asked from config.json alone before
+    anything loads or trains (:mod:`distiltune.methods.support`), so ``train`` fails at once and ``compare`` skips
+    the run with the reason."""
     fit: Callable[[pd.DataFrame, int, Any, int], FittedModel] | None = None
     """For methods outside the Trainer: fit on the training frame (text[, text_pair], label), given the number of
     labels, the method config and the seed."""
     load_predictor: Callable[[Path], Predictor] | None = None
     """For methods outside the Trainer: reload what ``fit`` saved in ``model/``."""
+
+    def refusal(self, encoder_config: Any, method_config: Any = None) -> str | None:
+        """:attr:`unsupported_reason`'s answer for this encoder (None: supported, or nothing known against it)."""
+        if self.unsupported_reason is None:
+            return None
+        return self.unsupported_reason(
+            encoder_config, method_config if method_config is not None else self.config_cls()
+        )
 
     @property
     def uses_encoder(self) -> bool:

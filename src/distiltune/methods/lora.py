@@ -32,7 +32,10 @@ LORA_TARGET_MODULES: dict[str, list[str]] = {
     "albert": ["query", "value"],
     "camembert": ["query", "value"],
     "mpnet": ["q", "v"],
-    "xlnet": ["layer_1", "layer_2"],  # XLNet's attention projections are bare Parameters: adapt the FFN instead
+    # XLNet's attention projections q/k/v/o are bare 3-d Parameters used in einsums, not Linear layers. peft's
+    # ``target_parameters`` (0.21) takes a 3-d Parameter for a stack of MoE experts, which these are not, and it
+    # refuses lora_dropout: adapt the feed-forward Linears instead (ff.layer_1/layer_2 are the only such names).
+    "xlnet": ["layer_1", "layer_2"],
     "longformer": ["query", "value"],
     "ernie": ["query", "value"],
     "modernbert": ["Wqkv"],
@@ -68,16 +71,34 @@ class LoraMethodConfig(MethodConfig):
 
 
 def target_modules_for(model: nn.Module) -> list[str]:
+    model_type = getattr(model.config, "model_type", "")
+    targets = default_target_modules(model_type)
+    if targets is None:
+        raise ConfigError(_no_targets(model_type))
+    return targets
+
+
+def default_target_modules(model_type: str) -> list[str] | None:
+    """The modules LoRA adapts by default for a ``config.model_type``: ours, else peft's table; None if neither."""
     from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_TARGETS
 
-    model_type = getattr(model.config, "model_type", "")
     targets = LORA_TARGET_MODULES.get(model_type) or PEFT_TARGETS.get(model_type)
-    if not targets or not isinstance(targets, list):
-        raise ConfigError(
-            f"No default LoRA target modules for model type '{model_type}'.",
-            "Name the attention projections: --set method.target_modules=[query,value].",
-        )
-    return list(targets)
+    return list(targets) if targets and isinstance(targets, list) else None
+
+
+def lora_unsupported_reason(encoder_config: Any, config: LoraMethodConfig | None = None) -> str | None:
+    """Why LoRA cannot start on this encoder: no target modules were named and none are known for its type."""
+    model_type = getattr(encoder_config, "model_type", "")
+    if (config is not None and config.target_modules) or default_target_modules(model_type) is not None:
+        return None
+    return _no_targets(model_type)
+
+
+def _no_targets(model_type: str) -> str:
+    return (
+        f"lora has no default target modules for model type '{model_type}'; name its attention projections: "
+        "--set method.target_modules=[query,value]"
+    )
 
 
 def apply_lora(model: nn.Module, config: LoraMethodConfig) -> nn.Module:
@@ -132,5 +153,6 @@ register_method(
         description="LoRA adapters on the attention projections; the head trains in full.",
         required_files=ADAPTER_FILES,
         export=export_merged,
+        unsupported_reason=lora_unsupported_reason,
     )
 )

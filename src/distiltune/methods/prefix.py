@@ -20,6 +20,7 @@ from distiltune.errors import ConfigError
 from distiltune.methods.adapters import ADAPTER_FILES, wrap
 from distiltune.methods.base import Method, MethodConfig, register_method
 from distiltune.methods.prompt import load_prompt, model_dimensions, save_prompt
+from distiltune.modeling import encoder_class
 from distiltune.modeling.heads import head_module_names
 
 
@@ -55,25 +56,20 @@ def supports_prefix(model: nn.Module) -> bool:
     return "past_key_values" in inspect.signature(encoder.forward).parameters
 
 
-def unsupported_reason(encoder_config: Any) -> str | None:
+def unsupported_reason(encoder_config: Any, config: PrefixConfig | None = None) -> str | None:
     """Why prefix tuning cannot run on the encoder of ``encoder_config`` (None when it can), from the encoder class's
-    signature: nothing is loaded."""
-    from transformers import MODEL_MAPPING
-
-    try:
-        encoder_class = MODEL_MAPPING[type(encoder_config)]
-    except (KeyError, ValueError):
-        return None  # unknown to the auto classes (remote code): let apply_prefix check the loaded model
-    if "past_key_values" in inspect.signature(encoder_class.forward).parameters:
+    signature: nothing is loaded. None too for architectures transformers does not know (remote code):
+    :func:`apply_prefix` checks the loaded model then."""
+    encoder = encoder_class(encoder_config)
+    if encoder is None or "past_key_values" in inspect.signature(encoder.forward).parameters:
         return None
-    return REFUSAL.format(model_type=getattr(encoder_config, "model_type", encoder_class.__name__))
+    return REFUSAL.format(model_type=getattr(encoder_config, "model_type", encoder.__name__))
 
 
 #: The one-line reason a model without past_key_values cannot be prefix-tuned (what train and compare report).
-REFUSAL = "prefix tuning needs an encoder that takes past_key_values; '{model_type}' does not"
-REFUSAL_HINT = (
-    "It works with BERT, RoBERTa, XLM-R, ELECTRA and MiniLM (e.g. --model minilm); use --method prompt or lora for "
-    "this model."
+REFUSAL = (
+    "prefix tuning needs an encoder that takes past_key_values; '{model_type}' does not (use --method prompt or "
+    "lora for this model, or prefix with BERT, RoBERTa, XLM-R, ELECTRA or MiniLM)"
 )
 
 
@@ -83,7 +79,7 @@ def apply_prefix(model: nn.Module, config: PrefixConfig) -> nn.Module:
     if not supports_prefix(model):
         model_type = getattr(model.config, "model_type", type(model).__name__)
         reason = REFUSAL.format(model_type=model_type)
-        raise ConfigError(f"{reason[0].upper()}{reason[1:]}.", REFUSAL_HINT)
+        raise ConfigError(f"{reason[0].upper()}{reason[1:]}.")
     peft_config = PrefixTuningConfig(
         task_type=TaskType.SEQ_CLS,
         num_virtual_tokens=config.num_virtual_tokens,

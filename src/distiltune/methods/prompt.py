@@ -4,6 +4,10 @@ The encoder is frozen; the virtual tokens and the classification head train, and
 (the head through ``modules_to_save``, as for LoRA). Virtual tokens occupy position embeddings, so
 :meth:`PromptConfig.reserved_positions` shortens the usable max length by their number. Prefix tuning, the deep
 variant, is :mod:`distiltune.methods.prefix`.
+
+Prompt tuning refuses XLNet (:func:`prompt_unsupported_reason`): XLNet pads on the left, so the padding sits between
+the prepended prompt and the text, and XLNet's relative positions make every prediction depend on how much padding
+its batch needed (a text's probability moved by 0.06 between scoring it alone and in a batch).
 """
 
 from __future__ import annotations
@@ -58,8 +62,29 @@ def model_dimensions(model: nn.Module) -> dict[str, int]:
     }
 
 
+#: Encoders whose tokenizers pad on the left while their attention sees relative distances: padding would separate
+#: the soft prompt from the text by a different distance in every batch.
+LEFT_PADDED_MODEL_TYPES = ("xlnet",)
+
+
+def prompt_unsupported_reason(encoder_config: Any, config: PromptConfig | None = None) -> str | None:
+    """Why prompt tuning cannot train this encoder (left padding between the prompt and the text), or None."""
+    model_type = getattr(encoder_config, "model_type", "")
+    if model_type not in LEFT_PADDED_MODEL_TYPES:
+        return None
+    return (
+        f"prompt tuning cannot train model type '{model_type}': it pads on the left, so the padding between the soft "
+        "prompt and the text, and with it every prediction, would change from batch to batch; use --method lora, "
+        "full or head for this model"
+    )
+
+
 def apply_prompt(model: nn.Module, config: PromptConfig) -> nn.Module:
     from peft import PromptTuningConfig, PromptTuningInit, TaskType
+
+    reason = prompt_unsupported_reason(model.config, config)
+    if reason is not None:
+        raise ConfigError(f"{reason[0].upper()}{reason[1:]}.")
 
     init = {"text": PromptTuningInit.TEXT, "vocab": PromptTuningInit.SAMPLE_VOCAB, "random": PromptTuningInit.RANDOM}
     options: dict[str, Any] = {}
@@ -101,5 +126,6 @@ register_method(
         load_prompt,
         description="Soft prompt tuning: trainable virtual tokens before the input, plus the head.",
         required_files=ADAPTER_FILES,
+        unsupported_reason=prompt_unsupported_reason,
     )
 )

@@ -10,6 +10,7 @@ from distiltune.modeling.config import ModelConfig
 from distiltune.modeling.loading import (
     ATTENTION_DROPOUT_KEYS,
     PACKAGED_MODELS,
+    encoder_class,
     load_classifier_config,
     load_classifier_from_dir,
     load_encoder_config,
@@ -25,6 +26,7 @@ __all__ = [
     "ATTENTION_DROPOUT_KEYS",
     "PACKAGED_MODELS",
     "ModelConfig",
+    "encoder_class",
     "load_classifier_config",
     "load_classifier_from_dir",
     "load_encoder_config",

@@ -19,7 +19,8 @@ class ModelConfig:
     """Classification head: auto keeps the architecture's own; mlp puts our MLP head on the encoder
     (works with the full, lora and head methods)."""
     pooling: Literal["cls", "mean"] = "cls"
-    """How the mlp head pools token states: the first token (cls) or the mean over real tokens (mean)."""
+    """How the mlp head pools token states: the [CLS] token (cls; first, or last for XLNet) or the mean over real
+    tokens (mean)."""
     head_hidden_size: int | None = None
     """Hidden size of the mlp head; unset uses the encoder's hidden size."""
     head_dropout: float = 0.1

@@ -21,6 +21,7 @@ from distiltune.errors import ConfigError, RunError
 
 HEAD_CONFIG_FILE = "head_config.json"
 Pooling = Literal["cls", "mean"]
+SummaryPosition = Literal["first", "last"]
 
 
 @dataclass
@@ -41,27 +42,49 @@ class HeadConfig:
 
 
 class MLPHead(nn.Module):
-    """Pool the token states, then dropout -> Linear -> GELU -> dropout -> Linear to the labels."""
+    """Pool the token states, then dropout -> Linear -> GELU -> dropout -> Linear to the labels.
 
-    def __init__(self, input_size: int, num_labels: int, config: HeadConfig) -> None:
+    ``summary_position`` is where the encoder puts its summary ([CLS]) token, which ``cls`` pooling reads.
+    """
+
+    def __init__(
+        self, input_size: int, num_labels: int, config: HeadConfig, summary_position: SummaryPosition = "first"
+    ) -> None:
         super().__init__()
         hidden = config.hidden_size or input_size
         self.pooling = config.pooling
+        self.summary_position = summary_position
         self.dropout = nn.Dropout(config.dropout)
         self.dense = nn.Linear(input_size, hidden)
         self.activation = nn.GELU()
         self.out_proj = nn.Linear(hidden, num_labels)
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        pooled = pool(hidden_states, attention_mask, self.pooling)
+        pooled = pool(hidden_states, attention_mask, self.pooling, self.summary_position)
         hidden = self.activation(self.dense(self.dropout(pooled)))
         return self.out_proj(self.dropout(hidden))
 
 
-def pool(hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
-    """The first token's state (``cls``), or the mean over real tokens (``mean``, padding excluded)."""
+def pool(
+    hidden_states: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    pooling: str,
+    summary_position: SummaryPosition = "first",
+) -> torch.Tensor:
+    """The summary token's state (``cls``), or the mean over real tokens (``mean``, padding excluded).
+
+    The summary token is the first token, or with ``summary_position="last"`` (XLNet) the last real one: the
+    last column when padding is on the left, as XLNet's tokenizer pads, else the last position the mask keeps.
+    """
     if pooling == "cls":
-        return hidden_states[:, 0]
+        if summary_position == "first":
+            return hidden_states[:, 0]
+        if attention_mask is None:
+            return hidden_states[:, -1]
+        mask = attention_mask[:, : hidden_states.shape[1]]
+        positions = torch.arange(mask.shape[1], device=mask.device)
+        last = (mask.to(positions.dtype) * positions).argmax(dim=1)
+        return hidden_states[torch.arange(hidden_states.shape[0], device=hidden_states.device), last]
     if attention_mask is None:
         return hidden_states.mean(dim=1)
     mask = attention_mask[:, : hidden_states.shape[1]].unsqueeze(-1).to(hidden_states.dtype)
@@ -80,7 +103,7 @@ class EncoderWithHead(nn.Module):
         self.encoder = encoder
         self.config = config
         self.head_config = head_config
-        self.head = MLPHead(config.hidden_size, config.num_labels, head_config)
+        self.head = MLPHead(config.hidden_size, config.num_labels, head_config, summary_position(config))
 
     @property
     def base_model(self) -> nn.Module:
@@ -153,6 +176,12 @@ class EncoderWithHead(nn.Module):
         return cls(encoder, config, read_head_config(directory))
 
 
+def summary_position(config: Any) -> SummaryPosition:
+    """Where an architecture's summary token sits: XLNet appends ``<sep> <cls>`` and its own head reads the last
+    token (``summary_type: last``); BERT-style encoders put [CLS] first."""
+    return "last" if getattr(config, "summary_type", None) == "last" else "first"
+
+
 def has_custom_head(directory: str | Path) -> bool:
     return (Path(directory) / HEAD_CONFIG_FILE).is_file()
 
@@ -193,4 +222,13 @@ def head_module_names(model: nn.Module) -> list[str]:
     ]
 
 
-__all__ = ["EncoderWithHead", "HeadConfig", "MLPHead", "attach_head", "has_custom_head", "head_module_names", "pool"]
+__all__ = [
+    "EncoderWithHead",
+    "HeadConfig",
+    "MLPHead",
+    "attach_head",
+    "has_custom_head",
+    "head_module_names",
+    "pool",
+    "summary_position",
+]

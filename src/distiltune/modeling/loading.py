@@ -169,11 +169,23 @@ def model_max_length(model_config: Any, tokenizer: Any) -> int:
     tokenizer_limit = getattr(tokenizer, "model_max_length", None)
     if tokenizer_limit and tokenizer_limit < 1_000_000:
         limits.append(tokenizer_limit)
-    limits = [limit for limit in limits if limit]
+    # XLNet (relative positions only) reports max_position_embeddings -1: no limit of its own.
+    limits = [limit for limit in limits if limit and limit > 0]
     if getattr(model_config, "model_type", "") in ("roberta", "xlm-roberta", "camembert") and limits:
         # RoBERTa offsets positions by padding_idx + 1: 514 embeddings hold 512 tokens.
         limits = [min(limit, 512) for limit in limits]
     return min(limits) if limits else 512
+
+
+def encoder_class(model_config: Any) -> type | None:
+    """The bare encoder class transformers builds for this config (``AutoModel``'s choice, not instantiated), or
+    None for architectures it does not know (remote code)."""
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING  # imports transformers' model registry
+
+    try:
+        return MODEL_MAPPING[type(model_config)]
+    except (KeyError, ValueError):
+        return None
 
 
 def model_not_found(name: str, err: Exception) -> ModelError:

@@ -19,12 +19,20 @@ logger = logging.getLogger("distiltune")
 
 class HistoryCallback(TrainerCallback):
     """Append one ``history.jsonl`` row per evaluation: epoch, step, mean train loss since the previous
-    evaluation, eval loss and every eval metric (``eval_`` prefix stripped)."""
+    evaluation, the accuracy over the training batches since the previous evaluation (``train_accuracy``, counted
+    by ``ResumableTrainer.compute_loss`` and handed over by :meth:`record_train_accuracy`), eval loss and every
+    eval metric (``eval_`` prefix stripped)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._losses: list[float] = []
+        self._train_accuracy: float | None = None
         self.rows: list[dict[str, Any]] = []
+
+    def record_train_accuracy(self, correct: int, seen: int) -> None:
+        """The training batches' correct predictions and examples since the previous evaluation (called by the
+        trainer right before it evaluates; 0 seen, as for a method that does not train, records None)."""
+        self._train_accuracy = correct / seen if seen else None
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
         if logs and "loss" in logs and math.isfinite(logs["loss"]):
@@ -38,6 +46,7 @@ class HistoryCallback(TrainerCallback):
             "epoch": round(float(state.epoch or 0.0), 4),
             "step": int(state.global_step),
             "train_loss": sum(self._losses) / len(self._losses) if self._losses else None,
+            "train_accuracy": self._train_accuracy,
         }
         for key, value in metrics.items():
             name = key.removeprefix("eval_")
@@ -45,6 +54,7 @@ class HistoryCallback(TrainerCallback):
                 continue
             row["eval_loss" if name == "loss" else name] = value
         self._losses = []
+        self._train_accuracy = None
         self.rows.append(row)
         append_jsonl(self.path, row)
 

@@ -79,6 +79,8 @@ def fit_without_trainer(run_dir: Path, config: Config, method: Method, data: Pre
         "epoch": 1.0,
         "step": 1,
         "train_loss": log_loss(train_probabilities, data.train["label"].to_numpy()),
+        # As for encoder runs, the accuracy on the data it trained on, next to the validation accuracy.
+        "train_accuracy": float((train_probabilities.argmax(axis=-1) == data.train["label"].to_numpy()).mean()),
         "eval_loss": validation["loss"],
         **{
             k: v

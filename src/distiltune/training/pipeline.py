@@ -27,11 +27,18 @@ from distiltune.data import PreparedData, load_data
 from distiltune.data.cache import cached_tokenize
 from distiltune.data.collate import PaddingCollator
 from distiltune.data.fingerprint import splits_fingerprint, token_fingerprint
-from distiltune.data.long_text import LongTextOptions, aggregate_windows, document_labels, summarize_lengths
+from distiltune.data.long_text import (
+    LongTextOptions,
+    aggregate_windows,
+    check_window_settings,
+    document_labels,
+    summarize_lengths,
+)
 from distiltune.data.tokenize import DOCUMENT_COLUMN, tokenize_frame
 from distiltune.errors import ConfigError
 from distiltune.hardware import resolve_device
 from distiltune.methods import Method, count_parameters, get_method
+from distiltune.methods.support import require_support
 from distiltune.metrics import trainer_compute_metrics
 from distiltune.modeling import load_encoder_config, load_model_for_classification, load_tokenizer, model_max_length
 from distiltune.modeling.heads import attach_head
@@ -52,6 +59,7 @@ from distiltune.training.run import (
     write_calibration,
 )
 from distiltune.training.speed import SpeedPlan, plan_speed
+from distiltune.training.tracking import attach_tracking, check_tracker, tracker_run_closed_on_error
 from distiltune.training.trainer import ResumableTrainer
 
 logger = logging.getLogger("distiltune")
@@ -62,6 +70,7 @@ def train(
     overrides: list[str] | dict[str, Any] | None = None,
     resume: str | Path | None = None,
     callbacks: Sequence[Any] | None = None,
+    data_summary: bool = True,
 ) -> Run:
     """Fine-tune according to ``config`` (a Config, or a YAML path) plus dotted ``overrides``.
 
@@ -70,10 +79,15 @@ def train(
 
     ``callbacks`` are extra ``transformers.TrainerCallback`` objects (or classes) handed to the Trainer after
     distiltune's own, e.g. to log to an experiment tracker or time steps.
+
+    ``data_summary=False`` leaves out the dataset summary (rows, label balance, token lengths): ``compare`` logs it
+    once per tokenizer instead of once per run.
     """
     if resume is not None:
-        return _resume(resume, config, overrides, callbacks)
+        return _resume(resume, config, overrides, callbacks, data_summary)
     config = with_overrides(config, overrides) if isinstance(config, Config) else load_config(config, overrides)
+    # A method that cannot train this encoder says so now, from config.json alone: no run directory, no weights.
+    require_support(config.method, config.model)
     run_dir = runs.create_run_dir(
         config.run.output_dir, config.model.name, config.data.dataset, config.method.name, config.run.name
     )
@@ -83,10 +97,16 @@ def train(
     ):
         logger.info("Run directory: %s", run_dir)
         with deterministic_mode(config.train.deterministic):
-            return run_in(run_dir, config, interrupts=interrupts, callbacks=callbacks)
+            return run_in(run_dir, config, interrupts=interrupts, callbacks=callbacks, data_summary=data_summary)
 
 
-def _resume(run_dir: str | Path, config: Any, overrides: Any, callbacks: Sequence[Any] | None = None) -> Run:
+def _resume(
+    run_dir: str | Path,
+    config: Any,
+    overrides: Any,
+    callbacks: Sequence[Any] | None = None,
+    data_summary: bool = True,
+) -> Run:
     if config is not None or overrides:
         raise ConfigError(
             "--resume continues a run with the config saved in its directory; other options cannot change it.",
@@ -101,7 +121,12 @@ def _resume(run_dir: str | Path, config: Any, overrides: Any, callbacks: Sequenc
         logger.info("Resuming %s from %s", plan.run_dir, where)
         with deterministic_mode(plan.config.train.deterministic):
             return run_in(
-                plan.run_dir, plan.config, interrupts=interrupts, checkpoint=plan.checkpoint, callbacks=callbacks
+                plan.run_dir,
+                plan.config,
+                interrupts=interrupts,
+                checkpoint=plan.checkpoint,
+                callbacks=callbacks,
+                data_summary=data_summary,
             )
 
 
@@ -111,6 +136,7 @@ def run_in(
     interrupts: Any = None,
     checkpoint: Path | None = None,
     callbacks: Sequence[Any] | None = None,
+    data_summary: bool = True,
 ) -> Run:
     """Train into an existing run directory (new, or resumed from ``checkpoint``) and write every output."""
     import transformers
@@ -121,7 +147,7 @@ def run_in(
     if not method.uses_encoder:
         return fit_without_trainer(run_dir, config, method, data)
 
-    prepared = prepare_run(run_dir, config, method, data)
+    prepared = prepare_run(run_dir, config, method, data, data_summary)
     model, parameters = build_model(prepared)
     train_set = tokenize_splits(prepared, data.train, "train")
     eval_set = tokenize_splits(prepared, data.validation, "validation")
@@ -130,7 +156,7 @@ def run_in(
         extra_callbacks.append(InterruptCallback(interrupts))
     extra_callbacks.extend(callbacks or [])
     trainer, history = build_trainer(prepared, model, train_set, eval_set, extra_callbacks)
-    fitted = fit(trainer, method, checkpoint, prepared.speed.device)
+    fitted = fit(trainer, method, checkpoint, prepared.speed.device, config.train.report_to)
     model = trainer.model
     save_model(prepared, model)
 
@@ -209,27 +235,31 @@ class PreparedRun:
         return self.config.data.long_text_options()
 
 
-def prepare_run(run_dir: Path, config: Config, method: Method, data: PreparedData) -> PreparedRun:
+def prepare_run(
+    run_dir: Path, config: Config, method: Method, data: PreparedData, data_summary: bool = True
+) -> PreparedRun:
     """Resolve the max length, learning rate, metric and long-text reading once (``config.resolve_settings``),
     refuse what cannot run (a method the encoder cannot run, class weights for unknown labels, a decision threshold
-    on more than two labels, a stride that does not fit a window) before anything trains, and write the resolved
-    ``config.yaml``."""
+    on more than two labels, a stride that does not fit a window) before anything trains, write the resolved
+    ``config.yaml`` and log the dataset summary (unless ``data_summary`` is off)."""
     class_weights = resolve_class_weights(config.train.class_weights, data.labels.names, data.train["label"])
     check_calibration_settings(config.train, len(data.labels.names))
     m = config.model
     tokenizer = load_tokenizer(m.name, m.revision, m.trust_remote_code)
     encoder_config = load_encoder_config(m.name, m.revision, m.trust_remote_code)
-    if method.unsupported_reason is not None:
-        reason = method.unsupported_reason(encoder_config)
-        if reason:
-            raise ConfigError(f"Method {method.name}: {reason}.", "Choose another method for this model.")
+    reason = method.refusal(encoder_config, config.method)  # checked before the run too; this covers --resume
+    if reason:
+        raise ConfigError(f"{reason[0].upper()}{reason[1:]}.")
     settings = resolve_settings(config, model_max_length(encoder_config, tokenizer))
     config = settings.apply(dataclasses.replace(config, data=data.config))
     check_metric(settings.metric, len(data.labels.names))
     device = resolve_device(config.train.device)
     speed = plan_speed(config.train, device)
     config.to_yaml(run_dir / runs.CONFIG_FILE)
-    log_summary(data, tokenizer, settings.max_length, config.data.long_text_options())
+    long_text = config.data.long_text_options()
+    check_window_settings(tokenizer, settings.max_length, long_text, data.is_pair)
+    if data_summary:
+        log_summary(data, tokenizer, settings.max_length, long_text)
     return PreparedRun(run_dir, config, method, data, tokenizer, device, speed, class_weights)
 
 
@@ -294,6 +324,7 @@ def build_trainer(
 
     config, speed, device = prepared.config, prepared.speed, prepared.device
     t = config.train
+    check_tracker(t.report_to)
     steps_per_epoch = max(1, math.ceil(len(train_set) / (t.batch_size * t.gradient_accumulation_steps)))
     total_steps = t.max_steps if t.max_steps > 0 else math.ceil(steps_per_epoch * t.epochs)
     metric = t.metric or "f1_macro"
@@ -338,7 +369,8 @@ def build_trainer(
         logging_nan_inf_filter=not speed.async_steps,
         torch_compile=speed.compile,
         full_determinism=False,  # train.deterministic is handled by training.reproducibility.deterministic_mode
-        report_to="none",
+        report_to=t.report_to,
+        run_name=prepared.run_dir.name,
         disable_tqdm=True,  # ConsoleProgress shows one bar and one line per evaluation instead
         save_only_model=False,
     )
@@ -372,6 +404,7 @@ def build_trainer(
     )
     # Without its bars the Trainer prints every log dict; ConsoleProgress, history.jsonl and train.log say it better.
     trainer.remove_callback(PrinterCallback)
+    attach_tracking(trainer, config.to_dict(), t.report_to, prepared.run_dir)
     return trainer, history
 
 
@@ -404,11 +437,12 @@ class FitResult:
     peak_memory: dict[str, Any]
 
 
-def fit(trainer: Any, method: Method, checkpoint: Path | None, device: Any) -> FitResult:
-    """Train (resuming from ``checkpoint``), or only evaluate for a method that does not train."""
+def fit(trainer: Any, method: Method, checkpoint: Path | None, device: Any, report_to: str = "none") -> FitResult:
+    """Train (resuming from ``checkpoint``), or only evaluate for a method that does not train; a tracker's run is
+    closed as failed if it raises."""
     started = time.perf_counter()
     samples_per_second = None
-    with PeakMemory(device) as peak_memory:
+    with PeakMemory(device) as peak_memory, tracker_run_closed_on_error(report_to):
         if method.trains:
             output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
             samples_per_second = output.metrics.get("train_samples_per_second")
@@ -536,6 +570,8 @@ def _environment(device: Any, precision: str) -> dict[str, Any]:
         "precision": precision,
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "threads": torch.get_num_threads(),
+        # What train.deterministic changes: torch's deterministic-kernel mode for the length of the run.
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
     }
 
 

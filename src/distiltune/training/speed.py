@@ -14,8 +14,8 @@ resolved :class:`SpeedPlan` is written to the run's ``env.json`` (``speed``), so
 | SDPA attention     | on where the model supports it             | ``train.sdpa=false``             |
 | fast attention     | attention-prob dropout off (fused SDPA)    | ``train.fast_attention=false``   |
 | fused AdamW        | on                                         | ``train.fused_optimizer=false``  |
-| async steps        | on: no per-step GPU sync for loss logging  | ``train.async_steps=false``      |
-| loader workers     | GPU: up to 4 workers + pinned memory; CPU: 0 | ``train.dataloader_workers=N`` |
+| async steps        | off: no measured win (skips the per-step GPU sync) | ``train.async_steps=true``      |
+| loader workers     | GPU: 4 at batches >= 768 rows, else 0; pinned memory; CPU: 0 | ``train.dataloader_workers=N`` |
 | eval batch size    | Trainer eval: CPU 8, GPU 64                | ``train.eval_batch_size=N``      |
 | inference batches  | CPU: <= 64 rows, <= 2048 padded tokens (ONNX 512); GPU: 64 | ``train.eval_batch_tokens=0`` |
 | torch.compile      | off (opt-in: ``--compile``)                | ``train.compile=true``           |
@@ -73,16 +73,24 @@ class SpeedPlan:
         return dataclasses.asdict(self)
 
 
-def default_dataloader_workers(device_type: str, cpu_count: int | None = None) -> int:
-    """GPU: up to 4 workers, so batches are fetched and padded while the GPU runs. CPU: none, because workers take
-    the cores the matmuls need.
+#: On a GPU, loader workers pay off only when collating a batch takes long: measured at 768 rows per batch, not at 32.
+WORKERS_MIN_BATCH_ROWS = 768
 
-    Measured on an H200 (DistilBERT-base, IMDb, bf16, ``benchmarks/training_mfu.py``): at 128 tokens and 768 rows
-    per batch, 4 workers trained at 9,211 samples/s and the main process alone at 6,862 (even with the fast
-    collator: the Trainer waits for the GPU before fetching the next batch, so loading in the main process does
-    not overlap the step). At 32 rows per batch none was faster (1,276 against 972-1,017 samples/s).
+
+def default_dataloader_workers(device_type: str, batch_size: int = 16, cpu_count: int | None = None) -> int:
+    """CPU: none, because workers take the cores the matmuls need. GPU: up to 4 workers at batches of
+    :data:`WORKERS_MIN_BATCH_ROWS` rows or more, else none; each the faster of the two in the measurements.
+
+    Measured on an H200 (DistilBERT-base, IMDb, bf16, ``benchmarks/training_mfu.py``):
+    at 128 tokens and 768 rows per batch, 4 workers trained at 9,211 samples/s
+    (benchmarks/results/training_mfu_h200_2026-11-30.json) and the main process alone at 6,862
+    (benchmarks/results/training_mfu_h200_2026-11-30_collator_0workers.json): collating 768 rows takes longer than
+    the step, and the Trainer waits for the GPU before fetching the next batch. At 32 rows per batch the main process
+    alone was faster: 1,276 against 303 samples/s at 128 tokens and 876 against 261 at 512 (the first file), where
+    the naive pipeline ran 757 and 252. Batch sizes in between were not measured; they get no workers, the choice
+    that never lost to the naive pipeline.
     """
-    if device_type != "cuda":
+    if device_type != "cuda" or batch_size < WORKERS_MIN_BATCH_ROWS:
         return 0
     cpu_count = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
     return max(0, min(4, cpu_count // 2))
@@ -128,7 +136,9 @@ def plan_speed(train: TrainConfig, device: Any) -> SpeedPlan:
         if train.fused_optimizer and fused_adamw_supported(device_type)
         else "adamw_torch",
         async_steps=train.async_steps,
-        dataloader_workers=workers if workers is not None else default_dataloader_workers(device_type),
+        dataloader_workers=workers
+        if workers is not None
+        else default_dataloader_workers(device_type, train.batch_size),
         pin_memory=device_type == "cuda",
         eval_batch_size=resolve_eval_batch_size(train.eval_batch_size, device_type),
         inference_batch_size=batching.batch_size,
@@ -137,4 +147,4 @@ def plan_speed(train: TrainConfig, device: Any) -> SpeedPlan:
     )
 
 
-__all__ = ["SpeedPlan", "default_dataloader_workers", "fused_adamw_supported", "plan_speed"]
+__all__ = ["WORKERS_MIN_BATCH_ROWS", "SpeedPlan", "default_dataloader_workers", "fused_adamw_supported", "plan_speed"]

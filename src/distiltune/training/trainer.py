@@ -17,6 +17,9 @@ fourth: evaluation in the set's own row order, see ``sequential_evaluation``):
 * **The loop's bookkeeping travels with the checkpoint.** The training loss accumulated since the last log
   line (and since the last evaluation, for ``history.jsonl``) is saved and restored, so a checkpoint taken
   between two logging steps (Ctrl-C) resumes with the same logged losses as an uninterrupted run.
+
+It also counts the training batches' correct predictions (the public ``compute_loss``, from the logits the forward
+pass computed anyway) and hands the accuracy since the previous evaluation to ``history.jsonl`` at each evaluation.
 """
 
 from __future__ import annotations
@@ -116,6 +119,13 @@ class ResumableTrainer(Trainer):
         self._sequential_evaluation = sequential_evaluation
         self._epoch_sampler: EpochSeededSampler | None = None
         self._loop_state_to_restore: dict[str, Any] | None = None
+        # Correct predictions and examples of the training batches since the previous evaluation: tensors on the
+        # model's device, added to without reading them back (no GPU sync per step). Under several processes (DDP)
+        # each counts its own batches; summing the pair over processes (all_reduce) before the division is all a
+        # multi-process run needs. ``_carried_counts`` holds what a resumed checkpoint brought along.
+        self._train_correct: torch.Tensor | None = None
+        self._train_seen: torch.Tensor | None = None
+        self._carried_counts: tuple[int, int] = (0, 0)
         self.add_callback(_RestoreLoopState(self))
 
     # --- data order --------------------------------------------------------------------------------
@@ -159,6 +169,61 @@ class ResumableTrainer(Trainer):
         if self._epoch_sampler is not None and "epoch" in kwargs:
             self._epoch_sampler.set_epoch(kwargs["epoch"])
         return super()._run_epoch(*args, **kwargs)
+
+    # --- training accuracy -------------------------------------------------------------------------
+
+    def compute_loss(
+        self,
+        model: Any,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """The Trainer's loss, however it is computed (the model's own, label smoothing or a ``compute_loss_func``),
+        plus a count of the correct predictions of a training batch from the logits of that same forward pass."""
+        labels = inputs.get("labels")  # read first: with a compute_loss_func or a label smoother super() pops them
+        loss, outputs = super().compute_loss(
+            model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch, **kwargs
+        )
+        if model.training and labels is not None:  # evaluation's prediction_step calls this too, in eval mode
+            self._count_correct(outputs, labels)
+        return (loss, outputs) if return_outputs else loss
+
+    def _count_correct(self, outputs: Any, labels: torch.Tensor) -> None:
+        logits = outputs.get("logits") if isinstance(outputs, dict) else getattr(outputs, "logits", None)
+        if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or labels.dim() != 1:
+            return  # not single-label classification: nothing to count
+        if labels.is_floating_point() or logits.shape[0] != labels.shape[0]:
+            return
+        with torch.no_grad():
+            correct = (logits.detach().argmax(dim=-1) == labels.to(logits.device)).sum()
+        if self._train_correct is None or self._train_seen is None:
+            self._train_correct = torch.zeros((), dtype=torch.long, device=logits.device)
+            self._train_seen = torch.zeros((), dtype=torch.long, device=logits.device)
+        self._train_correct += correct.to(self._train_correct.device)
+        self._train_seen += labels.shape[0]  # a Python int added on the device: no copy, no sync
+
+    def train_accuracy_counts(self) -> tuple[int, int]:
+        """(correct, seen) over the training batches since the previous evaluation (reads the device once)."""
+        correct, seen = self._carried_counts
+        if self._train_correct is not None and self._train_seen is not None:
+            correct += int(self._train_correct.item())
+            seen += int(self._train_seen.item())
+        return correct, seen
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        # Hand the training accuracy since the previous evaluation to the callbacks that record it (the history),
+        # then start counting afresh: the next evaluation's row covers the batches after this one.
+        correct, seen = self.train_accuracy_counts()
+        for callback in self.callback_handler.callbacks:
+            if hasattr(callback, "record_train_accuracy"):
+                callback.record_train_accuracy(correct, seen)
+        self._carried_counts = (0, 0)
+        if self._train_correct is not None and self._train_seen is not None:
+            self._train_correct.zero_()
+            self._train_seen.zero_()
+        return super().evaluate(*args, **kwargs)
 
     # --- atomic checkpoints ------------------------------------------------------------------------
 
@@ -231,6 +296,7 @@ class ResumableTrainer(Trainer):
             "tr_loss": float(tr_loss.item()) if isinstance(tr_loss, torch.Tensor) else 0.0,
             "globalstep_last_logged": getattr(self, "_globalstep_last_logged", self.state.global_step),
             "total_loss_scalar": getattr(self, "_total_loss_scalar", 0.0),
+            "train_accuracy_counts": list(self.train_accuracy_counts()),
             "callbacks": {
                 type(cb).__name__: cb.checkpoint_state()
                 for cb in self.callback_handler.callbacks
@@ -252,6 +318,12 @@ class ResumableTrainer(Trainer):
         self._tr_loss = torch.tensor(saved["tr_loss"], dtype=self._tr_loss.dtype, device=self._tr_loss.device)
         self._globalstep_last_logged = int(saved["globalstep_last_logged"])
         self._total_loss_scalar = float(saved["total_loss_scalar"])
+        # Checkpoints written before the training accuracy existed carry no counts: that interval starts at 0/0.
+        correct, seen = saved.get("train_accuracy_counts", (0, 0))
+        self._carried_counts = (int(correct), int(seen))
+        if self._train_correct is not None and self._train_seen is not None:
+            self._train_correct.zero_()
+            self._train_seen.zero_()
         callbacks = saved.get("callbacks", {})
         for callback in self.callback_handler.callbacks:
             state = callbacks.get(type(callback).__name__)
