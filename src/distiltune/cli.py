@@ -114,6 +114,35 @@ def train(
     text_pair_column: Annotated[str | None, typer.Option(help="Second-sentence column (pairs/NLI).")] = None,
     label_column: Annotated[str | None, typer.Option(help="Label column.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    long_text: Annotated[
+        str | None,
+        typer.Option(
+            help="How texts longer than --max-length are read: head, tail, head_tail or chunks (all of it in "
+            "windows; --set data.stride=N, data.max_windows=N, data.window_aggregation=mean|max). Default: the "
+            "preset's, else head."
+        ),
+    ] = None,
+    class_weights: Annotated[
+        str | None,
+        typer.Option(help="Loss weight per label: none, balanced, or a mapping like '{pos: 3}' (others 1)."),
+    ] = None,
+    loss: Annotated[
+        str | None, typer.Option(help="Training loss: cross_entropy or focal (--set train.focal_gamma=2).")
+    ] = None,
+    calibrate: Annotated[
+        str | None,
+        typer.Option(
+            help="temperature: fit one temperature on the validation split after training; every predictor applies it."
+        ),
+    ] = None,
+    tune_threshold: Annotated[
+        bool,
+        typer.Option(
+            "--tune-threshold",
+            help="Two labels: pick the decision threshold on the minority label that maximises its F1 on the "
+            "validation split (--set train.threshold_metric=...); every predictor applies it.",
+        ),
+    ] = False,
     output_dir: Annotated[str | None, typer.Option(help="Where run directories go (default runs/).")] = None,
     name: Annotated[
         str | None, typer.Option(help="Run directory name (default: timestamp_model_dataset_method).")
@@ -174,6 +203,11 @@ def train(
         "data.text_pair_column": text_pair_column,
         "data.label_column": label_column,
         "train.seed": seed,
+        "data.long_text": long_text,
+        "train.class_weights": _yaml_value(class_weights),
+        "train.loss": loss,
+        "train.calibrate": calibrate,
+        "train.tune_threshold": True if tune_threshold else None,
         "run.output_dir": output_dir,
         "run.name": name,
         "train.compile": True if compile_model else None,
@@ -210,6 +244,15 @@ def _launch(nproc: int | None, accelerate_config: Path | None) -> None:
     sys.stderr.flush()
     sys.stdout.flush()
     os.execv(command[0], command)
+
+
+def _yaml_value(text: str | None) -> Any:
+    """A flag value that may be a mapping (``'{pos: 3}'``), read as --set reads values."""
+    if text is None:
+        return None
+    from distiltune.config import parse_overrides
+
+    return parse_overrides([f"value={text}"])["value"]
 
 
 @app.command()
@@ -733,8 +776,24 @@ def print_metrics(metrics: dict[str, Any], title: str) -> None:
     for row in rows:
         if any(row in metrics[s] for s in splits):
             table.add_row(row, *[_fmt(metrics[s].get(row)) for s in splits])
+    for row in ("ece", "brier", "nll"):
+        values = [(metrics[s].get("calibration") or {}).get(row) for s in splits]
+        if any(value is not None for value in values):
+            table.add_row(row, *[_fmt(value) for value in values])
     console = _console()
     console.print(table)
+    temperature, threshold = metrics.get("temperature"), metrics.get("threshold")
+    if isinstance(temperature, dict):
+        console.print(
+            f"temperature={temperature['value']:.4f} (validation NLL {temperature['nll_before']:.4f} -> "
+            f"{temperature['nll_after']:.4f})"
+        )
+    if isinstance(threshold, dict):
+        console.print(
+            f"decision threshold={threshold['value']:.4f} on P({threshold['label']}) (validation "
+            f"{threshold['metric']} {threshold['validation_score']:.4f}, argmax "
+            f"{threshold['validation_score_argmax']:.4f})"
+        )
     extra = {
         k: metrics.get(k)
         for k in (

@@ -109,6 +109,23 @@ class TrainConfig:
     (benchmarks/results/training_mfu_h200_2026-11-30.json), and no shape has shown it winning."""
     deterministic: bool = False
     """Ask torch for deterministic kernels (slower on GPU; CPU runs are deterministic anyway)."""
+    class_weights: str | dict[str, float] = "none"
+    """Cross-entropy weight per label: none, balanced (rows / (labels x the label's rows), as scikit-learn), or a
+    mapping {label: weight} (unnamed labels 1). Methods that train through the Trainer; TF-IDF ignores it."""
+    loss: Literal["cross_entropy", "focal"] = "cross_entropy"
+    """Training loss; focal multiplies each row's cross-entropy by (1 - p of its label) ** focal_gamma, so easy
+    rows count less."""
+    focal_gamma: float = 2.0
+    """Focal loss exponent (0 is cross-entropy)."""
+    calibrate: Literal["none", "temperature"] = "none"
+    """temperature: after training, fit one temperature on the validation split by NLL (saved in
+    model/calibration.json, applied by every predictor, reported before and after in metrics.json); none leaves the
+    probabilities as the model gives them."""
+    tune_threshold: bool = False
+    """Two-label tasks: after training (and calibration), pick the decision threshold on the minority label's
+    probability that maximises threshold_metric on the validation split; saved and applied by every predictor."""
+    threshold_metric: Literal["f1", "f1_macro", "balanced_accuracy", "accuracy"] = "f1"
+    """What tune_threshold maximises; f1 is the F1 of the minority label (the thresholded one)."""
     report_to: Literal["none", "tensorboard", "mlflow", "wandb"] = "none"
     """Experiment tracker the Trainer logs to (its own integration), offline by default: TensorBoard event files in
     ``RUN_DIR/tensorboard/``, MLflow's local store, W&B with ``WANDB_MODE=offline`` unless set. The run is named
@@ -158,6 +175,9 @@ class Config:
             raise ConfigError(f"train.weight_decay must be >= 0, got {t.weight_decay}.")
         if t.early_stopping_patience is not None and t.early_stopping_patience < 1:
             raise ConfigError(f"train.early_stopping_patience must be >= 1, got {t.early_stopping_patience}.")
+        if t.focal_gamma < 0:
+            raise ConfigError(f"train.focal_gamma must be >= 0, got {t.focal_gamma}.")
+        _check_class_weights(t.class_weights)
         self.data.validate()
         self.method.validate()
         self.model.validate()
@@ -340,6 +360,27 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     return value
 
 
+def _check_class_weights(spec: str | dict[str, float]) -> None:
+    """What ``train.class_weights`` can be told without the labels (unknown labels are refused once the data is
+    loaded, before the model: ``training.losses.resolve_class_weights``)."""
+    if isinstance(spec, str):
+        if spec.strip().lower() not in ("none", "balanced"):
+            raise ConfigError(
+                f"train.class_weights must be none, balanced or a mapping {{label: weight}}; got '{spec}'.",
+                "For example --set train.class_weights=balanced or --set 'train.class_weights={pos: 3}'.",
+            )
+        return
+    if not isinstance(spec, dict):
+        raise ConfigError(
+            f"train.class_weights must be none, balanced or a mapping {{label: weight}}; got {type(spec).__name__}."
+        )
+    for label, weight in spec.items():
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
+            raise ConfigError(
+                f"train.class_weights: the weight of '{label}' must be a positive number, got {weight!r}."
+            )
+
+
 def read_yaml_file(path: str | Path) -> Any:
     """The parsed contents of a YAML config file ({} when empty), or a ConfigError naming the file."""
     path = Path(path)
@@ -369,12 +410,14 @@ class RunSettings:
     """The configured learning rate, else the method's default (None for methods that do not train by gradient)."""
     metric: str
     """The validation metric that picks the best checkpoint: configured, else the preset's, else f1_macro."""
+    long_text: str = "head"
+    """How texts longer than ``max_length`` are read: configured, else the preset's, else head."""
 
     def apply(self, config: Config) -> Config:
         """``config`` with these values written in: what goes to ``config.yaml``."""
         return dataclasses.replace(
             config,
-            data=dataclasses.replace(config.data, max_length=self.max_length),
+            data=dataclasses.replace(config.data, max_length=self.max_length, long_text=self.long_text),
             train=dataclasses.replace(config.train, lr=self.lr, metric=self.metric),
         )
 
@@ -382,7 +425,7 @@ class RunSettings:
 def resolve_settings(
     config: Config, model_limit: int | None, uses_encoder: bool = True, reserved_positions: int | None = None
 ) -> RunSettings:
-    """Resolve the max length, the learning rate and the selection metric of ``config``.
+    """Resolve the max length, the learning rate, the selection metric and the long-text reading of ``config``.
 
     ``model_limit`` is the longest input the encoder accepts (``modeling.model_max_length``; None when there is no
     encoder); the positions the method reserves (soft-prompt tokens; ``reserved_positions`` overrides
@@ -404,7 +447,11 @@ def resolve_settings(
             max_length = limit
     lr = config.train.lr if config.train.lr is not None else config.method.default_lr
     metric = config.train.metric or (preset.metric if preset else DEFAULT_METRIC)
-    return RunSettings(max_length=max_length, lr=lr if uses_encoder else None, metric=metric)
+    long_text = config.data.long_text or (preset.long_text if preset else "head")
+    # The resolved reading against the resolved length: a stride or head_tokens >= the max length fails here, before
+    # anything trains, also when the length came from a preset or the model's limit.
+    dataclasses.replace(config.data, long_text=long_text).long_text_options().validate(max_length)
+    return RunSettings(max_length=max_length, lr=lr if uses_encoder else None, metric=metric, long_text=long_text)
 
 
 #: The best-checkpoint metric when neither the config nor a preset names one.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -71,15 +71,26 @@ def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
-def trainer_compute_metrics(label_names: list[str]):
-    """A ``compute_metrics`` for the HF Trainer: scalar metrics only (Trainer logs must be flat)."""
+#: ``(row logits, row labels) -> (document logits, document labels)``: how the Trainer's evaluation turns the rows
+#: of a split read in windows (``data.long_text=chunks``) back into its documents.
+ToDocuments = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def trainer_compute_metrics(label_names: list[str], to_documents: ToDocuments | None = None):
+    """A ``compute_metrics`` for the HF Trainer: scalar metrics only (Trainer logs must be flat).
+
+    ``to_documents`` scores documents instead of rows when a row is one window of a document; it relies on the
+    Trainer's evaluation keeping the evaluation set's row order."""
 
     def compute(eval_prediction: Any) -> dict[str, float]:
         logits = eval_prediction.predictions
         if isinstance(logits, tuple):
             logits = logits[0]
+        labels = eval_prediction.label_ids
+        if to_documents is not None:
+            logits, labels = to_documents(np.asarray(logits), np.asarray(labels))
         predictions = np.asarray(logits).argmax(axis=-1)
-        metrics = classification_metrics(eval_prediction.label_ids, predictions, label_names)
+        metrics = classification_metrics(labels, predictions, label_names)
         return {k: v for k, v in scalar_metrics(metrics).items() if k != "samples"}
 
     return compute
@@ -92,11 +103,14 @@ def score_predictions(
     probabilities: np.ndarray,
     label_names: list[str],
     seconds: float,
+    predicted: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """What an evaluation reports for labelled examples predicted in ``seconds``: the metrics (with samples/s), and
     one row per example as written to ``predictions.jsonl`` (its text and pair, gold and predicted label, whether
-    they match, every label's probability)."""
-    predicted = probabilities.argmax(axis=-1)
+    they match, every label's probability). ``predicted`` label ids default to the most probable label; a decision
+    threshold gives its own."""
+    if predicted is None:
+        predicted = probabilities.argmax(axis=-1)
     metrics = classification_metrics(gold, predicted, label_names)
     metrics["eval_samples_per_second"] = round(len(texts) / seconds, 2) if seconds > 0 else None
     rows = [

@@ -35,7 +35,25 @@ def plot_run(run_dir: Path) -> list[Path]:
                 title=f"Confusion matrix ({split})",
             )
         )
+        curves = reliability_curves(metrics, split)
+        if curves:
+            written.append(
+                plot_reliability_diagram(curves, out_dir / "reliability.png", title=f"Reliability diagram ({split})")
+            )
     return written
+
+
+def reliability_curves(metrics: dict[str, Any], split: str) -> dict[str, dict[str, Any]]:
+    """The reliability tables metrics.json holds for ``split``: the calibrated model's, and with a fitted
+    temperature also the model's at T = 1 (empty for runs written before calibration metrics existed)."""
+    after = (metrics[split].get("calibration") or {}).get("reliability")
+    if after is None:
+        return {}
+    before = (metrics[split].get("before_calibration") or {}).get("reliability")
+    if before is None:
+        return {"": after}
+    temperature = (metrics.get("temperature") or {}).get("value", 1.0)
+    return {"before (T = 1)": before, f"after (T = {temperature:.2f})": after}
 
 
 def plot_loss_curves(histories: dict[str, list[dict[str, Any]]], path: Path) -> Path:
@@ -109,3 +127,35 @@ def save_figure(fig: Any, axes: Iterable[Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_reliability_diagram(
+    curves: dict[str, dict[str, Any]], path: Path, title: str = "Reliability diagram"
+) -> Path:
+    """Accuracy against mean confidence per confidence bin, one line per entry of ``curves`` (e.g. before and after
+    temperature scaling), with the diagonal of perfect calibration, and below it the number of rows per bin.
+
+    Each curve is :func:`distiltune.calibration.reliability_bins` output (``edges``, ``count``, ``confidence``,
+    ``accuracy``), as stored under ``calibration.reliability`` in metrics.json; empty bins are skipped.
+    """
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.2, 6.0), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    top.plot([0, 1], [0, 1], ":", color="gray", label="perfect calibration")
+    bar_share = 0.8 / max(1, len(curves))
+    for index, (name, bins) in enumerate(curves.items()):
+        edges = bins["edges"]
+        width = edges[1] - edges[0]
+        filled = [i for i, n in enumerate(bins["count"]) if n > 0]
+        top.plot(
+            [bins["confidence"][i] for i in filled],
+            [bins["accuracy"][i] for i in filled],
+            "-o",
+            color=f"C{index}",
+            label=name,
+            markersize=4,
+        )
+        left = [edges[i] + width * (0.1 + index * bar_share) for i in range(len(bins["count"]))]
+        bottom.bar(left, bins["count"], width=width * bar_share, align="edge", color=f"C{index}", alpha=0.7)
+    top.set(ylabel="accuracy", title=title, xlim=(0, 1), ylim=(0, 1.02))
+    bottom.set(xlabel="confidence (top-label probability)", ylabel="rows")
+    save_figure(fig, [top, bottom], path)
+    return path

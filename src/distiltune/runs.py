@@ -5,7 +5,8 @@ checks, JSON/JSONL I/O and the one helper that copies the log into a run's (or c
 runs/<YYYY-MM-DD_HH-MM-SS>_<model>_<dataset>_<method>/
   config.yaml        resolved config (re-running it repeats the run)
   env.json           versions, device and precision actually used
-  model/             best model: safetensors weights, tokenizer, labels.json (label map, max length, method)
+  model/             best model: safetensors weights, tokenizer, labels.json (label map, max length, method),
+                     calibration.json (fitted temperature / decision threshold; only when the run fitted one)
   checkpoints/       best and last Trainer checkpoints, written atomically (for --resume)
   status.json        running / completed / failed / interrupted, with the error and the resume command
   history.jsonl      one row per evaluation
@@ -62,6 +63,9 @@ STATUS_FILE = "status.json"
 EXPORT_DIR = "export"
 #: Inside ``model/``: the label map, max length, input kind and method of the saved model.
 LABELS_FILE = "labels.json"
+#: Inside ``model/`` (and copied into an ONNX export): the temperature and decision threshold fitted after training
+#: (``train.calibrate``, ``train.tune_threshold``). No file: probabilities as the model gives them, argmax labels.
+CALIBRATION_FILE = "calibration.json"
 
 RunStatus = Literal["running", "completed", "failed", "interrupted", "pruned"]
 #: Status words that mean finished (older tools wrote some of the synonyms).

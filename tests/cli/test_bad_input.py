@@ -190,3 +190,46 @@ def test_missing_model_says_so_and_how_to_point_at_a_local_copy(train_args, fixt
         "local directory",
         "HF_HOME",
     )
+
+
+# --- long texts, class weights, decision thresholds (issue 18): refused before a model loads ---------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragments"),
+    [
+        (
+            ["--long-text", "chunks", "--set", "data.stride=16"],
+            ["data.stride (16) must be smaller than data.max_length (16)"],
+        ),
+        (
+            ["--long-text", "chunks", "--set", "data.stride=14"],
+            ["data.stride (14) must be smaller than the 14 tokens a window holds"],
+        ),
+        (["--set", "data.stride=4"], ["data.stride is only read with data.long_text=chunks"]),
+        (["--class-weights", "{postive: 2}"], ["train.class_weights: unknown label 'postive'", "neg, pos"]),
+        (["--class-weights", "inverse"], ["train.class_weights must be none, balanced or a mapping"]),
+        (["--loss", "hinge"], ["train.loss must be one of cross_entropy, focal"]),
+        (["--calibrate", "platt"], ["train.calibrate must be one of none, temperature"]),
+    ],
+)
+def test_real_world_text_settings_give_one_line_before_training(
+    extra, fragments, train_args, fixtures_dir, monkeypatch, capsys, tmp_path
+) -> None:
+    args = train_args(fixtures_dir / "tiny.csv", "--text-column", "review", "--label-column", "sentiment", *extra)
+    code, stderr = run_cli(args, monkeypatch, capsys)
+    assert_one_error_line(code, stderr, *fragments)
+    assert not list(tmp_path.glob("runs/*/env.json")), "a model was built before the mistake was reported"
+
+
+def test_a_decision_threshold_on_four_labels_is_refused_before_training(
+    train_args, monkeypatch, capsys, tmp_path
+) -> None:
+    path = tmp_path / "four.csv"
+    names = ["world", "sports", "business", "science"]
+    pd.DataFrame({"text": [f"{name} news {i}" for i in range(3) for name in names], "label": names * 3}).to_csv(
+        path, index=False
+    )
+    code, stderr = run_cli(train_args(path, "--tune-threshold"), monkeypatch, capsys)
+    assert_one_error_line(code, stderr, "train.tune_threshold (--tune-threshold) needs a task with two labels")
+    assert not list(tmp_path.glob("runs/*/env.json")), "a model was built before the mistake was reported"

@@ -73,7 +73,8 @@ def test_tfidf_run_saves_without_pickle_and_reloads_in_a_fresh_process(fast_over
     }
     model_files = {p.name for p in (run.dir / "model").iterdir()}
     assert model_files == {"tfidf.safetensors", "vocabulary.json", "tfidf.json", "labels.json"}
-    assert {p.name for p in (run.dir / "plots").iterdir()} == {"loss.png", "accuracy_f1.png", "confusion_matrix.png"}
+    plots = {p.name for p in (run.dir / "plots").iterdir()}
+    assert plots == {"loss.png", "accuracy_f1.png", "confusion_matrix.png", "reliability.png"}
     assert HEADLINE_KEYS <= set(run.metrics["validation"])
     history = runs.read_jsonl(run.dir / "history.jsonl")
     assert len(history) == 1 and {"train_loss", "eval_loss", "accuracy", "f1_macro"} <= set(history[0])

@@ -266,3 +266,33 @@ def test_cli_flags_select_the_method_head_pooling_and_merge(tiny_model: str, tmp
     assert config["model"]["head"] == "mlp" and config["model"]["pooling"] == "mean"
     merged = tmp_path / "cli" / "model" / "merged"
     assert (merged / "model.safetensors").is_file() and (merged / "head_config.json").is_file()
+
+
+def test_tfidf_fits_and_applies_a_temperature_and_a_threshold_too(tmp_path: Path) -> None:
+    """Calibration works on logits, whoever made them: a method outside the Trainer saves and applies it alike."""
+    run = distiltune.train(
+        None,
+        {
+            "method.name": "tfidf",
+            "data.dataset": str(FIXTURES / "tiny.csv"),
+            "data.text_column": "review",
+            "data.label_column": "sentiment",
+            "data.validation_fraction": 0.25,
+            "train.calibrate": "temperature",
+            "train.tune_threshold": True,
+            "run.output_dir": str(tmp_path / "runs"),
+        },
+    )
+    saved = json.loads((run.dir / "model" / "calibration.json").read_text())
+    assert saved["temperature"] == run.metrics["temperature"]["value"]
+    assert saved["threshold"] == run.metrics["threshold"]["value"]
+    assert "before_calibration" in run.metrics["validation"] and "before_threshold" in run.metrics["validation"]
+    classifier = run.load()
+    texts = ["great fun film", "awful boring plot", "the movie"]
+    logits = classifier.predict_logits(texts)
+    probabilities = classifier.predict_proba(texts)
+    scaled = np.exp(logits / saved["temperature"])
+    np.testing.assert_allclose(probabilities, scaled / scaled.sum(axis=1, keepdims=True), atol=1e-9)
+    label_id = saved["threshold_label_id"]
+    expected = np.where(probabilities[:, label_id] >= saved["threshold"], label_id, 1 - label_id)
+    assert [r["label"] for r in classifier.predict(texts)] == [classifier.label_names[i] for i in expected]

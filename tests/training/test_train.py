@@ -6,12 +6,14 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from make_fixtures import NEGATIVE, POSITIVE
 
 import distiltune
 from distiltune import runs
+from distiltune.calibration import calibration_metrics
 
 RUN_FILES = {
     "config.yaml",
@@ -65,9 +67,25 @@ def test_run_directory_holds_every_file_and_each_parses(fast_overrides: dict) ->
     assert len(predictions) == 6
     assert set(predictions[0]) >= {"text", "gold", "predicted", "probabilities"}
     assert sum(predictions[0]["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
-    assert {p.name for p in (run.dir / "plots").iterdir()} == {"loss.png", "accuracy_f1.png", "confusion_matrix.png"}
+    assert {p.name for p in (run.dir / "plots").iterdir()} == {
+        "loss.png",
+        "accuracy_f1.png",
+        "confusion_matrix.png",
+        "reliability.png",
+    }
     assert all((run.dir / "plots" / name).stat().st_size > 1000 for name in ("loss.png", "confusion_matrix.png"))
+    # Every evaluation carries its calibration (ECE over 15 bins, Brier, NLL), as computed from its own predictions.
+    gold_ids = np.array([["neg", "pos"].index(row["gold"]) for row in predictions])
+    probabilities = np.array([[row["probabilities"][name] for name in ("neg", "pos")] for row in predictions])
+    reported = metrics["test" if "test" in metrics else "validation"]["calibration"]
+    assert reported["bins"] == 15 and sum(reported["reliability"]["count"]) == len(predictions)
+    for key, value in calibration_metrics(probabilities, gold_ids).items():
+        assert reported[key] == pytest.approx(value, abs=1e-5), key
+    # Nothing was fitted: no calibration file, no fit reports, and the config records the default reading.
+    assert "temperature" not in metrics and "threshold" not in metrics
+    assert config["data"]["long_text"] == "head" and config["train"]["calibrate"] == "none"
     model_files = {p.name for p in (run.dir / "model").iterdir()}
+    assert "calibration.json" not in model_files
     assert {"model.safetensors", "config.json", "labels.json", "tokenizer.json"} <= model_files
     assert not any(name.endswith((".bin", ".pt", ".pth")) for name in model_files)
     saved_config = json.loads((run.dir / "model" / "config.json").read_text())
@@ -206,3 +224,35 @@ def test_rerunning_the_resolved_config_repeats_the_run(fast_overrides: dict) -> 
         assert second.metrics[split]["accuracy"] == first.metrics[split]["accuracy"]
         assert second.metrics[split]["confusion_matrix"] == first.metrics[split]["confusion_matrix"]
     assert runs.read_jsonl(second.dir / "history.jsonl") == runs.read_jsonl(first.dir / "history.jsonl")
+
+
+def test_the_dataset_summary_names_the_flags_for_long_and_imbalanced_data(tiny_model: str, caplog) -> None:
+    import logging
+
+    import pandas as pd
+
+    from distiltune.data import DataConfig, LabelSpace, PreparedData
+    from distiltune.data.long_text import LongTextOptions
+    from distiltune.modeling import load_tokenizer
+    from distiltune.training.pipeline import log_summary
+
+    long, short = "the movie was great " * 4, "great fun"
+    # 3 of 12 training texts are longer than 8 tokens (25% > 20%); 11 negatives to 1 positive (> 5x).
+    train = pd.DataFrame({"text": [long] * 3 + [short] * 9, "label": [0] * 11 + [1]})
+    data = PreparedData(train, train.head(2), None, LabelSpace(["neg", "pos"], ["neg", "pos"]), DataConfig("frame"))
+    tokenizer = load_tokenizer(tiny_model)
+    with caplog.at_level(logging.INFO, logger="distiltune"):
+        log_summary(data, tokenizer, 8)
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 2, warnings
+    assert "25% of the training texts are longer than 8 tokens" in warnings[0]
+    assert "--long-text head_tail" in warnings[0] and "--long-text chunks" in warnings[0]
+    assert "'neg' has 11.0x the rows of 'pos'" in warnings[1]
+    for flag in ("--class-weights balanced", "--loss focal", "--tune-threshold"):
+        assert flag in warnings[1]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="distiltune"):
+        log_summary(data, tokenizer, 8, LongTextOptions("chunks", max_windows=4))  # chunks read all of them
+    summary = next(r.getMessage() for r in caplog.records if "train" in r.getMessage() and "tokens" in r.getMessage())
+    assert "0.0% truncated at 8, chunks" in summary
+    assert not any("longer than" in r.getMessage() for r in caplog.records)

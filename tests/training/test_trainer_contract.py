@@ -40,6 +40,26 @@ def test_get_train_sampler_is_still_the_training_samplers_hook() -> None:
     )
 
 
+def test_get_eval_sampler_is_still_the_evaluation_samplers_hook() -> None:
+    assert hasattr(Trainer, "_get_eval_sampler"), relied_on("_get_eval_sampler", "it is gone")
+    assert parameters(Trainer._get_eval_sampler) == ["self", "eval_dataset"], relied_on(
+        "_get_eval_sampler", f"its parameters are now {parameters(Trainer._get_eval_sampler)}"
+    )
+    assert "sampler_fn=self._get_eval_sampler" in SOURCE, relied_on(
+        "_get_eval_sampler", "the evaluation DataLoader no longer asks it for its sampler"
+    )
+
+
+def test_compute_loss_func_is_still_called_with_the_accumulated_item_count() -> None:
+    # training.losses.make_compute_loss divides by num_items_in_batch and relies on the Trainer not dividing again.
+    assert "compute_loss_func" in inspect.signature(Trainer.__init__).parameters, relied_on(
+        "__init__", "it no longer takes compute_loss_func"
+    )
+    assert "num_items_in_batch=num_items_in_batch" in SOURCE and "self.compute_loss_func is not None" in SOURCE, (
+        relied_on("compute_loss", "compute_loss_func is no longer given num_items_in_batch or trusted to scale")
+    )
+
+
 def test_run_epoch_is_still_called_once_per_epoch_with_the_epoch_keyword() -> None:
     assert hasattr(Trainer, "_run_epoch"), relied_on("_run_epoch", "it is gone (the loop was restructured)")
     assert "epoch" in parameters(Trainer._run_epoch), relied_on("_run_epoch", "it no longer takes epoch")
@@ -83,7 +103,7 @@ def test_resumable_trainer_overrides_exactly_what_the_contract_covers() -> None:
         for name, value in vars(ResumableTrainer).items()
         if callable(value) and name.startswith("_") and not name.startswith("__") and hasattr(Trainer, name)
     }
-    assert overridden == {"_get_train_sampler", "_run_epoch", "_save_checkpoint"}, (
+    assert overridden == {"_get_eval_sampler", "_get_train_sampler", "_run_epoch", "_save_checkpoint"}, (
         f"ResumableTrainer overrides a private Trainer member that this contract does not check: {sorted(overridden)}"
     )
 

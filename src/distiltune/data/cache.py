@@ -1,10 +1,11 @@
-"""Tokenize a split once and reuse it: an on-disk cache keyed by the data, the tokenizer and the max length.
+"""Tokenize a split once and reuse it: an on-disk cache keyed by the data, the tokenizer and how texts are cut.
 
 The key is a sha256 over (a) the split's content (pandas' per-row hash of every column, in order), (b) the
 tokenizer's full definition (its serialized ``tokenizer.json`` for fast tokenizers, else its vocabulary and
-special tokens) and (c) ``max_length``, plus a format version. Change any of them and the key changes, so a
-stale entry is never read. Entries are written to a temporary folder and renamed into place, so an
-interrupted run never leaves half an entry.
+special tokens), (c) ``max_length`` and (d) the long-text settings that change the rows
+(``LongTextOptions.cache_token``; nothing for the default ``head``), plus a format version. Change any of them
+and the key changes, so a stale entry is never read. Entries are written to a temporary folder and renamed into
+place, so an interrupted run never leaves half an entry.
 
 The cache lives in ``$DISTILTUNE_CACHE_DIR/tokenized`` (default ``~/.cache/distiltune/tokenized``).
 """
@@ -23,6 +24,7 @@ from typing import Any
 import datasets
 import pandas as pd
 
+from distiltune.data.long_text import LongTextOptions
 from distiltune.data.tokenize import tokenize_frame
 
 logger = logging.getLogger("distiltune")
@@ -69,17 +71,25 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     return digest.hexdigest()
 
 
-def cache_key(frame: pd.DataFrame, tokenizer: Any, max_length: int) -> str:
+def cache_key(frame: pd.DataFrame, tokenizer: Any, max_length: int, long_text: LongTextOptions | None = None) -> str:
     parts = [f"v{FORMAT_VERSION}", split_content_hash(frame), tokenizer_fingerprint(tokenizer), str(max_length)]
+    # head (the default) adds nothing, so its entries keep the keys they had before data.long_text existed.
+    reading = long_text.cache_token() if long_text is not None else ""
+    if reading:
+        parts.append(reading)
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
 
 def cached_tokenize(
-    frame: pd.DataFrame, tokenizer: Any, max_length: int, cache_dir: str | Path | None = None
+    frame: pd.DataFrame,
+    tokenizer: Any,
+    max_length: int,
+    cache_dir: str | Path | None = None,
+    long_text: LongTextOptions | None = None,
 ) -> tuple[datasets.Dataset, bool]:
     """``tokenize_frame`` through the cache. Returns the dataset and whether it came from the cache."""
     root = Path(cache_dir) if cache_dir is not None else cache_root() / "tokenized"
-    entry = root / cache_key(frame, tokenizer, max_length)
+    entry = root / cache_key(frame, tokenizer, max_length, long_text)
     if (entry / "dataset_info.json").is_file():
         try:
             # keep_in_memory: the cache entry may be replaced later; never hold it open by memory map.
@@ -87,7 +97,7 @@ def cached_tokenize(
         except Exception as err:  # a corrupt entry is rebuilt, never fatal
             logger.warning("Ignoring unreadable tokenization cache entry %s (%s).", entry, err)
             shutil.rmtree(entry, ignore_errors=True)
-    dataset = tokenize_frame(frame, tokenizer, max_length)
+    dataset = tokenize_frame(frame, tokenizer, max_length, long_text)
     try:
         root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))

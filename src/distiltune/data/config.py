@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
+from distiltune.data.long_text import LongTextOptions
 from distiltune.errors import ConfigError
 
 
@@ -39,6 +41,18 @@ class DataConfig:
     """Use only the first N validation/test rows (after a seeded shuffle)."""
     drop_missing_labels: bool = False
     """Skip rows whose label cell is empty or NaN (with a counted warning) instead of stopping with an error."""
+    long_text: Literal["head", "tail", "head_tail", "chunks"] | None = None
+    """How a text longer than max_length is read: head (its start), tail (its end), head_tail (head_tokens from the
+    start, the rest from the end), chunks (all of it in overlapping windows: training uses every window, prediction
+    aggregates the windows' logits). Unset: the preset's, else head."""
+    head_tokens: int | None = None
+    """head_tail: content tokens kept from the start (the end fills the rest); unset: a quarter of the window."""
+    stride: int | None = None
+    """chunks: tokens consecutive windows share; unset: a quarter of the window."""
+    max_windows: int | None = None
+    """chunks: most windows per text (evenly spread over a longer text, first and last kept); unset: 8."""
+    window_aggregation: Literal["mean", "max"] | None = None
+    """chunks: how a text's window logits become its prediction: mean, or each label's max; unset: mean."""
 
     def validate(self) -> None:
         """Check values that types alone cannot; raise ConfigError naming the key."""
@@ -54,6 +68,11 @@ class DataConfig:
                 raise ConfigError(f"{key} must be >= 1, got {value}.")
         if self.text_pair_column is not None and self.text_pair_column == self.text_column:
             raise ConfigError("data.text_pair_column must differ from data.text_column.")
+        self.long_text_options().validate(self.max_length)
+
+    def long_text_options(self) -> LongTextOptions:
+        """How long texts are read (``data.long_text`` and its settings; unset reads as head)."""
+        return LongTextOptions.from_data_config(self)
 
 
 __all__ = ["DataConfig"]

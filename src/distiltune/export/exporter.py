@@ -16,11 +16,17 @@ check: :mod:`distiltune.export.parity`.
 Layout (one self-contained folder per variant)::
 
     RUN_DIR/export/onnx/        model.onnx, tokenizer files, labels.json, config.json, export.json
+                                (+ calibration.json when the run fitted a temperature or threshold)
     RUN_DIR/export/onnx-int8/   the same with int8 (dynamic) quantized weights
+
+The graph computes the raw logits of one window; the run's long-text reading (``data.long_text``, recorded in
+export.json) and its calibration (``calibration.json``) are applied around it by the same inference path as the
+PyTorch model's (``Classifier.load(run, backend="onnx")``), so both backends predict alike.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import tempfile
@@ -123,6 +129,7 @@ def export_run(
                 "fused_operators": fused,
                 "run_dir": str(run_dir),
                 "samples_per_split": parity_rows,
+                "long_text": dataclasses.asdict(reference.long_text),
                 "min_agreement": min_agreement,
                 "refused_without_force": clearly_below(report, min_agreement),
                 "forced": bool(force and clearly_below(report, min_agreement)),
@@ -143,6 +150,9 @@ def export_run(
         reference.tokenizer.save_pretrained(staging)
         model.config.save_pretrained(staging)
         shutil.copy2(run_dir / runs.MODEL_DIR / runs.LABELS_FILE, staging / runs.LABELS_FILE)
+        calibration = run_dir / runs.MODEL_DIR / runs.CALIBRATION_FILE
+        if calibration.is_file():
+            shutil.copy2(calibration, staging / runs.CALIBRATION_FILE)
         runs.write_json(staging / REPORT_FILE, report)
         if target.exists():
             shutil.rmtree(target)  # an export is derived data: re-exporting replaces it

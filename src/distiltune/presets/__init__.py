@@ -25,6 +25,9 @@ class Preset:
     max_length: int
     metric: str
     text_pair_column: str | None = None
+    long_text: str = "head"
+    """How the preset's runs read texts longer than ``max_length`` unless ``data.long_text`` says otherwise
+    (``data.long_text``: head, tail, head_tail or chunks)."""
 
     def resolved_source(self) -> str:
         """The hub id, or the absolute path of bundled data."""

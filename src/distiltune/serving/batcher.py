@@ -41,7 +41,8 @@ class QueuedInput:
     text: str
     pair: str | None
     tokens: int
-    truncation_side: str
+    truncation_side: str | None
+    """"right"/"left" as the request asked, None: the run's own reading of long inputs."""
     raw_scores: bool
     future: asyncio.Future[np.ndarray]
     enqueued: float = field(default_factory=time.perf_counter)
@@ -112,7 +113,7 @@ class DynamicBatcher:
         texts: list[str],
         pairs: list[str] | None,
         tokens: list[int],
-        truncation_side: str,
+        truncation_side: str | None,
         raw_scores: bool,
     ) -> list[QueuedInput]:
         """Queue inputs; await each one's ``future`` for its row of scores (cancel it to drop the input)."""

@@ -3,6 +3,8 @@
 A :class:`Classifier` serves any run directory. Which predictor runs is the method's business: an encoder method
 predicts with the PyTorch model (``backend="torch"``) or its ONNX export (``backend="onnx"``) through the batched
 inference path; a method without an encoder (TF-IDF) hands back its own predictor (``Method.load_predictor``).
+Whatever the predictor, the run's long-text reading (``data.long_text``, inside the batched path) and its
+calibration (``model/calibration.json``: temperature, decision threshold) apply the same way.
 """
 
 from __future__ import annotations
@@ -18,16 +20,17 @@ import numpy as np
 import pandas as pd
 
 from distiltune import runs
+from distiltune.calibration import Calibration
 from distiltune.config import Config
 from distiltune.data.columns import LabelSpace
+from distiltune.data.long_text import LongTextOptions
 from distiltune.errors import RunError
 from distiltune.hardware import resolve_device, resolve_precision
 from distiltune.methods import METHODS, Method, Predictor, get_method
-from distiltune.metrics import softmax
 from distiltune.modeling import load_classifier_config, load_tokenizer
 from distiltune.serving.inference import InferenceBatching, InferenceSettings, predict_logits
 from distiltune.serving.onnx_runtime import ONNX_FILE, OnnxSequenceClassifier, find_export
-from distiltune.serving.scoring import score_frame
+from distiltune.serving.scoring import apply_calibration, score_frame
 
 logger = logging.getLogger("distiltune")
 BACKENDS = ("torch", "onnx")
@@ -52,6 +55,8 @@ class Classifier:
     run_dir: Path | None = None
     backend: str = "torch"
     method: str = "full"
+    calibration: Calibration = Calibration()
+    """The temperature and decision threshold the run fitted (``model/calibration.json``); none: the identity."""
 
     @classmethod
     def load(
@@ -63,7 +68,8 @@ class Classifier:
         export_dir: str | Path | None = None,
     ) -> Classifier:
         """Load a run. ``backend="onnx"`` serves its ONNX export (int8 when present, else fp32; or
-        ``export_dir``) with ONNX Runtime instead of the PyTorch model."""
+        ``export_dir``) with ONNX Runtime instead of the PyTorch model. The run's calibration comes from
+        ``model/calibration.json``, for ONNX from the export's copy of it."""
         if backend not in BACKENDS:
             raise RunError(f"Unknown backend '{backend}'.", f"Choose one of: {', '.join(BACKENDS)}.")
         run_dir = Path(run_dir)
@@ -72,6 +78,7 @@ class Classifier:
         info = runs.read_model_info(model_dir)
         names = runs.label_names(info)
         method = get_method(str(info.get("method") or config.method.name))
+        onnx_dir = find_export(run_dir, export_dir) if backend == "onnx" and method.uses_encoder else None
         common = {
             "config": config,
             "labels": LabelSpace(names=names, values=names),
@@ -80,6 +87,7 @@ class Classifier:
             "run_dir": run_dir,
             "backend": backend,
             "method": method.name,
+            "calibration": read_calibration(onnx_dir or model_dir, names),
         }
         if not method.uses_encoder:
             if backend != "torch":
@@ -92,8 +100,7 @@ class Classifier:
             return cls(
                 model=predictor, tokenizer=None, device="cpu", precision=facts.get("precision", "fp32"), **common
             )
-        if backend == "onnx":
-            onnx_dir = find_export(run_dir, export_dir)
+        if onnx_dir is not None:
             model = OnnxSequenceClassifier(onnx_dir / ONNX_FILE, load_classifier_config(model_dir))
             device, precision = "cpu", "fp32"  # ONNX Runtime picks its own provider; inputs start on the CPU
         else:
@@ -125,8 +132,19 @@ class Classifier:
         ``train.eval_batch_tokens``, else the device and backend defaults (a token budget on CPU). ``backend``
         defaults to this classifier's; the export's parity check asks for ONNX's from the PyTorch classifier."""
         return InferenceSettings.for_run(
-            self.max_length, self.config.train, self.device, self.precision, backend or self.backend, batch_size
+            self.max_length,
+            self.config.train,
+            self.device,
+            self.precision,
+            backend or self.backend,
+            batch_size,
+            self.long_text,
         )
+
+    @property
+    def long_text(self) -> LongTextOptions:
+        """How the run reads texts longer than its max length (``data.long_text``; head for older runs)."""
+        return self.config.data.long_text_options()
 
     def batching(self, batch_size: int | None = None, backend: str | None = None) -> InferenceBatching:
         """The row cap and padded-token budget of :meth:`inference_settings`."""
@@ -144,9 +162,13 @@ class Classifier:
         batch_size: int | None = None,
         truncation_side: str | None = None,
     ) -> np.ndarray:
-        """Raw scores ``[n, num_labels]`` in input order, before the softmax. ``truncation_side`` "left" keeps the
-        end of inputs longer than ``max_length`` (default: the tokenizer's side, "right"); a method without an
-        encoder reads whole texts and ignores it."""
+        """Raw scores ``[n, num_labels]`` in input order, before the temperature and the softmax; one row per input
+        also when the run reads long texts in windows (``data.long_text=chunks``: the windows' logits aggregated).
+
+        ``truncation_side`` overrides which end of an input longer than ``max_length`` is cut: "right" keeps its
+        beginning, "left" its end. Unset (the default), inputs are read as the run was trained
+        (``data.long_text``: head, tail, head_tail or chunks). A chunks run reads the whole input and a method
+        without an encoder whole texts: both ignore it."""
         if isinstance(texts, str):
             texts = [texts]
         if isinstance(pairs, str):
@@ -156,8 +178,9 @@ class Classifier:
         if not self.uses_encoder:
             return np.asarray(self.model.predict_logits(texts, pairs))
         settings = self.inference_settings(batch_size)
-        if truncation_side is not None:
-            settings = dataclasses.replace(settings, truncation_side=truncation_side)
+        if truncation_side is not None and settings.long_text.mode != "chunks":
+            # An explicit side is the plain tokenizer cut at that end, whatever the run's own reading.
+            settings = dataclasses.replace(settings, long_text=LongTextOptions(), truncation_side=truncation_side)
         return predict_logits(self.model, self.tokenizer, texts, pairs, settings)
 
     def predict_proba(
@@ -167,8 +190,15 @@ class Classifier:
         batch_size: int | None = None,
         truncation_side: str | None = None,
     ) -> np.ndarray:
-        """Probabilities ``[n, num_labels]`` in input order."""
-        return softmax(self.predict_logits(texts, pairs, batch_size, truncation_side))
+        """Probabilities ``[n, num_labels]`` in input order, with the run's temperature applied."""
+        return apply_calibration(self.predict_logits(texts, pairs, batch_size, truncation_side), self.calibration)[0]
+
+    def decide(self, probabilities: np.ndarray) -> np.ndarray:
+        """Label ids for rows of :meth:`predict_proba`: the run's decision threshold when it tuned one, else the
+        most probable label."""
+        if self.calibration.threshold is None:
+            return np.asarray(probabilities).argmax(axis=-1)
+        return self.calibration.labels(probabilities)
 
     def predict(
         self,
@@ -177,24 +207,53 @@ class Classifier:
         top_k: int = 1,
         batch_size: int | None = None,
     ) -> list[dict[str, Any]]:
-        """For each input: ``{"label": best, "score": p, "scores": [{"label", "score"}, ... top_k]}``."""
+        """For each input: ``{"label": predicted, "score": its p, "scores": [{"label", "score"}, ... top_k]}``,
+        scores highest first.
+
+        A run with a tuned decision threshold predicts its thresholded label, which may not be the most probable
+        one: each row then lists every label's score and adds ``"threshold": {"label", "value"}``, the label whose
+        probability is compared with the threshold."""
         probabilities = self.predict_proba(texts, pairs, batch_size)
-        top_k = max(1, min(top_k, len(self.label_names)))
+        predicted = self.decide(probabilities)
+        threshold = self.calibration.threshold
+        top_k = len(self.label_names) if threshold is not None else max(1, min(top_k, len(self.label_names)))
         results = []
-        for row in probabilities:
+        for row, label_id in zip(probabilities, predicted, strict=True):
             order = np.argsort(-row, kind="stable")[:top_k]
             scores = [{"label": self.label_names[i], "score": round(float(row[i]), 6)} for i in order]
-            results.append({"label": scores[0]["label"], "score": scores[0]["score"], "scores": scores})
+            result = {"label": self.label_names[label_id], "score": round(float(row[label_id]), 6), "scores": scores}
+            if threshold is not None and self.calibration.threshold_label_id is not None:
+                result["threshold"] = {
+                    "label": self.label_names[self.calibration.threshold_label_id],
+                    "value": round(threshold, 6),
+                }
+            results.append(result)
         return results
 
     def evaluate_frame(self, frame: pd.DataFrame) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """Metrics and ``predictions.jsonl`` rows for a labelled frame (text[, text_pair], label ids)."""
-        return score_frame(self.predict_logits, frame, self.label_names)
+        """Metrics and ``predictions.jsonl`` rows for a labelled frame (text[, text_pair], label ids), under the
+        run's calibration."""
+        return score_frame(self.predict_logits, frame, self.label_names, self.calibration)
 
 
 def load(run_dir: str | Path, **kwargs: Any) -> Classifier:
     """Load a finished run for prediction."""
     return Classifier.load(run_dir, **kwargs)
+
+
+def read_calibration(folder: Path, label_names: list[str]) -> Calibration:
+    """The calibration saved in ``folder`` (a run's ``model/`` or an ONNX export); the identity when it has none,
+    as for every run trained without ``train.calibrate`` / ``train.tune_threshold``."""
+    path = folder / runs.CALIBRATION_FILE
+    if not path.is_file():
+        return Calibration()
+    try:
+        raw = runs.read_json(path)
+    except ValueError as err:
+        raise RunError(f"{path} is not valid JSON ({err}).", "Train the run again.") from None
+    if not isinstance(raw, dict):
+        raise RunError(f"{path}: expected a JSON object.", "Train the run again.")
+    return Calibration.from_dict(raw, label_names, source=str(path))
 
 
 def check_run_dir(run_dir: Path) -> Path:
@@ -269,4 +328,4 @@ def _check_consistency(model_dir: Path) -> None:
             raise RunError(f"{weights} is damaged ({' '.join(str(err).split())[:120]}).", broken) from None
 
 
-__all__ = ["BACKENDS", "Classifier", "Predictor", "check_run_dir", "load"]
+__all__ = ["BACKENDS", "Classifier", "Predictor", "check_run_dir", "load", "read_calibration"]

@@ -2,8 +2,10 @@
 parity check and serving turn texts into logits.
 
 Inputs are sorted by length so each batch pads to its own longest member, batches are cut under a row cap and a
-padded-token budget, and results come back in input order. How that is done is decided once, into an
-:class:`InferenceSettings`, from the run's config, the device and the backend.
+padded-token budget, and results come back in input order. A text longer than the max length is read as the run's
+``data.long_text`` says; with ``chunks`` its windows are batched like any other rows and their logits aggregated
+into one row per text, so every caller gets document-level logits. How all of that is done is decided once, into
+an :class:`InferenceSettings`, from the run's config, the device and the backend.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 import torch
 
 from distiltune.data.collate import PaddingCollator
+from distiltune.data.long_text import LongTextOptions, aggregate_windows, encode_documents
 from distiltune.hardware import autocast_context
 
 #: The Trainer's evaluation batch size when ``train.eval_batch_size`` is unset. On a CPU small batches are faster: the
@@ -85,7 +88,10 @@ class InferenceSettings:
     precision: str = "fp32"
     """bf16/fp16 run the model under autocast; fp32 (and ONNX) run as is."""
     truncation_side: str | None = None
-    """"left" keeps the end of inputs longer than ``max_length``; None keeps the tokenizer's side ("right")."""
+    """With ``long_text`` head: "left" keeps the end of inputs longer than ``max_length``; None keeps the
+    tokenizer's side ("right"). Other modes choose the kept tokens themselves and must leave it None."""
+    long_text: LongTextOptions = LongTextOptions()
+    """How texts longer than ``max_length`` are read (``data.long_text``); with chunks, one row per text still."""
 
     @classmethod
     def for_run(
@@ -96,9 +102,10 @@ class InferenceSettings:
         precision: str,
         backend: str = "torch",
         batch_size: int | None = None,
+        long_text: LongTextOptions | None = None,
     ) -> InferenceSettings:
-        """The settings a run's ``train.*`` keys give on ``device`` for ``backend`` (``batch_size`` overrides the
-        config's ``train.eval_batch_size``)."""
+        """The settings a run's ``train.*`` keys (and its ``data.long_text`` options) give on ``device`` for
+        ``backend`` (``batch_size`` overrides the config's ``train.eval_batch_size``)."""
         batching = resolve_inference_batching(
             batch_size or train.eval_batch_size, train.eval_batch_tokens, torch.device(device).type, backend
         )
@@ -110,6 +117,7 @@ class InferenceSettings:
             dynamic_padding=train.dynamic_padding,
             device=device,
             precision=precision,
+            long_text=long_text or LongTextOptions(),
         )
 
     def with_batching(self, batching: InferenceBatching) -> InferenceSettings:
@@ -129,13 +137,25 @@ def predict_logits(
     its longest member (else to ``max_length``). ``max_batch_tokens`` also caps each batch's padded size (rows x
     longest row), so long inputs go in small batches and short ones in batches of up to ``batch_size``. None of
     these change the results beyond float rounding.
+
+    ``settings.long_text`` says how a text longer than ``max_length`` is read. With ``chunks`` each text becomes
+    several windows, batched with every other row, and its logits are its windows' logits aggregated (mean, or
+    each label's max: :func:`~distiltune.data.long_text.aggregate_windows`): one row per input still.
     """
     if pairs is not None and len(pairs) != len(texts):
         raise ValueError(f"got {len(texts)} texts but {len(pairs)} pairs")
     if len(texts) == 0:
         return np.zeros((0, model.config.num_labels), dtype=np.float32)
     max_length = settings.max_length
-    encoded = tokenize_for_inference(tokenizer, texts, pairs, max_length, settings.truncation_side)
+    long_text = settings.long_text
+    windows = None
+    if long_text.mode == "head":
+        encoded = tokenize_for_inference(tokenizer, texts, pairs, max_length, settings.truncation_side)
+    else:
+        if settings.truncation_side is not None:
+            raise ValueError(f"truncation_side applies to data.long_text=head only, not {long_text.mode}")
+        windows = encode_documents(tokenizer, texts, pairs, max_length=max_length, options=long_text)
+        encoded = windows.columns
     lengths = np.array([len(ids) for ids in encoded["input_ids"]])
     order = np.argsort(lengths, kind="stable") if settings.sort_by_length else np.arange(len(lengths))
     keys = [key for key in ("input_ids", "attention_mask", "token_type_ids") if key in encoded]
@@ -154,7 +174,9 @@ def predict_logits(
     sorted_logits = np.concatenate(outputs)
     logits = np.empty_like(sorted_logits)
     logits[order] = sorted_logits
-    return logits
+    if windows is None or windows.one_per_document:
+        return logits
+    return aggregate_windows(logits, windows.document_index, long_text.aggregation, windows.num_documents)
 
 
 def tokenize_for_inference(

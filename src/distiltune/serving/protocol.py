@@ -2,8 +2,9 @@
 
 A request is ``{"inputs": ..., "truncate": bool, "truncation_direction": "right"|"left", "raw_scores": bool,
 "top_k": int}``; ``inputs`` is one string, a list of strings, or a list of ``[text]`` / ``[text, text_pair]``
-lists. The answer is a list of ``{"label", "score"}`` per input, highest score first: a flat list for a single
-input given as a string (or, for a pair model, as one ``[text, text_pair]``), a list of such lists otherwise.
+lists. The answer is a list of ``{"label", "score"}`` per input, highest score first (for a run with a tuned
+decision threshold, its predicted label first, then the others by score): a flat list for a single input given as
+a string (or, for a pair model, as one ``[text, text_pair]``), a list of such lists otherwise.
 Errors are ``{"error": message, "error_type": kind}`` with TEI's status codes.
 """
 
@@ -43,8 +44,11 @@ class PredictRequest(BaseModel):
         description="Cut inputs longer than the model's max length; false answers 413 for them instead. "
         "Unset: the server's --auto-truncate.",
     )
-    truncation_direction: Literal["right", "left", "Right", "Left"] = Field(
-        "right", description="Which end of a long input is cut: right keeps its beginning, left its end."
+    truncation_direction: Literal["right", "left", "Right", "Left"] | None = Field(
+        None,
+        description="Which end of a long input is cut: right keeps its beginning, left its end. Unset: as the run "
+        "was trained (its data.long_text: head cuts the right end, tail the left, head_tail the middle, chunks "
+        "reads the whole input in windows and ignores this).",
     )
     raw_scores: StrictBool = Field(False, description="Return the model's logits instead of probabilities.")
     top_k: Annotated[StrictInt, Field(ge=1)] | None = Field(
@@ -80,6 +84,12 @@ class InfoResponse(BaseModel):
     is_pair: bool
     max_input_length: int
     max_length: int
+    long_text: str
+    """How inputs longer than max_length are read (the run's data.long_text)."""
+    temperature: float
+    """The run's fitted temperature (1: none)."""
+    decision_threshold: float | None
+    """The run's tuned decision threshold on its minority label's probability (None: the most probable label)."""
     backend: str
     version: str
     auto_truncate: bool

@@ -251,7 +251,9 @@ class ServerState:
         if self.batcher is not None:
             await self.batcher.stop()
 
-    def run_batch(self, texts: list[str], pairs: list[str] | None, truncation_side: str, raw: bool) -> np.ndarray:
+    def run_batch(
+        self, texts: list[str], pairs: list[str] | None, truncation_side: str | None, raw: bool
+    ) -> np.ndarray:
         """One model call, always through the classifier's own prediction methods."""
         if raw:
             return self.classifier.predict_logits(texts, pairs, truncation_side=truncation_side)
@@ -281,7 +283,10 @@ class ServerState:
         tokenized = time.perf_counter()
         truncate = settings.auto_truncate if body.truncate is None else body.truncate
         max_length = classifier.max_length
-        if not truncate and counter.has_limit:
+        # A run that reads long inputs in windows (data.long_text=chunks) cuts nothing below its window cap: it
+        # takes long inputs whatever `truncate` says, and each costs the batch up to that many windows of tokens.
+        windows = classifier.long_text.window_cap if classifier.long_text.mode == "chunks" else 1
+        if not truncate and counter.has_limit and windows == 1:
             for index, length in enumerate(tokens):
                 if length > max_length:
                     raise RequestRejected(
@@ -290,17 +295,16 @@ class ServerState:
                         "send truncate: true, or shorten it.",
                     )
         if counter.has_limit:
-            tokens = [min(length, max_length) for length in tokens]
-        queued = self.batcher.submit(
-            parsed.texts, parsed.pairs, tokens, body.truncation_direction.lower(), body.raw_scores
-        )
+            tokens = [min(length, windows * max_length) for length in tokens]
+        direction = body.truncation_direction.lower() if body.truncation_direction is not None else None
+        queued = self.batcher.submit(parsed.texts, parsed.pairs, tokens, direction, body.raw_scores)
         rows = await _rows_unless_client_leaves(request, queued)
         if rows is None:
             return Response(status_code=CLIENT_GONE)
         failed = next((row for row in rows if isinstance(row, BaseException)), None)
         if failed is not None:
             raise RequestRejected("backend", f"Inference failed ({type(failed).__name__}); see the server log.")
-        predictions = [self._predictions(row, body.top_k) for row in rows]
+        predictions = [self._predictions(row, body.top_k, body.raw_scores) for row in rows]
         content: Any = predictions[0] if parsed.single else predictions
         finished = time.perf_counter()
         headers = {
@@ -313,11 +317,19 @@ class ServerState:
         }
         return JSONResponse(content, headers=headers)
 
-    def _predictions(self, row: np.ndarray, top_k: int | None) -> list[dict[str, Any]]:
+    def _predictions(self, row: np.ndarray, top_k: int | None, raw: bool) -> list[dict[str, Any]]:
         if np.isnan(row).any():
             raise RequestRejected("backend", "The model returned NaN scores; see the server log.")
-        names = self.classifier.label_names
-        order = np.argsort(-row, kind="stable")[: top_k or len(names)]
+        classifier = self.classifier
+        names = classifier.label_names
+        order = np.argsort(-row, kind="stable")
+        if classifier.calibration.threshold is not None:
+            # A tuned decision threshold may pick a label other than the highest score: it goes first, as the
+            # answer's label, like Classifier.predict's "label".
+            probabilities = row if not raw else classifier.calibration.probabilities(row[None, :])[0]
+            decided = int(classifier.decide(probabilities[None, :])[0])
+            order = np.array([decided, *[i for i in order if i != decided]])
+        order = order[: top_k or len(names)]
         # A TF-IDF run gives -inf to a label absent from its training split: JSON has no infinity.
         largest = float(np.finfo(np.float64).max)
         return [{"label": names[i], "score": max(-largest, min(largest, float(row[i])))} for i in order]
@@ -343,6 +355,9 @@ class ServerState:
             "is_pair": bool(classifier.is_pair),
             "max_input_length": int(classifier.max_length),
             "max_length": int(classifier.max_length),
+            "long_text": classifier.long_text.mode,
+            "temperature": float(classifier.calibration.temperature),
+            "decision_threshold": classifier.calibration.threshold,
             "backend": str(classifier.backend),
             "version": __version__,
             "auto_truncate": settings.auto_truncate,

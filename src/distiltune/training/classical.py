@@ -18,7 +18,14 @@ from distiltune.data.fingerprint import splits_fingerprint
 from distiltune.methods import Method
 from distiltune.metrics import log_loss, softmax
 from distiltune.training.memory import PeakMemory
-from distiltune.training.run import Run, check_metric, evaluate_splits, finish_run
+from distiltune.training.run import (
+    Run,
+    check_calibration_settings,
+    check_metric,
+    evaluate_splits,
+    finish_run,
+    write_calibration,
+)
 
 logger = logging.getLogger("distiltune")
 
@@ -27,9 +34,11 @@ def fit_without_trainer(run_dir: Path, config: Config, method: Method, data: Pre
     """Fit ``method`` on the training split, save it and evaluate it like an encoder run."""
     if method.fit is None:
         raise TypeError(f"method {method.name} trains an encoder; train it through the Trainer")
+    check_calibration_settings(config.train, len(data.labels.names))
     settings = resolve_settings(config, model_limit=None, uses_encoder=False)
     config = settings.apply(dataclasses.replace(config, data=data.config))
     check_metric(settings.metric, len(data.labels.names))
+    _warn_unused(config, method)
     config.to_yaml(run_dir / runs.CONFIG_FILE)
     names = data.labels.names
     logger.info(
@@ -58,9 +67,11 @@ def fit_without_trainer(run_dir: Path, config: Config, method: Method, data: Pre
         "dataset": config.data.dataset,
         "metric_for_best": settings.metric,
     }
-    split_metrics, predictions, evaluated = evaluate_splits(fitted.predict_logits, data)
-    final.update(split_metrics)
-    final["predictions_split"] = evaluated
+    evaluation = evaluate_splits(fitted.predict_logits, data, config.train)
+    write_calibration(model_dir, evaluation)
+    final.update(evaluation.splits)
+    final["predictions_split"] = evaluation.evaluated
+    final.update(evaluation.fits)
     train_pairs = data.train["text_pair"].tolist() if data.is_pair else None
     train_probabilities = softmax(fitted.predict_logits(data.train["text"].tolist(), train_pairs))
     validation = final["validation"]
@@ -94,7 +105,26 @@ def fit_without_trainer(run_dir: Path, config: Config, method: Method, data: Pre
     for key in ("device", "precision"):
         if key in final:
             final[key] = final.pop(key)
-    return finish_run(run_dir, config, final, predictions, [history_row])
+    return finish_run(run_dir, config, final, evaluation.predictions, [history_row])
+
+
+def _warn_unused(config: Config, method: Method) -> None:
+    """The settings a method outside the Trainer does not read: said once, not refused (a comparison shares them
+    with the encoder methods)."""
+    t = config.train
+    unused = [
+        key
+        for key, is_set in (
+            ("train.class_weights", not (isinstance(t.class_weights, str) and t.class_weights.lower() == "none")),
+            ("train.loss", t.loss != "cross_entropy"),
+            ("data.long_text", config.data.long_text not in (None, "head")),
+        )
+        if is_set
+    ]
+    if unused:
+        logger.warning(
+            "%s: the %s method reads whole texts with its own loss and ignores them.", ", ".join(unused), method.name
+        )
 
 
 def _describe(facts: dict) -> str:

@@ -32,7 +32,14 @@ from distiltune.data import PreparedData, load_data
 from distiltune.data.cache import cached_tokenize
 from distiltune.data.collate import PaddingCollator
 from distiltune.data.fingerprint import splits_fingerprint, token_fingerprint
-from distiltune.data.tokenize import token_lengths, tokenize_frame
+from distiltune.data.long_text import (
+    LongTextOptions,
+    aggregate_windows,
+    check_window_settings,
+    document_labels,
+    summarize_lengths,
+)
+from distiltune.data.tokenize import DOCUMENT_COLUMN, tokenize_frame
 from distiltune.errors import ConfigError
 from distiltune.hardware import resolve_device
 from distiltune.methods import Method, count_parameters, get_method
@@ -45,10 +52,18 @@ from distiltune.training import distributed
 from distiltune.training.callbacks import ConsoleProgress, HistoryCallback
 from distiltune.training.classical import fit_without_trainer
 from distiltune.training.interrupts import InterruptCallback
+from distiltune.training.losses import class_counts, imbalance_warning, make_compute_loss, resolve_class_weights
 from distiltune.training.memory import PeakMemory
 from distiltune.training.reproducibility import deterministic_mode
 from distiltune.training.resume import prepare_resume, run_config, supervised
-from distiltune.training.run import Run, check_metric, evaluate_splits, finish_run
+from distiltune.training.run import (
+    Run,
+    check_calibration_settings,
+    check_metric,
+    evaluate_splits,
+    finish_run,
+    write_calibration,
+)
 from distiltune.training.speed import SpeedPlan, plan_speed
 from distiltune.training.tracking import attach_tracking, check_tracker, tracker_run_closed_on_error
 from distiltune.training.trainer import ResumableTrainer
@@ -169,6 +184,7 @@ def run_in(
         dynamic_padding=prepared.speed.dynamic_padding,
         device=prepared.device,
         precision=prepared.speed.precision,
+        long_text=prepared.long_text,
     )
 
     def predict_here(texts: Sequence[str], pairs: Sequence[str] | None) -> np.ndarray:
@@ -184,12 +200,12 @@ def run_in(
         "dataset": config.data.dataset,
         "metric_for_best": config.train.metric,
     }
-    split_metrics, predictions, evaluated = evaluate_splits(predict, data)
-    for split, values in split_metrics.items():
+    evaluation = evaluate_splits(predict, data, config.train)
+    distributed.on_main(lambda: write_calibration(prepared.run_dir / runs.MODEL_DIR, evaluation))
+    for split, values in evaluation.splits.items():
         final[split] = values
-        final["predictions_split"] = split
-    if evaluated is None:
-        final["predictions_split"] = None
+    final["predictions_split"] = evaluation.evaluated
+    final.update(evaluation.fits)
     best = best_row(history.rows, config.train.metric or "f1_macro")
     final.update(
         {
@@ -198,6 +214,7 @@ def run_in(
             "train_seconds": round(fitted.seconds, 3),
             "train_samples_per_second": fitted.samples_per_second,
             "train_rows": len(data.train),
+            **({"train_windows": len(train_set)} if prepared.long_text.mode == "chunks" else {}),
             "data_fingerprint": splits_fingerprint(data.splits()),
             "token_fingerprint": token_fingerprint(train_set, eval_set),
             **parameters,
@@ -206,7 +223,7 @@ def run_in(
             "precision": prepared.speed.precision,
         }
     )
-    return distributed.on_main(lambda: finish_run(run_dir, config, final, predictions, history.rows))
+    return distributed.on_main(lambda: finish_run(run_dir, config, final, evaluation.predictions, history.rows))
 
 
 # --- phases -----------------------------------------------------------------------------------------
@@ -224,18 +241,28 @@ class PreparedRun:
     tokenizer: Any
     device: Any
     speed: SpeedPlan
+    class_weights: list[float] | None = None
+    """One cross-entropy weight per label id (``train.class_weights``); None: unweighted."""
 
     @property
     def max_length(self) -> int:
         return int(self.config.data.max_length or 0)
 
+    @property
+    def long_text(self) -> LongTextOptions:
+        """How texts longer than the max length are read (the resolved ``data.long_text``)."""
+        return self.config.data.long_text_options()
+
 
 def prepare_run(
     run_dir: Path, config: Config, method: Method, data: PreparedData, data_summary: bool = True
 ) -> PreparedRun:
-    """Resolve the max length, learning rate and metric once (``config.resolve_settings``), refuse a method the
-    encoder cannot run before anything trains, write the resolved ``config.yaml`` and log the dataset summary
-    (unless ``data_summary`` is off)."""
+    """Resolve the max length, learning rate, metric and long-text reading once (``config.resolve_settings``),
+    refuse what cannot run (a method the encoder cannot run, class weights for unknown labels, a decision threshold
+    on more than two labels, a stride that does not fit a window) before anything trains, write the resolved
+    ``config.yaml`` and log the dataset summary (unless ``data_summary`` is off)."""
+    class_weights = resolve_class_weights(config.train.class_weights, data.labels.names, data.train["label"])
+    check_calibration_settings(config.train, len(data.labels.names))
     m = config.model
     tokenizer = load_tokenizer(m.name, m.revision, m.trust_remote_code)
     encoder_config = load_encoder_config(m.name, m.revision, m.trust_remote_code)
@@ -249,9 +276,11 @@ def prepare_run(
     # Measured once (the bf16 check times this CPU), so that every process trains with the same plan.
     speed = distributed.on_main(lambda: plan_speed(config.train, device))
     distributed.on_main(lambda: config.to_yaml(run_dir / runs.CONFIG_FILE))
+    long_text = config.data.long_text_options()
+    check_window_settings(tokenizer, settings.max_length, long_text, data.is_pair)
     if data_summary and distributed.is_main_process():  # the summary tokenizes the training split: once is enough
-        log_summary(data, tokenizer, settings.max_length)
-    return PreparedRun(run_dir, config, method, data, tokenizer, device, speed)
+        log_summary(data, tokenizer, settings.max_length, long_text)
+    return PreparedRun(run_dir, config, method, data, tokenizer, device, speed, class_weights)
 
 
 def build_model(prepared: PreparedRun) -> tuple[Any, dict[str, float]]:
@@ -302,11 +331,14 @@ def build_model(prepared: PreparedRun) -> tuple[Any, dict[str, float]]:
 
 
 def tokenize_splits(prepared: PreparedRun, frame: pd.DataFrame, split: str) -> Any:
-    """One split's token ids (truncated to the max length), through the tokenization cache when it is on."""
+    """One split's token ids (cut to the max length as ``data.long_text`` says; with chunks one row per window),
+    through the tokenization cache when it is on."""
+    long_text = prepared.long_text
     if not prepared.speed.cache_tokenized:
-        return tokenize_frame(frame, prepared.tokenizer, prepared.max_length)
-    dataset, hit = cached_tokenize(frame, prepared.tokenizer, prepared.max_length)
-    logger.info("Tokenized %s: %d rows (%s).", split, len(dataset), "from cache" if hit else "cached for next time")
+        return tokenize_frame(frame, prepared.tokenizer, prepared.max_length, long_text)
+    dataset, hit = cached_tokenize(frame, prepared.tokenizer, prepared.max_length, long_text=long_text)
+    rows = f"{len(dataset)} windows of {len(frame)} texts" if len(dataset) != len(frame) else f"{len(dataset)} rows"
+    logger.info("Tokenized %s: %s (%s).", split, rows, "from cache" if hit else "cached for next time")
     return dataset
 
 
@@ -386,6 +418,7 @@ def build_trainer(
         save_only_model=False,
     )
     tokenizer = prepared.tokenizer
+    windows = DOCUMENT_COLUMN in getattr(eval_set, "column_names", [])
     trainer = ResumableTrainer(
         model=model,
         args=args,
@@ -397,14 +430,47 @@ def build_trainer(
         train_dataset=train_set,
         eval_dataset=eval_set,
         processing_class=tokenizer,
-        compute_metrics=trainer_compute_metrics(list(model.config.id2label.values())),
+        compute_metrics=trainer_compute_metrics(
+            list(model.config.id2label.values()),
+            documents_of(eval_set, prepared.long_text.aggregation) if windows else None,
+        ),
+        # The model's own loss unless the run changes it. The adapter also divides correctly under gradient
+        # accumulation (transformers 5.23 does not for sequence classifiers; training.losses), but runs without
+        # either keep the model's loss so they stay bit-identical to runs trained before it existed.
+        compute_loss_func=make_compute_loss(prepared.class_weights, t.loss, t.focal_gamma)
+        if _needs_loss_adapter(prepared)
+        else None,
         callbacks=callbacks,
         length_group_batches=speed.length_group_batches,
+        # Windows are scored per document, by the evaluation set's row order: evaluate in that order.
+        sequential_evaluation=windows,
     )
     # Without its bars the Trainer prints every log dict; ConsoleProgress, history.jsonl and train.log say it better.
     trainer.remove_callback(PrinterCallback)
     attach_tracking(trainer, config.to_dict(), t.report_to, prepared.run_dir)
     return trainer, history
+
+
+def _needs_loss_adapter(prepared: PreparedRun) -> bool:
+    t = prepared.config.train
+    return prepared.class_weights is not None or t.loss != "cross_entropy" or t.gradient_accumulation_steps > 1
+
+
+def documents_of(eval_set: Any, aggregation: str) -> Any:
+    """``(window logits, window labels) -> (document logits, document labels)`` for an evaluation set read in
+    windows (its ``document`` column), so that the Trainer's evaluation scores documents as the final one does."""
+    document_index = np.asarray(eval_set[DOCUMENT_COLUMN], dtype=np.int64)
+    num_documents = int(document_index.max()) + 1 if len(document_index) else 0
+
+    def to_documents(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if len(logits) != len(document_index):
+            raise ValueError(f"the evaluation returned {len(logits)} rows for {len(document_index)} windows")
+        return (
+            aggregate_windows(logits, document_index, aggregation, num_documents),
+            document_labels(labels, document_index, num_documents),
+        )
+
+    return to_documents
 
 
 @dataclass(frozen=True)
@@ -498,8 +564,11 @@ def best_row(rows: list[dict[str, Any]], metric: str) -> dict[str, Any] | None:
     return (min if metric == "loss" else max)(scored, key=lambda row: row[key])
 
 
-def log_summary(data: PreparedData, tokenizer: Any, max_length: int) -> None:
-    """Rows per split, label balance and, for the training split, token-length percentiles and truncation."""
+def log_summary(data: PreparedData, tokenizer: Any, max_length: int, long_text: LongTextOptions | None = None) -> None:
+    """Rows per split, label balance and, for the training split, token-length percentiles and truncation under the
+    run's long-text reading. Warns when more than a fifth of the training texts lose tokens (naming
+    ``data.long_text``) and when the largest label has more than 5x the training rows of the smallest (naming
+    ``train.class_weights``, ``train.loss`` and ``--tune-threshold``)."""
     logger.info(
         "Dataset %s (%s): %d labels %s",
         data.config.dataset,
@@ -507,20 +576,22 @@ def log_summary(data: PreparedData, tokenizer: Any, max_length: int) -> None:
         len(data.labels.names),
         data.labels.names,
     )
+    hint = None
     for split, frame in data.splits().items():
         counts = frame["label"].value_counts().reindex(range(len(data.labels.names)), fill_value=0)
         balance = ", ".join(f"{data.labels.names[i]} {100 * c / len(frame):.0f}%" for i, c in counts.items())
-        lengths = token_lengths(frame, tokenizer) if split == "train" else None
-        if lengths is not None:
-            p50, p90, p99 = np.percentile(lengths, [50, 90, 99]).astype(int)
-            truncated = 100 * float((lengths > max_length).mean())
-            length_text = (
-                f"; tokens p50 {p50}, p90 {p90}, p99 {p99}, max {int(lengths.max())}"
-                f" ({truncated:.1f}% truncated at {max_length})"
-            )
-        else:
-            length_text = ""
+        length_text = ""
+        if split == "train" and len(frame):
+            pairs = frame["text_pair"].tolist() if "text_pair" in frame.columns else None
+            summary = summarize_lengths(tokenizer, frame["text"].tolist(), pairs, max_length, long_text)
+            length_text = f"; {summary.describe()}"
+            hint = summary.hint()
         logger.info("  %-10s %6d rows; %s%s", split, len(frame), balance, length_text)
+    if hint:
+        logger.warning("%s", hint)
+    imbalance = imbalance_warning(class_counts(data.train["label"], len(data.labels.names)), data.labels.names)
+    if imbalance:
+        logger.warning("%s", imbalance)
 
 
 def _environment(device: Any, precision: str) -> dict[str, Any]:

@@ -4,7 +4,8 @@ This is the one module that overrides private ``Trainer`` members. Each override
 relies on, and ``tests/training/test_trainer_contract.py`` fails with a clear message when a transformers upgrade
 renames or changes one of them.
 
-:class:`ResumableTrainer` is the HF ``Trainer`` with three changes:
+:class:`ResumableTrainer` is the HF ``Trainer`` with three changes (and, for evaluation sets read in windows, a
+fourth: evaluation in the set's own row order, see ``sequential_evaluation``):
 
 * **Atomic checkpoints.** A checkpoint is written into ``checkpoints/.checkpoint-N.partial`` and renamed to
   ``checkpoint-N`` only when every file is on disk, so a crash or a full disk never leaves a half-written
@@ -38,7 +39,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import Sampler, SequentialSampler
 from transformers import Trainer, TrainerCallback
 from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.trainer_callback import ExportableState
@@ -112,9 +113,16 @@ class EpochSeededSampler(Sampler[int]):
 class ResumableTrainer(Trainer):
     """``Trainer`` with atomic checkpoints, epoch-seeded data order and resumable loop bookkeeping."""
 
-    def __init__(self, *args: Any, length_group_batches: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        length_group_batches: int | None = None,
+        sequential_evaluation: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._length_group_batches = length_group_batches
+        self._sequential_evaluation = sequential_evaluation
         self._epoch_sampler: EpochSeededSampler | None = None
         self._loop_state_to_restore: dict[str, Any] | None = None
         # Correct predictions and examples of the training batches since the previous evaluation: tensors on the
@@ -151,6 +159,16 @@ class ResumableTrainer(Trainer):
         batch = self.args.train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
         self._epoch_sampler = EpochSeededSampler(len(dataset), seed, lengths, batch, self._length_group_batches)
         return self._epoch_sampler
+
+    def _get_eval_sampler(self, eval_dataset: Any) -> Any:
+        # Override of Trainer._get_eval_sampler(eval_dataset): get_eval_dataloader asks it for the evaluation
+        # sampler. With train_sampling_strategy "group_by_length" the Trainer length-groups evaluation too, in a
+        # seeded random order; compute_metrics then sees predictions and labels in that order. That is harmless
+        # row by row, but the windows of a document (data.long_text=chunks) are matched to their documents by
+        # position, so such a set is evaluated in its own order.
+        if self._sequential_evaluation and eval_dataset is not None and self.args.world_size <= 1:
+            return SequentialSampler(eval_dataset)
+        return super()._get_eval_sampler(eval_dataset)
 
     def _run_epoch(self, *args: Any, **kwargs: Any) -> Any:
         # Override of Trainer._run_epoch(..., epoch=...): the training loop calls it once per epoch with the epoch
