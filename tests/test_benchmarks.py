@@ -441,3 +441,31 @@ def test_serve_load_summary_counts_statuses_and_times_only_answers_after_the_war
     assert summary["rejected_429"] == 1 and summary["server_errors_5xx"] == 1 and summary["client_errors"] == 1
     assert summary["latency_ms"]["p50"] == 550.0  # of the ten 200 answers only: 100..1000 ms
     assert summary["texts_per_second"] == round(10 / (61.7 - 1.0), 2)  # window: first start to last answer
+
+
+def distiltune_imports(script: Path) -> list[tuple[int, str, str]]:
+    """Every ``from distiltune... import name`` in a benchmark script, with its line (function-local ones too)."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(script.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "distiltune":
+            found += [(node.lineno, node.module, alias.name) for alias in node.names]
+    return found
+
+
+@pytest.mark.parametrize("script", sorted(BENCHMARKS.glob("*.py")), ids=lambda path: path.name)
+def test_every_name_a_benchmark_imports_from_distiltune_exists(script: Path) -> None:
+    # Benchmarks import the library inside functions (torch stays unloaded for --help), so a renamed or moved name
+    # only fails after a long run has trained its first model; serve_load.py did once.
+    import importlib
+
+    missing = []
+    for line, module_name, name in distiltune_imports(script):
+        module = importlib.import_module(module_name)
+        if not hasattr(module, name):
+            try:
+                importlib.import_module(f"{module_name}.{name}")
+            except ModuleNotFoundError:
+                missing.append(f"{script.name}:{line}: {module_name}.{name}")
+    assert missing == []
