@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -48,6 +49,13 @@ def kill_everything_at_second_save() -> None:
     def save_rng_state_then_die(self: ResumableTrainer, output_dir: str) -> None:
         saves.append(output_dir)
         if len(saves) == 2 and self.args.process_index == 1:
+            # Process 0 writes the model into the staging folder while this one runs ahead to its RNG state; on a
+            # busy machine the kill could land before the folder exists. Process 0 cannot finish the checkpoint
+            # without this process (it waits in the gather after the writes), so waiting here is safe.
+            staging = Path(output_dir)
+            deadline = time.monotonic() + 120
+            while not any(staging.glob("*.safetensors")) and time.monotonic() < deadline:
+                time.sleep(0.05)
             launcher = psutil.Process().parent()
             others = [process for process in launcher.children() if process.pid != os.getpid()]
             for process in others:
