@@ -1,6 +1,6 @@
 """Load test of ``distiltune serve`` against the usual way of serving a Hugging Face classifier.
 
-Servers, each started on 127.0.0.1 as its own process and stopped with SIGTERM afterwards:
+Servers, each started on 127.0.0.1 as its own process (all of them up at once) and stopped with SIGTERM afterwards:
 
 * ``distiltune-torch``: ``distiltune serve RUN`` (dynamic batching, PyTorch);
 * ``distiltune-onnx-int8``: ``distiltune serve RUN --backend onnx`` on the run's int8 export (made here with
@@ -11,7 +11,8 @@ Servers, each started on 127.0.0.1 as its own process and stopped with SIGTERM a
 
 The model: the packaged MiniLM-L6 fine-tuned on the bundled IMDb sample (trained here unless ``--run`` names a
 run). Each request carries one real review from the bundled IMDb test set (``{"inputs": text}``), truncated by
-every server to the run's max length. Load levels, one after the other per server:
+every server to the run's max length. Load levels, each with every server in turn (``--rounds`` repeats them all,
+each round starting with the next server; ``medians`` in the results file are over rounds):
 
 * closed loop: 1, 8, 32, 64 concurrent clients (``--concurrency``), each sending its next request as soon as
   the previous one is answered, for ``--duration`` seconds after ``--warmup`` seconds that are not counted;
@@ -50,6 +51,7 @@ import random
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -91,6 +93,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--serve-args", default="", help="Extra flags for distiltune serve, e.g. '--max-wait-ms 5 --threads 2'."
     )
     parser.add_argument("--export-samples", type=int, default=500, help="Parity-check rows of the int8 export.")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="Rounds of every level; servers take turns within each (default 1)."
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--smoke", action="store_true", help="Tiny sizes: levels 1 and 4, 2 s each.")
     parser.add_argument("--output", type=Path, default=None, help="Result file (default benchmarks/results/...).")
@@ -337,17 +342,47 @@ def measure(server: Server, texts: list[str], args: argparse.Namespace, level_ru
     return summary
 
 
-def load_server(server: Server, texts: list[str], args: argparse.Namespace) -> list[dict[str, Any]]:
-    levels = []
+def load_round(turn: list[Server], texts: list[str], args: argparse.Namespace) -> Iterator[tuple[Server, dict]]:
+    """One round: every closed-loop level with each server in turn, then each server's open-loop overload level (at
+    ``--overload-factor`` x the best texts/s that server reached in this round's closed loop)."""
+    best: dict[str, float] = {server.name: 0.0 for server in turn}
     for clients in [int(value) for value in args.concurrency.split(",")]:
-        levels.append(measure(server, texts, args, lambda c=clients: closed_loop(server.url, texts, c, args)))
-        print(f"  {server.name}: {describe(levels[-1])}", flush=True)
+        for server in turn:
+            level = measure(server, texts, args, lambda s=server, c=clients: closed_loop(s.url, texts, c, args))
+            best[server.name] = max(best[server.name], level.get("texts_per_second") or 0.0)
+            yield server, level
     if not args.no_overload:
-        best = max((level.get("texts_per_second") or 0.0) for level in levels)
-        rate = max(1.0, args.overload_factor * best)
-        levels.append(measure(server, texts, args, lambda: open_loop(server.url, texts, rate, args)))
-        print(f"  {server.name}: {describe(levels[-1])}", flush=True)
-    return levels
+        for server in turn:
+            rate = max(1.0, args.overload_factor * best[server.name])
+            yield server, measure(server, texts, args, lambda s=server, r=rate: open_loop(s.url, texts, r, args))
+
+
+def level_medians(levels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per load (clients, or the open loop), the median over rounds of texts/s and latency percentiles, and the
+    status counts summed over rounds."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for level in levels:
+        groups.setdefault("open" if level["mode"] == "open" else str(level["clients"]), []).append(level)
+    medians = []
+    for load, group in groups.items():
+        latencies = [level.get("latency_ms") or {} for level in group]
+        medians.append(
+            {
+                "load": load,
+                "rounds": len(group),
+                "texts_per_second": _median([level.get("texts_per_second") for level in group]),
+                "latency_ms": {key: _median([lat.get(key) for lat in latencies]) for key in ("p50", "p95", "p99")},
+                "rejected_429": sum(level["rejected_429"] for level in group),
+                "server_errors_5xx": sum(level["server_errors_5xx"] for level in group),
+                "client_errors": sum(level["client_errors"] for level in group),
+            }
+        )
+    return medians
+
+
+def _median(values: list[Any]) -> float | None:
+    present = [value for value in values if value is not None]
+    return round(statistics.median(present), 2) if present else None
 
 
 def describe(level: dict[str, Any]) -> str:
@@ -411,6 +446,8 @@ def main() -> None:
         return
     from throughput import hardware_summary  # a sibling script: imports torch, so only here
 
+    if args.rounds < 1:
+        raise SystemExit(f"--rounds must be at least 1, got {args.rounds}.")
     names = [name.strip() for name in args.servers.split(",") if name.strip()]
     unknown = sorted(set(names) - set(SERVERS))
     if unknown:
@@ -433,12 +470,30 @@ def main() -> None:
         "settings": {key: value for key, value in vars(args).items() if key not in ("command", "run", "output")},
         "servers": {},
     }
-    for server in server_commands(run_dir, names, args.serve_args.split(), result["max_length"]):
-        print(f"{server.name}: {' '.join(server.command)}", flush=True)
-        with started(server, logs / f"{server.name}.log", args.startup_timeout) as record:
-            levels = load_server(server, texts, args)
-        result["servers"][server.name] = {"command": server.command[1:], "levels": levels, **record}
-        output.write_text(json.dumps(result, indent=2) + "\n")  # after each server: a partial result survives
+    servers = server_commands(run_dir, names, args.serve_args.split(), result["max_length"])
+    with contextlib.ExitStack() as stack:
+        records = {}
+        for server in servers:
+            print(f"{server.name}: {' '.join(server.command)}", flush=True)
+            records[server.name] = stack.enter_context(
+                started(server, logs / f"{server.name}.log", args.startup_timeout)
+            )
+            result["servers"][server.name] = {"command": server.command[1:], "levels": []}
+        for round_index in range(args.rounds):
+            # Every server is up at once and they take turns at each level, each round starting one server later:
+            # a VM whose speed drifts over minutes then slows every server alike instead of whichever ran last.
+            shift = round_index % len(servers)
+            turn = servers[shift:] + servers[:shift]
+            for server, level in load_round(turn, texts, args):
+                level["round"] = round_index
+                result["servers"][server.name]["levels"].append(level)
+                print(f"  round {round_index + 1}, {server.name}: {describe(level)}", flush=True)
+                output.write_text(json.dumps(result, indent=2) + "\n")  # after each level: a partial result survives
+    for server in servers:
+        entry = result["servers"][server.name]
+        entry.update(records[server.name])
+        entry["medians"] = level_medians(entry["levels"])
+    output.write_text(json.dumps(result, indent=2) + "\n")
     print_table(result)
     print(f"Wrote {output} (server logs in {logs})")
 

@@ -469,3 +469,54 @@ def test_every_name_a_benchmark_imports_from_distiltune_exists(script: Path) -> 
             except ModuleNotFoundError:
                 missing.append(f"{script.name}:{line}: {module_name}.{name}")
     assert missing == []
+
+
+def test_serve_load_servers_take_turns_at_each_level_and_overload_at_their_own_best_rate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    serve_load = load_benchmark("serve_load")
+    servers = [serve_load.Server(name, ["true"], port, False) for name, port in (("a", 1), ("b", 2))]
+    calls: list[tuple[str, str]] = []
+    speeds = {"a": 10.0, "b": 20.0}
+
+    def fake_measure(server: Any, texts: list[str], args: Any, level_runner: Any) -> dict:
+        coroutine = level_runner()  # closed_loop(...) or open_loop(...), never awaited here
+        calls.append((server.name, coroutine.cr_code.co_name))
+        coroutine.close()
+        return {"texts_per_second": speeds[server.name]}
+
+    monkeypatch.setattr(serve_load, "measure", fake_measure)
+    rates: list[float] = []
+    real_open_loop = serve_load.open_loop
+
+    def recording_open_loop(url: str, texts: list[str], rate: float, args: Any) -> Any:
+        rates.append(rate)
+        return real_open_loop(url, texts, rate, args)
+
+    monkeypatch.setattr(serve_load, "open_loop", recording_open_loop)
+    args = serve_load.parse_args(["--concurrency", "1,8", "--overload-factor", "2"])
+    levels = list(serve_load.load_round(servers, ["text"], args))
+    assert [(server.name, call[1]) for (server, _), call in zip(levels, calls, strict=True)] == [
+        ("a", "closed_loop"),
+        ("b", "closed_loop"),
+        ("a", "closed_loop"),
+        ("b", "closed_loop"),
+        ("a", "open_loop"),
+        ("b", "open_loop"),
+    ]
+    assert rates == [20.0, 40.0]
+
+
+def test_serve_load_medians_are_taken_per_load_over_rounds() -> None:
+    serve_load = load_benchmark("serve_load")
+    counts = {"rejected_429": 1, "server_errors_5xx": 0, "client_errors": 2}
+    levels = [
+        {"mode": "closed", "clients": 32, "texts_per_second": rate, "latency_ms": {"p50": 1, "p95": 2, "p99": p99}}
+        | counts
+        for rate, p99 in ((10.0, 300.0), (30.0, 100.0), (20.0, 200.0))
+    ]
+    levels.append({"mode": "open", "clients": None, "texts_per_second": 5.0, "latency_ms": None} | counts)
+    medians = {row["load"]: row for row in serve_load.level_medians(levels)}
+    assert medians["32"]["texts_per_second"] == 20.0 and medians["32"]["latency_ms"]["p99"] == 200.0
+    assert medians["32"]["rounds"] == 3 and medians["32"]["client_errors"] == 6
+    assert medians["open"]["texts_per_second"] == 5.0 and medians["open"]["latency_ms"]["p50"] is None
