@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,9 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "imdb"
 RESULTS = REPO_ROOT / "benchmarks" / "results"
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_file import save_results  # noqa: E402  (a sibling script, not a package)
 
 
 def padding_efficiency(lengths: list[int], batch_size: int, order: list[int]) -> tuple[float, float]:
@@ -112,41 +116,6 @@ def main() -> None:
             )
     Console().print(table)
     save_results("length_grouping", args.output_dir, args, measured)
-
-
-def save_results(name: str, output_dir: Path, args: argparse.Namespace, measured: Any) -> Path:
-    """Write ``benchmarks/results/<name>_<date>_<host>.json`` (the machine, the arguments, what was measured), so
-    the figures can be quoted with their file."""
-    import datetime
-    import json
-    import platform
-    import socket
-
-    import torch
-
-    host = socket.gethostname()
-    cpu = platform.processor() or platform.machine()
-    if Path("/proc/cpuinfo").is_file():
-        names = [line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
-        cpu = names[0].partition(":")[2].strip() if names else cpu
-    path = output_dir / f"{name}_{datetime.date.today().isoformat()}_{host}.json"
-    output_dir.mkdir(parents=True, exist_ok=True)
-    record = {
-        "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
-        "hardware": {
-            "host": host,
-            "cpu": cpu,
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-        },
-        "args": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
-        "results": measured,
-    }
-    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    print(f"Wrote {path}")
-    return path
 
 
 if __name__ == "__main__":
