@@ -441,6 +441,9 @@ def serve(
     graceful_timeout: Annotated[
         float, typer.Option(help="Seconds in-flight requests get to finish after SIGTERM.")
     ] = 30.0,
+    keep_alive: Annotated[
+        int, typer.Option(help="Seconds an idle connection stays open (longer than clients' and balancers' own).")
+    ] = 75,
     debug: Debug = False,
 ) -> None:
     """Serve a run over HTTP: POST /predict (text-embeddings-inference's shape), /health, /info, /metrics, /docs."""
@@ -464,6 +467,7 @@ def serve(
         payload_limit=payload_limit,
         auto_truncate=auto_truncate,
         graceful_timeout=graceful_timeout,
+        keep_alive=keep_alive,
         api_key_env=api_key_env,
         api_key_file=str(api_key_file) if api_key_file else None,
     ).validate()

@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 import distiltune
-from distiltune.errors import DataError, ServingError
+from distiltune.errors import ConfigError, DataError, ServingError
 from distiltune.serving.server import ServeSettings
 
 TEXTS = ["the movie was great and fun", "boring awful plot", "the acting", "love it", "hate this very dull film"]
@@ -384,3 +384,63 @@ def test_settings_travel_to_worker_processes_without_the_key(tmp_path: Path) -> 
     settings = ServeSettings(run_dir="runs/x", workers=2, api_key_env="SOME_VAR", max_wait_ms=7.5)
     assert ServeSettings.from_json(settings.to_json()) == settings
     assert "SOME_VAR" in settings.to_json() and json.loads(settings.to_json())["api_key_file"] is None
+
+
+def _send_health(sock: socket.socket) -> bytes:
+    sock.sendall(b"GET /health HTTP/1.1\r\nhost: test\r\n\r\n")
+    return sock.recv(4096)
+
+
+def _closed_by_server(sock: socket.socket, wait: float) -> bool:
+    """Whether the server closes this idle connection within ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            if sock.recv(4096) == b"":  # the rest of the last answer may still be on its way
+                return True
+    except TimeoutError:
+        pass
+    return False
+
+
+def test_idle_connections_stay_open_for_keep_alive_seconds(text_classifier: Any, live_server: Any) -> None:
+    for keep_alive, closed in ((1, True), (4, False)):
+        with live_server(text_classifier, keep_alive=keep_alive) as url:
+            port = int(url.rsplit(":", 1)[1])
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                assert _send_health(sock).startswith(b"HTTP/1.1 200")
+                assert _closed_by_server(sock, wait=2.5) is closed, keep_alive
+
+
+def test_the_default_keep_alive_outlasts_what_clients_keep_idle() -> None:
+    # The client side must close an idle connection first, or a request can go out as the server closes it.
+    assert ServeSettings(run_dir="x").keep_alive > httpx.Limits().keepalive_expiry
+    assert ServeSettings(run_dir="x").keep_alive > 60  # AWS ALB's idle timeout
+    with pytest.raises(ConfigError, match="--keep-alive"):
+        ServeSettings(run_dir="x", keep_alive=0).validate()
+
+
+def test_the_client_sends_again_a_request_whose_connection_was_lost() -> None:
+    calls: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        if request.url.path == "/info":
+            return httpx.Response(200, json={"max_client_batch_size": 32})
+        if len(calls) == 2:  # the first /predict: the connection closes before any answer
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
+        return httpx.Response(200, json=[[{"label": "pos", "score": 0.9}, {"label": "neg", "score": 0.1}]])
+
+    with distiltune.Client("http://127.0.0.1:1") as client:
+        client._http = httpx.Client(base_url="http://127.0.0.1:1", transport=httpx.MockTransport(answer))
+        assert client.predict("great")[0]["label"] == "pos"
+        assert calls == ["/info", "/predict", "/predict"]
+
+    def always_lost(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadError("connection reset", request=request)
+
+    with distiltune.Client("http://127.0.0.1:1", retries=2) as client:
+        client._http = httpx.Client(base_url="http://127.0.0.1:1", transport=httpx.MockTransport(always_lost))
+        with pytest.raises(ServingError, match="connection was lost"):
+            client.health() or client.info()

@@ -17,13 +17,16 @@ from distiltune.errors import DataError, ServingError
 
 #: Statuses worth a retry after the server's Retry-After: overloaded, not ready yet.
 RETRYABLE = frozenset({429, 503})
+#: A request sent on a connection that closed before any answer came: sent again, up to ``retries`` times.
+CONNECTION_LOST = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
 
 class Client:
     """A client of one ``distiltune serve`` URL, with the same ``predict`` as :class:`distiltune.Classifier`.
 
     ``api_key``: sent as ``Authorization: Bearer <key>``. ``retries``: how many times a request answered 429 or
-    503 is sent again, after the server's ``Retry-After`` (at most ``max_retry_wait`` seconds each).
+    503 is sent again, after the server's ``Retry-After`` (at most ``max_retry_wait`` seconds each), and how many
+    times one whose connection closed before the answer is sent again at once.
     """
 
     def __init__(
@@ -95,6 +98,12 @@ class Client:
         for attempt in range(self.retries + 1):
             try:
                 response = self._http.request(method, path, **kwargs)
+            except CONNECTION_LOST as err:
+                # A pooled connection the server (or a proxy) closed as the request went out: nothing was
+                # answered, and /predict changes nothing, so sending it again is safe.
+                if attempt == self.retries:
+                    raise ServingError(f"{method} {self.url}{path}: the connection was lost ({err!r}).") from None
+                continue
             except httpx.HTTPError as err:
                 raise ServingError(
                     f"Cannot reach {self.url}{path}: {err}.", "Is `distiltune serve` running at that URL?"

@@ -93,6 +93,10 @@ class ServeSettings:
     auto_truncate: bool = True
     """Truncation for requests that do not say (``truncate`` unset); ``Classifier.predict`` always truncates."""
     graceful_timeout: float = 30.0
+    keep_alive: int = 75
+    """Seconds an idle connection stays open. Longer than the idle expiry of clients and load balancers (httpx 5 s,
+    AWS ALB 60 s; nginx's own default is 75 s), so they close idle connections first: at uvicorn's 5 s a client can
+    send a request on a connection the server is closing in the same instant, and that request is lost."""
     api_key_env: str | None = None
     api_key_file: str | None = None
 
@@ -106,6 +110,7 @@ class ServeSettings:
             "--max-input-chars": self.max_input_chars,
             "--max-concurrent-requests": self.max_concurrent_requests,
             "--payload-limit": self.payload_limit,
+            "--keep-alive": self.keep_alive,
         }
         if self.threads is not None:
             positive["--threads"] = self.threads
@@ -691,6 +696,19 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
     }
 
 
+def uvicorn_options(settings: ServeSettings) -> dict[str, Any]:
+    """The ``uvicorn.Config`` keywords of these settings (the tests' live servers use them too)."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": logging_config(),
+        "access_log": False,  # the AccessLogMiddleware logs each request with its id
+        "timeout_graceful_shutdown": settings.graceful_timeout,
+        "timeout_keep_alive": settings.keep_alive,
+        "server_header": False,
+    }
+
+
 def serve(settings: ServeSettings, classifier: Any | None = None) -> None:
     """Run the server until SIGTERM/SIGINT. Returns once in-flight requests are answered (or the grace period
     ends). ``classifier``: an already loaded one (one worker only)."""
@@ -700,14 +718,7 @@ def serve(settings: ServeSettings, classifier: Any | None = None) -> None:
     api_key = read_api_key(settings)
     if settings.host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
         logger.warning("Serving on %s without an API key: anyone who reaches this port can use it.", settings.host)
-    options: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_config": logging_config(),
-        "access_log": False,  # the AccessLogMiddleware logs each request with its id
-        "timeout_graceful_shutdown": settings.graceful_timeout,
-        "server_header": False,
-    }
+    options = uvicorn_options(settings)
     if settings.workers > 1:
         os.environ[SETTINGS_ENV] = settings.to_json()
         uvicorn.run(
