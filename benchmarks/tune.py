@@ -18,6 +18,12 @@ log: true}``): ``--train-size 16 --validation-size 8 --eval-size 8 --trials 2 --
 --space /tmp/space.yaml --set train.epochs=1``.
 Prints a table and writes benchmarks/results/tune_<date>_<host>.json after each stage (search, every seed), so an
 interrupted benchmark keeps what it measured.
+
+In pieces (hours on CPU): give a --work-dir, an --output and a --timeout; the run stops starting trials and seeds once
+the timeout has passed, and the same command run again continues the Optuna study (its SQLite file in the work dir)
+and skips the seeds the output file already holds:
+
+    .venv/bin/python benchmarks/tune.py --work-dir /tmp/bench/tune --output benchmarks/results/tune_X.json --timeout 2h
 """
 
 from __future__ import annotations
@@ -57,7 +63,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pruner", default="median", help="median, hyperband or none.")
     parser.add_argument("--space", type=Path, default=None, help="YAML search space (default: the method's).")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="Extra config override K=V.")
-    parser.add_argument("--work-dir", type=Path, default=None, help="Runs and the tune folder (default: a temp dir).")
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="Runs and the tune folder (default: a temp dir; name one to resume).",
+    )
+    parser.add_argument(
+        "--timeout", default=None, help="Start no new trial or run after this long ('90m', '2h'); rerun to continue."
+    )
     parser.add_argument("--output", type=Path, default=None, help="Results JSON path.")
     return parser.parse_args(argv)
 
@@ -136,6 +150,7 @@ def main() -> None:
     import transformers
 
     import distiltune
+    from distiltune.tuning.search import parse_duration
 
     transformers.logging.set_verbosity_error()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -147,7 +162,9 @@ def main() -> None:
     base = base_overrides(args, prepare_imdb(args, work / "data"))
     result: dict[str, Any] = {"settings": _settings(args), "environment": _environment(), "base_config": base}
 
+    previous = resumable_runs(output, result["settings"])
     started = time.perf_counter()
+    deadline = None if args.timeout is None else started + parse_duration(args.timeout)
     search = distiltune.tune(
         None,
         {**base, "run.output_dir": str(work / "runs")},
@@ -157,10 +174,13 @@ def main() -> None:
         pruner=args.pruner,
         output_dir=work / "tune",
         sampler_seed=args.sampler_seed,
+        timeout=args.timeout,
     )
     if search.best_config is None:
         raise SystemExit(f"No trial completed; see {search.dir / 'tune.log'}")
+    counted = search.counts.get("complete", 0) + search.counts.get("pruned", 0)
     result["search"] = {
+        "finished": counted >= args.trials,
         "seconds": round(time.perf_counter() - started, 1),
         "dir": str(search.dir),
         "counts": search.counts,
@@ -174,10 +194,19 @@ def main() -> None:
         ],
     }
     print(f"Search: best trial {search.best_trial}, validation accuracy {search.best_value:.4f}", file=sys.stderr)
-    rows: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = [previous[seed] for seed in seeds if seed in previous]
     result["runs"] = rows
+    if rows:
+        result["summary"] = summarize(rows)
     write_results(output, result)
+    if not result["search"]["finished"]:
+        raise SystemExit(f"The search has {counted} of {args.trials} trials; {RESUME_HINT} Wrote {output}")
     for seed in seeds:
+        if seed in previous:
+            print(f"seed {seed}: measured before, kept from {output}", file=sys.stderr)
+            continue
+        if deadline is not None and time.perf_counter() > deadline:
+            raise SystemExit(f"--timeout reached before seed {seed}; {RESUME_HINT} Wrote {output}")
         row: dict[str, Any] = {"seed": seed}
         rows.append(row)
         default = distiltune.train(None, {**base, "train.seed": seed, "run.output_dir": str(work / "default")})
@@ -208,6 +237,29 @@ def print_summary(result: dict[str, Any]) -> None:
     interval = summary.get("difference_ci95_points")
     extra = f" (95% CI {interval[0]:+.2f} to {interval[1]:+.2f})" if interval else ""
     print(f"best.yaml - default: {summary['difference_mean_points']:+.2f} accuracy points{extra}")
+
+
+RESUME_HINT = "run the same command again (same --work-dir and --output) to continue."
+#: Settings that may change between the sessions of one resumed benchmark.
+RESUME_FREE_SETTINGS = frozenset({"timeout", "work_dir", "output", "data"})
+
+
+def resumable_runs(output: Path, settings: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """The seeds a previous, interrupted run of the same benchmark measured in ``output`` with both arms."""
+    if not output.is_file():
+        return {}
+    before = json.loads(output.read_text(encoding="utf-8"))
+    differing = sorted(
+        key
+        for key in set(settings) | set(before.get("settings", {}))
+        if key not in RESUME_FREE_SETTINGS and settings.get(key) != before.get("settings", {}).get(key)
+    )
+    if differing:
+        raise SystemExit(
+            f"{output} holds a run with other settings ({', '.join(differing)}): pass another --output, or the "
+            "same settings to continue it."
+        )
+    return {row["seed"]: row for row in before.get("runs", []) if row.get("default") and row.get("best")}
 
 
 def write_results(output: Path, result: dict[str, Any]) -> None:

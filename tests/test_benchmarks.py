@@ -520,3 +520,18 @@ def test_serve_load_medians_are_taken_per_load_over_rounds() -> None:
     assert medians["32"]["texts_per_second"] == 20.0 and medians["32"]["latency_ms"]["p99"] == 200.0
     assert medians["32"]["rounds"] == 3 and medians["32"]["client_errors"] == 6
     assert medians["open"]["texts_per_second"] == 5.0 and medians["open"]["latency_ms"]["p50"] is None
+
+
+def test_tune_benchmark_resumes_only_its_own_measured_seeds(tmp_path: Path) -> None:
+    tune = load_benchmark("tune")
+    settings = tune._settings(tune.parse_args(["--seeds", "1,2,3", "--timeout", "2h"]))
+    output = tmp_path / "tune.json"
+    assert tune.resumable_runs(output, settings) == {}
+    measured = {"default": {"test_accuracy": 0.8}, "best": {"test_accuracy": 0.82}}
+    runs = [{"seed": 1, **measured}, {"seed": 2, "default": {"test_accuracy": 0.8}}]  # seed 2 was cut short
+    output.write_text(json.dumps({"settings": settings, "runs": runs}))
+    # Another session: another timeout and data path, the same benchmark.
+    again = settings | {"timeout": "90m", "data": "/elsewhere/data"}
+    assert list(tune.resumable_runs(output, again)) == [1]
+    with pytest.raises(SystemExit, match="other settings \\(trials\\)"):
+        tune.resumable_runs(output, settings | {"trials": 20})
