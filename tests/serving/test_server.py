@@ -444,3 +444,24 @@ def test_the_client_sends_again_a_request_whose_connection_was_lost() -> None:
         client._http = httpx.Client(base_url="http://127.0.0.1:1", transport=httpx.MockTransport(always_lost))
         with pytest.raises(ServingError, match="connection was lost"):
             client.health() or client.info()
+
+
+def test_serve_flags_reach_the_server_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    import distiltune.serving.server as server_module
+    from distiltune.cli import app
+
+    started: list[ServeSettings] = []
+    monkeypatch.setattr(server_module, "load_classifier", lambda settings: object())
+    monkeypatch.setattr(server_module, "serve", lambda settings, classifier=None: started.append(settings))
+    flags = ["--keep-alive", "9", "--graceful-timeout", "4", "--max-wait-ms", "3.5", "--max-batch-size", "8"]
+    result = CliRunner().invoke(app, ["serve", str(tmp_path), *flags])
+    assert result.exit_code == 0, result.output
+    (settings,) = started
+    assert (settings.keep_alive, settings.graceful_timeout, settings.max_wait_ms, settings.max_batch_size) == (
+        9,
+        4.0,
+        3.5,
+        8,
+    )
