@@ -160,7 +160,7 @@ def main() -> None:
         args.output or REPO / "benchmarks" / "results" / f"tune_{time.strftime('%Y-%m-%d')}_{platform.node()}.json"
     )
     base = base_overrides(args, prepare_imdb(args, work / "data"))
-    result: dict[str, Any] = {"settings": _settings(args), "environment": _environment(), "base_config": base}
+    result: dict[str, Any] = {"settings": settings_of(args), "environment": _environment(), "base_config": base}
 
     previous = resumable_runs(output, result["settings"])
     started = time.perf_counter()
@@ -267,7 +267,7 @@ def write_results(output: Path, result: dict[str, Any]) -> None:
     output.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
 
 
-def _settings(args: argparse.Namespace) -> dict[str, Any]:
+def settings_of(args: argparse.Namespace) -> dict[str, Any]:
     return {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
 
 

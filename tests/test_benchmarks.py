@@ -524,7 +524,7 @@ def test_serve_load_medians_are_taken_per_load_over_rounds() -> None:
 
 def test_tune_benchmark_resumes_only_its_own_measured_seeds(tmp_path: Path) -> None:
     tune = load_benchmark("tune")
-    settings = tune._settings(tune.parse_args(["--seeds", "1,2,3", "--timeout", "2h"]))
+    settings = tune.settings_of(tune.parse_args(["--seeds", "1,2,3", "--timeout", "2h"]))
     output = tmp_path / "tune.json"
     assert tune.resumable_runs(output, settings) == {}
     measured = {"default": {"test_accuracy": 0.8}, "best": {"test_accuracy": 0.82}}

@@ -432,16 +432,14 @@ def test_the_client_sends_again_a_request_whose_connection_was_lost() -> None:
             raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
         return httpx.Response(200, json=[[{"label": "pos", "score": 0.9}, {"label": "neg", "score": 0.1}]])
 
-    with distiltune.Client("http://127.0.0.1:1") as client:
-        client._http = httpx.Client(base_url="http://127.0.0.1:1", transport=httpx.MockTransport(answer))
+    with distiltune.Client("http://127.0.0.1:1", transport=httpx.MockTransport(answer)) as client:
         assert client.predict("great")[0]["label"] == "pos"
         assert calls == ["/info", "/predict", "/predict"]
 
     def always_lost(request: httpx.Request) -> httpx.Response:
         raise httpx.ReadError("connection reset", request=request)
 
-    with distiltune.Client("http://127.0.0.1:1", retries=2) as client:
-        client._http = httpx.Client(base_url="http://127.0.0.1:1", transport=httpx.MockTransport(always_lost))
+    with distiltune.Client("http://127.0.0.1:1", retries=2, transport=httpx.MockTransport(always_lost)) as client:
         with pytest.raises(ServingError, match="connection was lost"):
             client.health() or client.info()
 

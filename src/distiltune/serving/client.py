@@ -26,7 +26,8 @@ class Client:
 
     ``api_key``: sent as ``Authorization: Bearer <key>``. ``retries``: how many times a request answered 429 or
     503 is sent again, after the server's ``Retry-After`` (at most ``max_retry_wait`` seconds each), and how many
-    times one whose connection closed before the answer is sent again at once.
+    times one whose connection closed before the answer is sent again at once. ``transport``: an httpx transport
+    to send through instead of the network (a proxy's, or ``httpx.MockTransport`` in tests).
     """
 
     def __init__(
@@ -36,9 +37,10 @@ class Client:
         timeout: float = 60.0,
         retries: int = 3,
         max_retry_wait: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+        self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout, transport=transport)
         self.url = url
         self.retries = retries
         self.max_retry_wait = max_retry_wait
