@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
         "texts": "bundled IMDb test reviews (imdb-demo) in serve_load.py's order",
         "texts_per_second_by_round": rates,
         "texts_per_second": medians,
+        "vs_pipeline_per_text": {name: round(value / baseline, 2) for name, value in medians.items()},
         "best": best,
         "best_vs_pipeline_per_text": round(medians[best] / baseline, 2),
     }
