@@ -31,8 +31,10 @@ Run from the repository root (``--data /work/shared/data`` from a worktree other
     .venv/bin/python benchmarks/imbalance.py                              # everything: 2 x 4 x 5 runs
     .venv/bin/python benchmarks/imbalance.py --directions negative --seeds 42,43,44 --variants none,balanced
     .venv/bin/python benchmarks/imbalance.py --prepare-only               # write and describe the data, no training
+    .venv/bin/python benchmarks/imbalance.py --seeds 45,46 --append results/imbalance_X.json   # more seeds
 
-Writes ``benchmarks/results/imbalance_<date>_<host>.json`` after every run and prints a table.
+Writes ``benchmarks/results/imbalance_<date>_<host>.json`` (or the ``--append`` file) after every run and prints a
+table.
 """
 
 from __future__ import annotations
@@ -86,6 +88,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--workdir", type=Path, default=None, help="Data and run folders (default: a temp dir).")
     parser.add_argument("--output", type=Path, default=None, help="Result file (default: results/imbalance_...).")
+    parser.add_argument(
+        "--append",
+        type=Path,
+        default=None,
+        help="Add runs to this result file (same settings; measured runs skipped).",
+    )
     parser.add_argument("--prepare-only", action="store_true", help="Write the data folders, print their sizes.")
     args = parser.parse_args(argv)
     unknown = [v for v in args.variants.split(",") if v and v not in VARIANTS]
@@ -253,6 +261,28 @@ def _sd(summary: dict[str, float | None]) -> str:
 # --- main ------------------------------------------------------------------------------------------------------
 
 
+#: Arguments that must match for runs to be pooled into one result file (seeds, directions and variants may differ).
+POOLED_SETTINGS = ("majority_train", "majority_validation", "epochs", "batch_size", "lr", "overrides")
+
+
+def results_to_extend(path: Path, settings: dict[str, str]) -> dict[str, Any]:
+    """The result file ``--append`` adds runs to, after checking it was measured with the same settings."""
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise SystemExit(f"Cannot read the result file {path}: {err}") from err
+    if not isinstance(result, dict) or "runs" not in result or "args" not in result:
+        raise SystemExit(f"{path} is not an imbalance result file (no 'args'/'runs').")
+    different = [key for key in POOLED_SETTINGS if result["args"].get(key) != settings.get(key)]
+    if different:
+        details = ", ".join(
+            f"{key}: {settings.get(key)!r} here, {result['args'].get(key)!r} there" for key in different
+        )
+        raise SystemExit(f"{path} was measured with other settings ({details}); its runs cannot be pooled.")
+    result.setdefault("appended_args", []).append(settings)
+    return result
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     directions = [name.strip() for name in args.directions.split(",") if name.strip()]
@@ -281,11 +311,17 @@ def main(argv: list[str] | None = None) -> None:
     transformers.logging.set_verbosity_error()
     stamp = time.strftime("%Y-%m-%d")
     output = args.output or REPO / "benchmarks" / "results" / f"imbalance_{stamp}_{socket.gethostname()}.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "runs": []}
+    if args.append is not None:
+        output, result = args.append, results_to_extend(args.append, result["args"])
+    output.parent.mkdir(parents=True, exist_ok=True)
+    measured = {(row["minority"], row["seed"], row["variant"]) for row in result["runs"]}
     for minority in directions:
         for seed in seeds:
             for variant in variants:
+                if (minority, seed, variant) in measured:
+                    print(f"minority {minority}, seed {seed}, {variant}: already measured, skipped", flush=True)
+                    continue
                 overrides = run_overrides(folders[minority, seed], variant, seed, args, root / "runs")
                 run = distiltune.train(None, overrides)
                 row = {"minority": minority, "seed": seed, "variant": variant, "run_dir": str(run.dir)}

@@ -535,3 +535,16 @@ def test_tune_benchmark_resumes_only_its_own_measured_seeds(tmp_path: Path) -> N
     assert list(tune.resumable_runs(output, again)) == [1]
     with pytest.raises(SystemExit, match="other settings \\(trials\\)"):
         tune.resumable_runs(output, settings | {"trials": 20})
+
+
+def test_imbalance_appends_only_to_a_file_of_the_same_settings(tmp_path: Path) -> None:
+    imbalance = load_benchmark("imbalance")
+    settings = {k: str(v) for k, v in vars(imbalance.parse_args(["--seeds", "42,43,44"])).items()}
+    path = tmp_path / "imbalance.json"
+    runs = [{"minority": "negative", "seed": 42, "variant": "none", "macro_f1": 70.0}]
+    path.write_text(json.dumps({"args": settings, "runs": runs}))
+    more_seeds = settings | {"seeds": "45,46", "output": "elsewhere.json"}
+    result = imbalance.results_to_extend(path, more_seeds)
+    assert result["runs"] == runs and result["appended_args"] == [more_seeds]
+    with pytest.raises(SystemExit, match="other settings \\(lr"):
+        imbalance.results_to_extend(path, settings | {"lr": "3e-05"})
