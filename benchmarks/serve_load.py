@@ -196,6 +196,10 @@ def started(server: Server, log_path: Path, startup_timeout: float) -> Iterator[
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{server.name} was not ready after {startup_timeout:.0f} s; see {log_path}")
                 time.sleep(0.5)
+            with contextlib.suppress(httpx.HTTPError, ValueError):  # the pipeline servers have no /info
+                info = httpx.get(f"{server.url}/info", timeout=5)
+                if info.status_code == 200:
+                    record["info"] = {key: info.json().get(key) for key in ("backend", "model_dtype", "version")}
             yield record
         finally:
             process.send_signal(signal.SIGTERM)

@@ -306,6 +306,7 @@ def test_info_metrics_and_docs(text_classifier: Any, live_server: Any) -> None:
     assert info["labels"] == text_classifier.label_names and info["input"] == "text"
     assert info["max_input_length"] == 16 and info["backend"] == "torch" and info["method"] == "full"
     assert info["version"] == distiltune.__version__
+    assert info["model_dtype"] == {"fp32": "float32", "bf16": "bfloat16"}[text_classifier.precision]
     assert 'distiltune_requests_total{route="/predict",status="200"} 1.0' in metrics
     assert "distiltune_texts_total 3.0" in metrics and "distiltune_request_duration_seconds_bucket" in metrics
     assert docs.status_code == 200 and "/predict" in schema["paths"]
@@ -463,3 +464,16 @@ def test_serve_flags_reach_the_server_settings(monkeypatch: pytest.MonkeyPatch, 
         3.5,
         8,
     )
+
+
+def test_info_names_what_the_model_computes_in(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from distiltune.serving.server import model_dtype
+
+    assert model_dtype(SimpleNamespace(backend="torch", precision="bf16")) == "bfloat16"
+    assert model_dtype(SimpleNamespace(backend="torch", precision="fp32")) == "float32"
+    onnx = SimpleNamespace(backend="onnx", precision="fp32", model=SimpleNamespace(path=tmp_path / "model.onnx"))
+    assert model_dtype(onnx) == "float32"  # no export report: plain weights
+    (tmp_path / "export.json").write_text(json.dumps({"quantize": "int8"}))
+    assert model_dtype(onnx) == "int8"

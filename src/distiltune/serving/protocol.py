@@ -91,6 +91,8 @@ class InfoResponse(BaseModel):
     decision_threshold: float | None
     """The run's tuned decision threshold on its minority label's probability (None: the most probable label)."""
     backend: str
+    model_dtype: str
+    """What the model computes in (TEI's field): float32, bfloat16, float16, or int8 for a quantized ONNX export."""
     version: str
     auto_truncate: bool
     max_client_batch_size: int

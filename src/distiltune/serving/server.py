@@ -43,6 +43,7 @@ from distiltune.errors import ConfigError
 from distiltune.serving.batcher import BatchingSettings, BatchReport, DynamicBatcher, QueuedInput
 from distiltune.serving.classifier import load
 from distiltune.serving.metrics import ServingMetrics
+from distiltune.serving.onnx_runtime import REPORT_FILE
 from distiltune.serving.protocol import (
     ErrorResponse,
     HealthResponse,
@@ -243,9 +244,10 @@ class ServerState:
         self.batcher.start()
         self.ready = True
         logger.info(
-            "Serving %s (%s backend, %s labels, max length %d); warmed up in %.2f s",
+            "Serving %s (%s backend, %s, %s labels, max length %d); warmed up in %.2f s",
             self.settings.run_dir,
             classifier.backend,
+            model_dtype(classifier),
             len(classifier.label_names),
             classifier.max_length,
             time.perf_counter() - started,
@@ -364,6 +366,7 @@ class ServerState:
             "temperature": float(classifier.calibration.temperature),
             "decision_threshold": classifier.calibration.threshold,
             "backend": str(classifier.backend),
+            "model_dtype": model_dtype(classifier),
             "version": __version__,
             "auto_truncate": settings.auto_truncate,
             "max_client_batch_size": settings.max_client_batch_size,
@@ -374,6 +377,21 @@ class ServerState:
             "max_wait_ms": settings.max_wait_ms,
             "payload_limit": settings.payload_limit,
         }
+
+
+#: TEI's names for the number formats a model computes in.
+DTYPE_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def model_dtype(classifier: Any) -> str:
+    """What the model computes in, as TEI's /info names it: the torch precision the classifier resolved (``auto``
+    measures bf16 at load time, so it can differ between machines), or an ONNX export's weights (int8 when
+    quantized)."""
+    if classifier.backend == "onnx":
+        report_path = Path(classifier.model.path).parent / REPORT_FILE
+        report = runs.read_json(report_path) if report_path.is_file() else {}
+        return "int8" if report.get("quantize") == "int8" else "float32"
+    return DTYPE_NAMES.get(str(classifier.precision), str(classifier.precision))
 
 
 def check_texts(texts: list[str], pairs: list[str] | None, max_chars: int) -> None:
