@@ -32,6 +32,19 @@ REPORT_TO_HELP = (
     "wandb (offline unless WANDB_MODE)."
 )
 
+# Options that several commands take with the same meaning.
+DatasetOption = Annotated[str | None, typer.Option(help="Preset, hub id name[:config], file or folder.")]
+ModelOption = Annotated[str | None, typer.Option(help="Hub id, local directory, or 'minilm' (offline).")]
+TextColumnOption = Annotated[str | None, typer.Option(help="Text column.")]
+TextPairColumnOption = Annotated[str | None, typer.Option(help="Second-sentence column (pairs/NLI).")]
+LabelColumnOption = Annotated[str | None, typer.Option(help="Label column.")]
+ReportToOption = Annotated[str | None, typer.Option(help=REPORT_TO_HELP)]
+PoolingOption = Annotated[str | None, typer.Option(help="Pooling of the mlp head: cls or mean.")]
+HeadOption = Annotated[str | None, typer.Option(help="Classification head: auto (the model's own) or mlp.")]
+MaxLengthOption = Annotated[int | None, typer.Option(help="Max tokens per example.")]
+EpochsOption = Annotated[float | None, typer.Option(help="Training epochs.")]
+BatchSizeOption = Annotated[int | None, typer.Option(help="Training batch size.")]
+
 
 def main() -> None:
     """Console-script entry point."""
@@ -96,23 +109,23 @@ def train(
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="YAML config (e.g. a run's config.yaml).")
     ] = None,
-    dataset: Annotated[str | None, typer.Option(help="Preset, hub id name[:config], file or folder.")] = None,
-    model: Annotated[str | None, typer.Option(help="Hub id, local directory, or 'minilm' (offline).")] = None,
+    dataset: DatasetOption = None,
+    model: ModelOption = None,
     method: Annotated[
         str | None, typer.Option(help="Tuning method: full, lora, prompt, prefix, head (options: --set method.KEY=V).")
     ] = None,
-    head: Annotated[str | None, typer.Option(help="Classification head: auto (the model's own) or mlp.")] = None,
-    pooling: Annotated[str | None, typer.Option(help="Pooling of the mlp head: cls or mean.")] = None,
+    head: HeadOption = None,
+    pooling: PoolingOption = None,
     merge: Annotated[
         bool, typer.Option("--merge", help="LoRA: also write model/merged/ that plain transformers loads.")
     ] = False,
-    epochs: Annotated[float | None, typer.Option(help="Training epochs.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Training batch size.")] = None,
+    epochs: EpochsOption = None,
+    batch_size: BatchSizeOption = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate (default: the method's).")] = None,
-    max_length: Annotated[int | None, typer.Option(help="Max tokens per example.")] = None,
-    text_column: Annotated[str | None, typer.Option(help="Text column.")] = None,
-    text_pair_column: Annotated[str | None, typer.Option(help="Second-sentence column (pairs/NLI).")] = None,
-    label_column: Annotated[str | None, typer.Option(help="Label column.")] = None,
+    max_length: MaxLengthOption = None,
+    text_column: TextColumnOption = None,
+    text_pair_column: TextPairColumnOption = None,
+    label_column: LabelColumnOption = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     long_text: Annotated[
         str | None,
@@ -178,7 +191,7 @@ def train(
     deterministic: Annotated[
         bool | None, typer.Option("--deterministic", help="Use torch's deterministic kernels (slower on GPU).")
     ] = None,
-    report_to: Annotated[str | None, typer.Option(help=REPORT_TO_HELP)] = None,
+    report_to: ReportToOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and the final table.")] = False,
     debug: Debug = False,
 ) -> None:
@@ -511,7 +524,7 @@ def compare(
         Path | None,
         typer.Option("--config", "-c", help="YAML config shared by every run; may hold a models: list of entries."),
     ] = None,
-    dataset: Annotated[str | None, typer.Option(help="Preset, hub id name[:config], file or folder.")] = None,
+    dataset: DatasetOption = None,
     models: Annotated[
         str | None,
         typer.Option(help="Comma-separated models (hub ids, local directories, minilm); default: --model's one."),
@@ -525,20 +538,20 @@ def compare(
         str | None, typer.Option(help="Comma-separated methods (default: every registered one of the issue's).")
     ] = None,
     seeds: Annotated[str | None, typer.Option(help="A count (3: seed, seed+1, seed+2) or a list (1,2,3).")] = None,
-    head: Annotated[str | None, typer.Option(help="Classification head: auto (the model's own) or mlp.")] = None,
-    pooling: Annotated[str | None, typer.Option(help="Pooling of the mlp head: cls or mean.")] = None,
+    head: HeadOption = None,
+    pooling: PoolingOption = None,
     merge: Annotated[
         bool, typer.Option("--merge", help="LoRA: also write model/merged/ that plain transformers loads.")
     ] = False,
-    epochs: Annotated[float | None, typer.Option(help="Training epochs.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Training batch size.")] = None,
+    epochs: EpochsOption = None,
+    batch_size: BatchSizeOption = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate for every run (default: each method's).")] = None,
     max_length: Annotated[
         int | None, typer.Option(help="Max tokens per example (default: per model, pinned for all its runs).")
     ] = None,
-    text_column: Annotated[str | None, typer.Option(help="Text column.")] = None,
-    text_pair_column: Annotated[str | None, typer.Option(help="Second-sentence column (pairs/NLI).")] = None,
-    label_column: Annotated[str | None, typer.Option(help="Label column.")] = None,
+    text_column: TextColumnOption = None,
+    text_pair_column: TextPairColumnOption = None,
+    label_column: LabelColumnOption = None,
     seed: Annotated[int | None, typer.Option(help="First seed (and the validation split's seed).")] = None,
     output_dir: Annotated[str | None, typer.Option(help="Folder for the comparison (default compare/).")] = None,
     resume: Annotated[
@@ -666,14 +679,14 @@ def tune_command(
     keep_checkpoints: Annotated[
         bool, typer.Option("--keep-checkpoints", help="Keep each trial's checkpoints/ (its model/ is always kept).")
     ] = False,
-    dataset: Annotated[str | None, typer.Option(help="Preset, hub id name[:config], file or folder.")] = None,
-    model: Annotated[str | None, typer.Option(help="Hub id, local directory, or 'minilm' (offline).")] = None,
+    dataset: DatasetOption = None,
+    model: ModelOption = None,
     method: Annotated[str | None, typer.Option(help="Tuning method: full, lora, prompt, prefix, head.")] = None,
     epochs: Annotated[float | None, typer.Option(help="Training epochs (when not searched).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Training batch size (when not searched).")] = None,
-    max_length: Annotated[int | None, typer.Option(help="Max tokens per example.")] = None,
+    max_length: MaxLengthOption = None,
     seed: Annotated[int | None, typer.Option(help="Training seed of every trial.")] = None,
-    report_to: Annotated[str | None, typer.Option(help=REPORT_TO_HELP)] = None,
+    report_to: ReportToOption = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override any config key: --set train.lr=3e-5.")
     ] = None,
