@@ -193,9 +193,33 @@ def collect(metrics: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def finished_run(runs_dir: Path, overrides: dict[str, Any]) -> Path | None:
+    """A completed run in ``runs_dir`` whose config.yaml holds every override: running again with the same
+    ``--workdir`` reuses it instead of training the same model again (same data, settings and seed)."""
+    if not runs_dir.is_dir():
+        return None
+    for run_dir in sorted(runs_dir.iterdir()):
+        status, config = run_dir / "status.json", run_dir / "config.yaml"
+        if not (status.is_file() and config.is_file()):
+            continue
+        if json.loads(status.read_text(encoding="utf-8")).get("status") != "completed":
+            continue
+        resolved = yaml.safe_load(config.read_text(encoding="utf-8"))
+        if all(config_value(resolved, key) == value for key, value in overrides.items() if key != "run.output_dir"):
+            return run_dir
+    return None
+
+
+def config_value(config: dict[str, Any], dotted: str) -> Any:
+    section, _, key = dotted.partition(".")
+    return (config.get(section) or {}).get(key, object())  # a missing key matches nothing
+
+
 def read_test_predictions(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities (after scaling) and gold label ids of the test rows, from predictions.jsonl."""
-    rows = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+    from distiltune import runs
+
+    rows = runs.read_jsonl(run_dir / runs.PREDICTIONS_FILE)  # "\n" only: reviews hold U+0085 and U+2028
     probabilities = np.array([[row["probabilities"][name] for name in LABEL_NAMES] for row in rows])
     gold = np.array([LABEL_NAMES.index(row["gold"]) for row in rows])
     return probabilities / probabilities.sum(axis=1, keepdims=True), gold  # undo the 6-decimal rounding
@@ -279,9 +303,16 @@ def main(argv: list[str] | None = None) -> None:
     result: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "runs": []}
     for dataset in datasets:
         for seed in seeds:
-            run = distiltune.train(None, run_overrides(dataset, folders[dataset], seed, args, root / "runs"))
-            row = {"dataset": dataset, "seed": seed, "run_dir": str(run.dir), **collect(run.metrics)}
-            probabilities, gold = read_test_predictions(run.dir)
+            overrides = run_overrides(dataset, folders[dataset], seed, args, root / "runs")
+            run_dir = finished_run(root / "runs", overrides)
+            if run_dir is not None:
+                print(f"{dataset} seed {seed}: reusing the finished run {run_dir}", flush=True)
+                metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+            else:
+                run = distiltune.train(None, overrides)
+                run_dir, metrics = run.dir, run.metrics
+            row = {"dataset": dataset, "seed": seed, "run_dir": str(run_dir), **collect(metrics)}
+            probabilities, gold = read_test_predictions(run_dir)
             row["ece_after_ci95"] = bootstrap_ece_interval(probabilities, gold)
             row["ece_floor"] = ece_floor(probabilities)
             result["runs"].append(row)

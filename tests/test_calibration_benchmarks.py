@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 #: Config keys the benchmarks use that training does not know yet (issue 18's integration adds them).
@@ -277,3 +278,27 @@ def test_imbalance_pairs_only_seeds_with_a_baseline(imbalance: Any) -> None:
     versus = imbalance.summarize(runs)["minority_positive"]["threshold"]["versus_none"]
     assert versus["paired_seeds"] == [42] and versus["minority_recall"]["mean"] == pytest.approx(15.0)
     assert versus["minority_recall"]["lower_95"] is None and versus["target_shown"] is False
+
+
+def test_calibration_reuses_only_a_finished_run_of_the_same_settings(tmp_path: Path) -> None:
+    calibration = load_benchmark("calibration")
+    args = calibration.parse_args(["--datasets", "imdb"])
+    overrides = calibration.run_overrides("imdb", tmp_path / "data", 42, args, tmp_path / "runs")
+
+    def write_run(name: str, status: str, **changes: Any) -> Path:
+        config: dict[str, dict[str, Any]] = {}
+        for key, value in (overrides | changes).items():
+            section, _, field = key.partition(".")
+            config.setdefault(section, {})[field] = value
+        run_dir = tmp_path / "runs" / name
+        run_dir.mkdir(parents=True)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+        (run_dir / "status.json").write_text(json.dumps({"status": status}))
+        return run_dir
+
+    assert calibration.finished_run(tmp_path / "runs", overrides) is None
+    write_run("a_crashed", "failed")
+    write_run("b_other_seed", "completed", **{"train.seed": 43})
+    assert calibration.finished_run(tmp_path / "runs", overrides) is None
+    finished = write_run("c_same", "completed")
+    assert calibration.finished_run(tmp_path / "runs", overrides) == finished
