@@ -302,3 +302,13 @@ def test_calibration_reuses_only_a_finished_run_of_the_same_settings(tmp_path: P
     assert calibration.finished_run(tmp_path / "runs", overrides) is None
     finished = write_run("c_same", "completed")
     assert calibration.finished_run(tmp_path / "runs", overrides) == finished
+
+
+def test_the_post_hoc_temperature_is_found_from_scaled_probabilities() -> None:
+    calibration = load_benchmark("calibration")
+    rng = np.random.default_rng(0)
+    logits = np.stack([np.zeros(20_000), rng.normal(0, 4, 20_000)], axis=1)
+    labels = (rng.random(20_000) < 1 / (1 + np.exp(-logits[:, 1] / 2))).astype(int)  # calibrated at T = 2
+    scaled = np.exp(logits / 1.5) / np.exp(logits / 1.5).sum(axis=1, keepdims=True)  # what a T = 1.5 run saved
+    best = calibration.best_test_temperature(scaled, labels, fitted=1.5)
+    assert abs(best["temperature"] - 2.0) < 0.2 and best["ece"] < 1.0
