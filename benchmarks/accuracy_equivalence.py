@@ -62,7 +62,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from throughput import (  # noqa: E402  (a sibling script, not a package)
+from results_file import load_result_file, refuse_unpoolable  # noqa: E402  (a sibling script, not a package)
+from throughput import (  # noqa: E402
     DEFAULT_DATA,
     LABEL_NAMES,
     REPO_ROOT,
@@ -269,25 +270,12 @@ def summarize(differences: list[float], margin: float = 0.5) -> dict[str, Any]:
 def check_comparable(
     settings: dict[str, Any], other: dict[str, Any], source: Path, keys: tuple[str, ...] = COMPARABLE_SETTINGS
 ) -> None:
-    """Refuse to pool seeds that measured different things."""
-
-    def value(recorded: dict[str, Any], key: str) -> Any:
-        return (recorded.get(key) or []) if key == "set" else recorded.get(key)  # files from before --set have none
-
-    different = [key for key in keys if value(settings, key) != value(other, key)]
-    if different:
-        details = ", ".join(f"{key}: {value(settings, key)!r} here, {value(other, key)!r} there" for key in different)
-        raise SystemExit(f"{source} was measured with other settings ({details}); its seeds cannot be pooled.")
+    """Refuse to pool seeds that measured different things; files from before ``--set`` recorded none."""
+    refuse_unpoolable(settings, other, source, keys, missing={"set": []})
 
 
 def load_results(path: Path) -> dict[str, Any]:
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise SystemExit(f"Cannot read the result file {path}: {err}") from err
-    if not isinstance(results, dict) or "runs" not in results or "args" not in results:
-        raise SystemExit(f"{path} is not an accuracy_equivalence result file (no 'args'/'runs').")
-    return results
+    return load_result_file(path, "accuracy_equivalence")
 
 
 def reusable_naive_runs(path: Path, settings: dict[str, Any], seeds: list[int]) -> dict[int, dict[str, Any]]:

@@ -45,17 +45,19 @@ import argparse
 import csv
 import json
 import math
-import socket
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from results_file import dated_result_path  # noqa: E402  (a sibling script, not a package)
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -202,13 +204,13 @@ def collect(metrics: dict[str, Any]) -> dict[str, Any]:
 def finished_run(runs_dir: Path, overrides: dict[str, Any]) -> Path | None:
     """A completed run in ``runs_dir`` whose config.yaml holds every override: running again with the same
     ``--workdir`` reuses it instead of training the same model again (same data, settings and seed)."""
+    from distiltune import runs
+
     if not runs_dir.is_dir():
         return None
     for run_dir in sorted(runs_dir.iterdir()):
-        status, config = run_dir / "status.json", run_dir / "config.yaml"
-        if not (status.is_file() and config.is_file()):
-            continue
-        if json.loads(status.read_text(encoding="utf-8")).get("status") != "completed":
+        status, config = runs.read_status(run_dir), run_dir / runs.CONFIG_FILE
+        if status is None or status.get("status") != "completed" or not config.is_file():
             continue
         resolved = yaml.safe_load(config.read_text(encoding="utf-8"))
         if all(config_value(resolved, key) == value for key, value in overrides.items() if key != "run.output_dir"):
@@ -299,6 +301,20 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
 # --- main ------------------------------------------------------------------------------------------------------
 
 
+def offline_distiltune() -> Any:
+    """distiltune, imported for a benchmark: the hub offline (every file it reads is local) and transformers' logging
+    at errors only. Imported late, so that --help and --prepare-only never load torch."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import transformers
+
+    import distiltune
+
+    transformers.logging.set_verbosity_error()
+    return distiltune
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     datasets = [name.strip() for name in args.datasets.split(",") if name.strip()]
@@ -311,16 +327,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.prepare_only:
         return
 
-    import os
+    distiltune = offline_distiltune()
+    from distiltune import runs
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import transformers
-
-    import distiltune
-
-    transformers.logging.set_verbosity_error()
-    stamp = time.strftime("%Y-%m-%d")
-    output = args.output or REPO / "benchmarks" / "results" / f"calibration_{stamp}_{socket.gethostname()}.json"
+    output = args.output or dated_result_path("calibration")
     output.parent.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "runs": []}
     for dataset in datasets:
@@ -329,7 +339,7 @@ def main(argv: list[str] | None = None) -> None:
             run_dir = finished_run(root / "runs", overrides)
             if run_dir is not None:
                 print(f"{dataset} seed {seed}: reusing the finished run {run_dir}", flush=True)
-                metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+                metrics = runs.read_json(run_dir / runs.METRICS_FILE)
             else:
                 run = distiltune.train(None, overrides)
                 run_dir, metrics = run.dir, run.metrics

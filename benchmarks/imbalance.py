@@ -42,11 +42,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import socket
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +53,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from calibration import LABEL_NAMES, read_sst2, write_folder  # noqa: E402  (a sibling script, not a package)
+from calibration import LABEL_NAMES, offline_distiltune, read_sst2, write_folder  # noqa: E402  (a sibling script)
+from results_file import dated_result_path, load_result_file, refuse_unpoolable  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -267,18 +266,8 @@ POOLED_SETTINGS = ("majority_train", "majority_validation", "epochs", "batch_siz
 
 def results_to_extend(path: Path, settings: dict[str, str]) -> dict[str, Any]:
     """The result file ``--append`` adds runs to, after checking it was measured with the same settings."""
-    try:
-        result = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise SystemExit(f"Cannot read the result file {path}: {err}") from err
-    if not isinstance(result, dict) or "runs" not in result or "args" not in result:
-        raise SystemExit(f"{path} is not an imbalance result file (no 'args'/'runs').")
-    different = [key for key in POOLED_SETTINGS if result["args"].get(key) != settings.get(key)]
-    if different:
-        details = ", ".join(
-            f"{key}: {settings.get(key)!r} here, {result['args'].get(key)!r} there" for key in different
-        )
-        raise SystemExit(f"{path} was measured with other settings ({details}); its runs cannot be pooled.")
+    result = load_result_file(path, "imbalance")
+    refuse_unpoolable(settings, result["args"], path, POOLED_SETTINGS)
     result.setdefault("appended_args", []).append(settings)
     return result
 
@@ -301,16 +290,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.prepare_only:
         return
 
-    import os
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import transformers
-
-    import distiltune
-
-    transformers.logging.set_verbosity_error()
-    stamp = time.strftime("%Y-%m-%d")
-    output = args.output or REPO / "benchmarks" / "results" / f"imbalance_{stamp}_{socket.gethostname()}.json"
+    distiltune = offline_distiltune()
+    output = args.output or dated_result_path("imbalance")
     result: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "runs": []}
     if args.append is not None:
         output, result = args.append, results_to_extend(args.append, result["args"])

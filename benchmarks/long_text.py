@@ -68,7 +68,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from throughput import DEFAULT_DATA, REPO_ROOT, hardware_summary  # noqa: E402  (a sibling script, not a package)
+from results_file import load_result_file, refuse_unpoolable  # noqa: E402  (a sibling script, not a package)
+from throughput import DEFAULT_DATA, REPO_ROOT, hardware_summary  # noqa: E402
 
 LABEL_NAMES = ["neg", "pos"]
 MODES = ("head", "tail", "head_tail", "chunks")
@@ -441,23 +442,6 @@ def plan(args: argparse.Namespace) -> None:
             )
 
 
-def load_results(path: Path) -> dict[str, Any]:
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise SystemExit(f"Cannot read the result file {path}: {err}") from err
-    if not isinstance(results, dict) or "runs" not in results or "args" not in results:
-        raise SystemExit(f"{path} is not a long_text result file (no 'args'/'runs').")
-    return results
-
-
-def check_comparable(settings: dict[str, Any], recorded: dict[str, Any], source: Path) -> None:
-    different = [key for key in COMPARABLE_SETTINGS if settings.get(key) != recorded.get(key)]
-    if different:
-        details = ", ".join(f"{key}: {settings.get(key)!r} here, {recorded.get(key)!r} there" for key in different)
-        raise SystemExit(f"{source} was measured with other settings ({details}); its runs cannot be pooled.")
-
-
 def write_results(results: dict[str, Any], target: Path) -> None:
     results["summary"] = summarize(results["runs"])
     results["decision"] = decide(results["runs"])
@@ -534,8 +518,8 @@ def main() -> None:
             long_text_options(long_text_overrides(mode, args)).validate(length)
     settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
     if args.append is not None:
-        results = load_results(args.append)
-        check_comparable(settings, results["args"], args.append)
+        results = load_result_file(args.append, "long_text")
+        refuse_unpoolable(settings, results["args"], args.append, COMPARABLE_SETTINGS)
         target = args.append
     else:
         results = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "args": settings, "runs": []}

@@ -150,8 +150,13 @@ def main() -> None:
     import transformers
 
     import distiltune
+    from distiltune.errors import ConfigError
     from distiltune.tuning.search import parse_duration
 
+    try:
+        timeout = parse_duration(args.timeout)  # once, before any data is cut: a typo fails in a second, not hours
+    except ConfigError as err:
+        raise SystemExit(str(err)) from None
     transformers.logging.set_verbosity_error()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
@@ -164,7 +169,7 @@ def main() -> None:
 
     previous = resumable_runs(output, result["settings"])
     started = time.perf_counter()
-    deadline = None if args.timeout is None else started + parse_duration(args.timeout)
+    deadline = None if timeout is None else started + timeout
     search = distiltune.tune(
         None,
         {**base, "run.output_dir": str(work / "runs")},
@@ -174,7 +179,7 @@ def main() -> None:
         pruner=args.pruner,
         output_dir=work / "tune",
         sampler_seed=args.sampler_seed,
-        timeout=args.timeout,
+        timeout=timeout,
     )
     if search.best_config is None:
         raise SystemExit(f"No trial completed; see {search.dir / 'tune.log'}")

@@ -6,9 +6,11 @@ which is the same code path as a hub id, with no network.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -20,6 +22,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("DISTILTUNE_FSYNC", "0")
 
 FIXTURES = Path(__file__).parent / "fixtures"
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(FIXTURES))
 
 from make_fixtures import ACTIONS, FILLER, NEGATIVE, POSITIVE, SUBJECTS  # noqa: E402
@@ -27,6 +30,18 @@ from make_fixtures import ACTIONS, FILLER, NEGATIVE, POSITIVE, SUBJECTS  # noqa:
 # The HTTP server tests' fixtures (tiny runs, a live server): a plugin module, not a second conftest.py, which would
 # shadow this one for the `from conftest import ...` of other test files.
 pytest_plugins = ["serving_fixtures"]
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """``benchmarks/<name>.py`` imported afresh as the module ``name``: benchmarks are scripts, not a package, and
+    they import one another by that name, so a test and the scripts it loads share one copy."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 EXTRA_WORDS = [

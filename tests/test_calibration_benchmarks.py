@@ -3,9 +3,7 @@ SST-2 and IMDb files (the suite never reads ../shared), the metrics they read, a
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+from conftest import load_benchmark
+
 #: Config keys the benchmarks use that training does not know yet (issue 18's integration adds them).
 PLANNED_KEYS = {
     "train.calibrate",
@@ -24,15 +23,6 @@ PLANNED_KEYS = {
     "train.tune_threshold",
     "train.threshold_metric",
 }
-
-
-def load_benchmark(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

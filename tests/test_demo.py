@@ -3,9 +3,7 @@ benchmark records what it promises (wall time, training seconds, accuracy, preci
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 import distiltune.training.demo as demo
+from conftest import load_benchmark
 from distiltune.cli import app
-
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-
-
-def load_benchmark(name: str) -> Any:
-    """A script of benchmarks/ imported as a module (they are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture

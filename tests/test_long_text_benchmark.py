@@ -3,7 +3,6 @@ rule it applies to the measured runs."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -11,19 +10,14 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from conftest import load_benchmark
 from distiltune.data.long_text import LongTextOptions
-
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 @pytest.fixture(scope="module")
 def bench() -> Any:
     """benchmarks/long_text.py imported as a module (benchmarks are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location("long_text_benchmark", BENCHMARKS / "long_text.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("long_text")
 
 
 @pytest.fixture

@@ -294,6 +294,8 @@ def evaluate(
     )
     print_metrics({"evaluation": metrics}, title=f"{run_dir} on {dataset}")
     typer.echo(f"Metrics written to {metrics['written_to']}")
+    if metrics.get("reliability_plot"):
+        typer.echo(f"Reliability diagram: {metrics['reliability_plot']}")
 
 
 @app.command()

@@ -179,8 +179,14 @@ def saved_method(run_dir: Path) -> str | None:
 # --- status.json ----------------------------------------------------------------------------------
 
 
-def resume_command(run_dir: Path, processes: int = 1) -> str:
-    """How to continue ``run_dir``; a run trained by several processes resumes with as many (``--nproc``)."""
+def resume_command(run_dir: Path, processes: int = 1, nodes: int = 1) -> str:
+    """How to continue ``run_dir``; a run trained by several processes resumes with as many (``--nproc``), and one
+    trained on several machines with the same torchrun launch on each of them (``--nproc`` starts one machine's)."""
+    if nodes > 1:
+        return (
+            f"torchrun --nnodes {nodes} --nproc_per_node {processes // nodes} <the run's rendezvous flags> "
+            f"-m distiltune train --resume {shlex.quote(str(run_dir))}"
+        )
     launch = f"distiltune train --nproc {processes} --resume" if processes > 1 else "distiltune train --resume"
     return f"{launch} {shlex.quote(str(run_dir))}"
 

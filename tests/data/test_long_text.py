@@ -455,7 +455,8 @@ def test_summary_counts_truncated_texts_and_hints_above_a_fifth(with_pairs: bool
     assert summary.truncated.tolist() == (summary.lengths > 24).tolist()
     assert summary.truncated_fraction > 0.2
     assert "data.long_text=head_tail" in summary.hint() and "lose their end" in summary.hint()
-    assert f"{100 * summary.truncated_fraction:.1f}% truncated at 24" in summary.describe()
+    count = int((summary.lengths > 24).sum())
+    assert f"{count} of {len(TEXTS)} ({100 * summary.truncated_fraction:.1f}%) truncated at 24" in summary.describe()
 
     roomy = summarize_lengths(tokenizer, TEXTS, pairs, 64)
     assert roomy.truncated_fraction <= 0.2 and roomy.hint() is None

@@ -21,6 +21,7 @@ import distiltune
 from conftest import FIXTURES, build_model, build_tokenizer
 from distiltune.errors import ConfigError
 from distiltune.methods import get_method
+from distiltune.runs import read_jsonl
 from distiltune.serving.inference import InferenceSettings, predict_logits
 
 #: Texts of different lengths, so every batch below is padded (on the left for XLNet).
@@ -101,7 +102,7 @@ def encoder_runs(
 
 
 def _in_memory_predictions(run: distiltune.Run) -> tuple[list[str], np.ndarray]:
-    rows = [json.loads(line) for line in (run.dir / "predictions.jsonl").read_text().splitlines()]
+    rows = read_jsonl(run.dir / "predictions.jsonl")
     labels = list(rows[0]["probabilities"])
     return [row["text"] for row in rows], np.array([[row["probabilities"][label] for label in labels] for row in rows])
 

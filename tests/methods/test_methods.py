@@ -22,6 +22,7 @@ from conftest import FIXTURES, build_model
 from distiltune.errors import ConfigError
 from distiltune.methods import get_method, method_names
 from distiltune.methods.base import count_parameters
+from distiltune.runs import read_jsonl
 
 #: Options that keep a method's tiny run small or exercise an extra output; methods not named here run as they are.
 METHOD_OPTIONS: dict[str, dict[str, object]] = {
@@ -103,7 +104,7 @@ def method_runs(tiny_encoders: dict[str, Path], tmp_path_factory: pytest.TempPat
 
 def _in_memory_predictions(run: distiltune.Run) -> tuple[list[str], np.ndarray]:
     """Texts and probabilities that training computed with the in-memory model (predictions.jsonl)."""
-    rows = [json.loads(line) for line in (run.dir / "predictions.jsonl").read_text().splitlines()]
+    rows = read_jsonl(run.dir / "predictions.jsonl")
     labels = list(rows[0]["probabilities"])
     return [row["text"] for row in rows], np.array([[row["probabilities"][label] for label in labels] for row in rows])
 

@@ -3,7 +3,6 @@ columns are tried first, then detection as ``train`` does it, and explicit colum
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +13,7 @@ import distiltune
 from conftest import FIXTURES
 from distiltune.cli import app
 from distiltune.errors import DataError
+from distiltune.runs import read_jsonl
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def test_undetectable_columns_need_the_flags_and_the_flags_work(review_run: dist
         ["predict", str(review_run.dir), "--input", str(other), "--text-column", "body", "--output", str(predictions)],
     )
     assert result.exit_code == 0, result.output
-    rows = [json.loads(line) for line in predictions.read_text().splitlines()]
+    rows = read_jsonl(predictions)
     assert [row["text"] for row in rows] == pd.read_csv(other)["body"].tolist()
 
 
@@ -76,7 +76,7 @@ def test_pair_columns_through_predict_input(fast_overrides: dict, tmp_path: Path
     args = ["predict", str(run.dir), "--input", str(source), "--output", str(output), "--top-k", "3"]
     result = CliRunner().invoke(app, [*args, "--text-column", "a", "--text-pair-column", "b"])
     assert result.exit_code == 0, result.output
-    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    rows = read_jsonl(output)
     assert [(row["text"], row["text_pair"]) for row in rows] == list(zip(frame["a"], frame["b"], strict=True))
     expected = run.load().predict(frame["a"].tolist(), frame["b"].tolist(), top_k=3)
     assert [row["scores"] for row in rows] == [item["scores"] for item in expected]

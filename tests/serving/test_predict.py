@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 import distiltune
 from distiltune.cli import app
+from distiltune.runs import read_jsonl
 
 TEXTS = ["the movie was great and fun", "boring awful plot", "the acting", "love it", "hate this very dull film"]
 
@@ -67,7 +68,7 @@ def test_cli_predict_texts_file_and_evaluate(trained_run, tmp_path: Path, fixtur
         app, ["predict", str(trained_run.dir), "--input", str(fixtures_dir / "tiny.csv"), "--output", str(output)]
     )
     assert result.exit_code == 0, result.output
-    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    rows = read_jsonl(output)
     assert len(rows) == 24 and rows[0]["label"] in ("neg", "pos")
 
     result = runner.invoke(app, ["evaluate", str(trained_run.dir), "--dataset", str(fixtures_dir / "tiny.csv")])

@@ -1,11 +1,12 @@
-"""Multi-process training on the CPU: ``torchrun --nproc_per_node 2`` (gloo) trains full, LoRA and prompt tuning in
-one launch; each writes exactly one complete run directory that matches a single-process run with the same global
-batch and seed; predictions on an odd-sized split come back complete and in order; a signal that reaches one
-process stops both at the same checkpoint; a run killed mid-checkpoint resumes (``distiltune train --nproc 2
---resume``) to exactly the uninterrupted run. Plus the pieces in-process: launch commands, shards, the sampler under
-accelerate's batch sharding, the world-size check.
+"""Multi-process training on the CPU: ``torchrun --nproc_per_node 2`` (gloo) trains full, LoRA and prompt tuning, a
+full run read in windows (chunks), head and tfidf in one launch; each writes exactly one complete run directory, and
+the first four match a single-process run with the same global batch and seed; predictions on an odd-sized split
+come back complete and in order; a signal that reaches one process stops both at the same checkpoint; a run killed
+mid-checkpoint resumes (``distiltune train --nproc 2 --resume``) to exactly the uninterrupted run; ``accelerate
+launch -m distiltune train`` completes a run. Plus the pieces in-process: launch commands, shards, the sampler under
+accelerate's batch sharding, the world-size check, the resume command of a run on several machines.
 
-Two launches in all (they dominate the time: every process imports torch and transformers).
+Three launches in all (they dominate the time: every process imports torch and transformers).
 
 Tolerances against the single-process run. The processes add the same gradients up in another order, so training
 losses and the final evaluation's probabilities and log loss agree to float rounding (``TOLERANCE``; measured
@@ -41,7 +42,7 @@ from distiltune.training.checkpoints import (
     is_complete_checkpoint,
     newest_complete_checkpoint,
 )
-from distiltune.training.resume import prepare_resume
+from distiltune.training.resume import check_world_size, prepare_resume
 from distiltune.training.trainer import EpochSeededSampler, ResumableTrainer
 
 SOURCE = Path(distiltune.__file__).resolve().parents[1]
@@ -55,6 +56,21 @@ RATE_TOLERANCE = 0.02
 #: move their losses in 12. Dropout is off everywhere (the encoder below, LoRA's own): each process draws its own
 #: masks, so with dropout the runs could not match.
 METHODS = {"full": ("0.02", "1", 4), "lora": ("0.01", "42", 2), "prompt": ("0.1", "42", 2)}
+#: The full run again, on the same reviews written twice (12 words) read in windows of max length 8 (6 words): each
+#: review is several windows. The Trainer's evaluation scores documents from their windows by position, so it must
+#: see them in the split's order under length grouping (the default) on every process too.
+CHUNKS = {"data.long_text": "chunks", "data.max_length": "8", "train.lr": "0.005"}  # 0.02 collapses on windows
+#: Runs of the launch besides METHODS: name -> (method, overrides). head trains the classifier alone; tfidf has no
+#: Trainer, so the main process fits it while the other waits.
+OTHER_RUNS: dict[str, tuple[str, dict[str, str]]] = {
+    "chunks": ("full", CHUNKS),
+    "head": ("head", {}),
+    "tfidf": ("tfidf", {}),
+}
+#: The runs of the launch in order, before the interrupted and the crashed one.
+RUNS = [*METHODS, *OTHER_RUNS]
+#: The runs also trained in one process, to compare with.
+COMPARED = [*METHODS, "chunks"]
 TIMING_KEYS = {
     "train_seconds",
     "train_samples_per_second",
@@ -77,21 +93,23 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, tiny_model: str) -> Path
     )
     model.save_pretrained(encoder)
     AutoTokenizer.from_pretrained(tiny_model).save_pretrained(encoder)
-    data = root / "data"
-    data.mkdir()
     rows = sentiment_rows(149, seed=7)
-    for split, part in (("train", rows[:48]), ("validation", rows[48:])):
-        with (data / f"{split}.csv").open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["review", "sentiment"])
-            writer.writeheader()
-            writer.writerows(part)
+    doubled = [{**row, "review": f"{row['review']} {row['review']}"} for row in rows]
+    for folder, texts in (("data", rows), ("long_data", doubled)):
+        (root / folder).mkdir()
+        for split, part in (("train", texts[:48]), ("validation", texts[48:])):
+            with (root / folder / f"{split}.csv").open("w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=["review", "sentiment"])
+                writer.writeheader()
+                writer.writerows(part)
     return root
 
 
-def overrides(workspace: Path, method: str, batch_size: int) -> dict[str, str]:
+def overrides(workspace: Path, name: str, batch_size: int) -> dict[str, str]:
     """Evaluation and checkpoint every 4 steps, the loss logged every 3: a checkpoint can hold losses not yet
-    logged (each process its own)."""
-    lr, seed, epochs = METHODS[method]
+    logged (each process its own). ``name``: a method of METHODS, or one of OTHER_RUNS."""
+    method, extra = OTHER_RUNS.get(name, (name, {}))
+    lr, seed, epochs = METHODS.get(method, METHODS["full"])
     values = {
         "model.name": str(workspace / "encoder"),
         "data.dataset": str(workspace / "data"),
@@ -111,7 +129,9 @@ def overrides(workspace: Path, method: str, batch_size: int) -> dict[str, str]:
     }
     if method == "lora":
         values["method.dropout"] = "0"
-    return values
+    if name == "chunks":
+        values["data.dataset"] = str(workspace / "long_data")
+    return values | extra
 
 
 def cli_args(values: dict[str, str], output_dir: Path, *extra: str) -> list[str]:
@@ -137,11 +157,11 @@ def rank_logs(log_dir: Path, rank: int) -> str:
 
 @pytest.fixture(scope="module")
 def launch(workspace: Path) -> dict[str, object]:
-    """One torchrun launch: the three methods; a full run that one process gets SIGTERM in; a full run killed while
-    writing its second checkpoint."""
+    """One torchrun launch: the three methods; the full run reading windows; head and tfidf; a full run that one
+    process gets SIGTERM in; a full run killed while writing its second checkpoint."""
     output = workspace / "ddp"
     plan = {
-        "runs": [cli_args(overrides(workspace, method, PER_DEVICE_BATCH), output / method) for method in METHODS],
+        "runs": [cli_args(overrides(workspace, name, PER_DEVICE_BATCH), output / name) for name in RUNS],
         "codes": str(workspace / "codes.json"),
         "interrupt": cli_args(overrides(workspace, "full", PER_DEVICE_BATCH), output / "interrupt", "--name", "run"),
         "crash": cli_args(overrides(workspace, "full", PER_DEVICE_BATCH), output / "crash", "--name", "crashed"),
@@ -170,17 +190,17 @@ def launch(workspace: Path) -> dict[str, object]:
 def single_process(workspace: Path) -> dict[str, distiltune.Run]:
     """The same runs in one process with the global batch (4 per device x 2 processes)."""
     return {
-        method: distiltune.train(
+        name: distiltune.train(
             None,
             [
                 f"{key}={value}"
                 for key, value in {
-                    **overrides(workspace, method, PER_DEVICE_BATCH * PROCESSES),
-                    "run.output_dir": str(workspace / "single" / method),
+                    **overrides(workspace, name, PER_DEVICE_BATCH * PROCESSES),
+                    "run.output_dir": str(workspace / "single" / name),
                 }.items()
             ],
         )
-        for method in METHODS
+        for name in COMPARED
     }
 
 
@@ -191,7 +211,7 @@ def only_run_dir(output: Path) -> Path:
 
 def test_the_launch_trains_every_method_into_one_complete_run_directory(launch: dict, workspace: Path) -> None:
     codes = json.loads((workspace / "codes.json").read_text())
-    assert codes[:3] == [0, 0, 0], rank_logs(launch["log_dir"], 0)[-3000:]
+    assert codes[: len(RUNS)] == [0] * len(RUNS), rank_logs(launch["log_dir"], 0)[-3000:]
     for method, (_, _, epochs) in METHODS.items():
         run_dir = only_run_dir(launch["output"] / method)
         assert runs.is_completed(run_dir), method
@@ -243,6 +263,36 @@ def test_two_processes_match_one_process_with_the_same_global_batch(
         assert ddp_metrics["validation"]["accuracy"] >= 0.75  # it learned: the comparison is not of two coin flips
 
 
+def test_the_trainers_evaluation_of_windows_scores_each_document_as_one_process_does(
+    launch: dict, single_process: dict
+) -> None:
+    ddp_dir, single = only_run_dir(launch["output"] / "chunks"), single_process["chunks"]
+    ddp_metrics = runs.read_json(ddp_dir / runs.METRICS_FILE)
+    assert ddp_metrics["train_windows"] == single.metrics["train_windows"] >= 2 * 48  # several windows a review
+    ddp_history = runs.read_jsonl(ddp_dir / runs.HISTORY_FILE)
+    assert [row["step"] for row in ddp_history] == [row["step"] for row in single.history]
+    # Windows matched to the wrong documents score near chance; one process's order scores what it learned.
+    assert max(row["accuracy"] for row in single.history) >= 0.75
+    for ddp_row, row in zip(ddp_history, single.history, strict=True):
+        assert ddp_row["train_loss"] == pytest.approx(row["train_loss"], abs=TOLERANCE)
+        assert ddp_row["accuracy"] == pytest.approx(row["accuracy"], abs=RATE_TOLERANCE), ddp_row["step"]
+        assert ddp_row["f1_macro"] == pytest.approx(row["f1_macro"], abs=RATE_TOLERANCE), ddp_row["step"]
+    assert ddp_metrics["best_step"] == single.metrics["best_step"]
+    assert ddp_metrics["validation"]["accuracy"] == pytest.approx(
+        single.metrics["validation"]["accuracy"], abs=RATE_TOLERANCE
+    )
+
+
+@pytest.mark.parametrize("name", ["head", "tfidf"])
+def test_the_other_methods_train_under_the_launcher_too(name: str, launch: dict) -> None:
+    run_dir = only_run_dir(launch["output"] / name)
+    assert runs.is_completed(run_dir)
+    if name == "head":  # tfidf's env.json records its library versions only: it has no batch or processes
+        assert runs.read_json(run_dir / runs.ENV_FILE)["distributed"]["world_size"] == PROCESSES
+    predictions = runs.read_jsonl(run_dir / runs.PREDICTIONS_FILE)
+    assert [row["index"] for row in predictions] == list(range(101))
+
+
 def test_predictions_on_an_odd_sized_split_are_complete_and_in_order(
     launch: dict, single_process: dict, workspace: Path
 ) -> None:
@@ -260,9 +310,28 @@ def test_predictions_on_an_odd_sized_split_are_complete_and_in_order(
                 assert row["probabilities"][label] == pytest.approx(probability, abs=TOLERANCE)
 
 
+def test_accelerate_launch_runs_the_cli_module(workspace: Path) -> None:
+    """``accelerate launch -m distiltune train``, as a user types it. On a CPU, accelerate starts several processes
+    only through MPI (not installed here), so this is one process: the launcher's environment and its module form
+    reach one complete run directory."""
+    output = workspace / "accelerate"
+    values = overrides(workspace, "full", PER_DEVICE_BATCH) | {"train.epochs": "1"}
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1"]
+    command += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    done = subprocess.run(
+        [*command, "-m", "distiltune", "train", *cli_args(values, output)],
+        env=launch_environment(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert runs.is_completed(only_run_dir(output))
+
+
 def test_a_signal_to_one_process_stops_every_process_at_the_same_checkpoint(launch: dict, workspace: Path) -> None:
     codes = json.loads((workspace / "codes.json").read_text())
-    assert codes[3] == 130  # interrupted, on the main process too, which never got the signal itself
+    assert codes[len(RUNS)] == 130  # interrupted, on the main process too, which never got the signal itself
     run_dir = launch["output"] / "interrupt" / "run"
     status = read_status(run_dir)
     assert status["status"] == "interrupted" and status["step"] == 5
@@ -416,6 +485,21 @@ def test_processes_that_cannot_form_a_process_group_are_refused(monkeypatch: pyt
             distributed.init_process_group("mps")  # accelerate has no multi-process backend for MPS
     finally:
         PartialState._reset_state()
+
+
+def test_a_run_on_several_machines_is_resumed_by_the_launch_on_each_of_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert distributed.nodes() == 2
+    multi_node = "torchrun --nnodes 2 --nproc_per_node 4 <the run's rendezvous flags> -m distiltune train --resume"
+    assert runs.resume_command(tmp_path, 8, nodes=2) == f"{multi_node} {tmp_path}"  # run on each machine
+    assert runs.resume_command(tmp_path, 2) == f"distiltune train --nproc 2 --resume {tmp_path}"  # one machine
+    # A launch with another number of processes is told the run's own launch, machines included (env.json).
+    runs.write_json(tmp_path / runs.ENV_FILE, {"distributed": {"world_size": 8, "nodes": 2}})
+    with pytest.raises(RunError, match="--nnodes 2 --nproc_per_node 4"):
+        check_world_size(tmp_path, 8, 1)
 
 
 def test_launch_commands() -> None:

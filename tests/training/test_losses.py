@@ -262,8 +262,8 @@ def dropout_free(model_dir: str, target: Path) -> str:
 
 @pytest.fixture
 def logged_losses(tiny_model: str, tmp_path: Path) -> Any:
-    """``logged_losses(**train_keys)``: the training losses a 2-step run of the dropout-free tiny encoder on
-    tiny.csv logs (every step), batches of 8 unless the keys say otherwise."""
+    """``logged_losses(method="full", **train_keys)``: the training losses a 2-step run of the dropout-free tiny
+    encoder on tiny.csv logs (every step), batches of 8 unless the keys say otherwise."""
     from transformers import TrainerCallback
 
     import distiltune
@@ -279,12 +279,13 @@ def logged_losses(tiny_model: str, tmp_path: Path) -> Any:
             if logs and "loss" in logs:
                 self.values.append(logs["loss"])
 
-    def run(**train: Any) -> list[float]:
+    def run(method: str = "full", **train: Any) -> list[float]:
         losses = Losses()
         distiltune.train(
             None,
             {
                 "model.name": model,
+                "method.name": method,
                 "data.dataset": str(fixtures / "tiny.csv"),
                 "data.text_column": "review",
                 "data.label_column": "sentiment",
@@ -320,3 +321,17 @@ def test_class_weights_reach_the_trainers_loss(logged_losses: Any) -> None:
     tripled = logged_losses(class_weights={"neg": 3, "pos": 3}, max_steps=1)
     assert tripled[0] == pytest.approx(3 * plain[0], rel=1e-5)
     assert logged_losses(class_weights={"neg": 1.0, "pos": 1.0}) == pytest.approx(plain, rel=1e-5)
+
+
+@pytest.mark.parametrize("method", ["lora", "prompt"])
+def test_class_weights_reach_the_loss_of_the_peft_methods(logged_losses: Any, method: str) -> None:
+    plain = logged_losses(method=method, max_steps=1)
+    tripled = logged_losses(method=method, class_weights={"neg": 3, "pos": 3}, max_steps=1)
+    assert tripled[0] == pytest.approx(3 * plain[0], rel=1e-5)
+
+
+def test_focal_loss_trains_through_the_trainer(logged_losses: Any) -> None:
+    """Focal loss with gamma 0 is cross-entropy; with gamma 2 it down-weights every row (by (1 - p)^2 < 1)."""
+    plain = logged_losses(max_steps=1)
+    assert logged_losses(loss="focal", focal_gamma=0.0, max_steps=1) == pytest.approx(plain, rel=1e-5)
+    assert logged_losses(loss="focal", focal_gamma=2.0, max_steps=1)[0] < 0.5 * plain[0]

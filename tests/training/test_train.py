@@ -254,5 +254,5 @@ def test_the_dataset_summary_names_the_flags_for_long_and_imbalanced_data(tiny_m
     with caplog.at_level(logging.INFO, logger="distiltune"):
         log_summary(data, tokenizer, 8, LongTextOptions("chunks", max_windows=4))  # chunks read all of them
     summary = next(r.getMessage() for r in caplog.records if "train" in r.getMessage() and "tokens" in r.getMessage())
-    assert "0.0% truncated at 8, chunks" in summary
+    assert f"0 of {len(train)} (0.0%) truncated at 8, chunks" in summary
     assert not any("longer than" in r.getMessage() for r in caplog.records)

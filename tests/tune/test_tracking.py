@@ -1,4 +1,5 @@
-"""Experiment tracking (``train.report_to``): TensorBoard events per run, config as parameters, offline, limits.
+"""Experiment tracking (``--report-to``, ``train.report_to``): TensorBoard events per run, config as parameters,
+offline, limits.
 
 TensorBoard is the tracker exercised end to end here: its writer comes with torch and imports in a fraction of the
 time MLflow takes (about 5 s to import, 10 s more to create its default SQLite store on this kind of machine).
@@ -7,22 +8,28 @@ time MLflow takes (about 5 s to import, 10 s more to create its default SQLite s
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 import distiltune
+from distiltune.cli import app
 from distiltune.errors import ConfigError
 from distiltune.training.tracking import PARAM_VALUE_LIMIT, check_tracker, tracker_params
 
 
 def test_tensorboard_run_logs_metrics_and_the_config_into_the_run_directory(fast_overrides: dict) -> None:
-    pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    run = distiltune.train(None, {**fast_overrides, "train.report_to": "tensorboard"})
-    events = list((run.dir / "tensorboard").glob("events.out.tfevents.*"))
+    # From the command line, as a user asks for it: `--report-to tensorboard`.
+    settings = [option for key, value in fast_overrides.items() for option in ("--set", f"{key}={value}")]
+    trained = CliRunner().invoke(app, ["train", "--report-to", "tensorboard", *settings])
+    assert trained.exit_code == 0, trained.output[-3000:]
+    (run_dir,) = Path(str(fast_overrides["run.output_dir"])).iterdir()
+    events = list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     assert len(events) == 1, "one event file, in RUN_DIR/tensorboard, not under checkpoints/"
-    assert not list((run.dir / "checkpoints").rglob("events.out.tfevents.*"))
+    assert not list((run_dir / "checkpoints").rglob("events.out.tfevents.*"))
     accumulator = EventAccumulator(str(events[0].parent)).Reload()
     scalars = set(accumulator.Tags()["scalars"])
     assert {"train/loss", "eval/loss", "eval/f1_macro", "eval/accuracy"} <= scalars
@@ -31,7 +38,7 @@ def test_tensorboard_run_logs_metrics_and_the_config_into_the_run_directory(fast
     assert "| distiltune.train.lr | 0.001 |" in config_text
     assert f"| distiltune.model.name | {fast_overrides['model.name']} |" in config_text
     args_text = accumulator.Tensors("args/text_summary")[0].tensor_proto.string_val[0].decode()
-    assert f'"run_name": "{run.dir.name}"' in args_text
+    assert f'"run_name": "{run_dir.name}"' in args_text
 
 
 def test_tracker_params_are_flat_strings_and_long_values_are_cut() -> None:

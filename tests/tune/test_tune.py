@@ -11,9 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 import distiltune
 from distiltune import runs
+from distiltune.cli import app
 from distiltune.errors import ConfigError, RunError
 
 LR_ONLY = {"train.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}
@@ -61,17 +63,24 @@ def test_search_writes_its_outputs_and_best_yaml_repeats_the_best_trial(fast_ove
     assert "Best trial" in html and html.count("data:image/png;base64,") == 3
     assert set(result.importances) == {"train.lr"}
 
-    # best.yaml repeats the best trial: same config, same validation scores and predictions.
+    # `distiltune train --config best.yaml` repeats the best trial: same config, same validation scores and
+    # predictions.
     best_dir = Path(result.trials[result.best_trial]["run_dir"])
     assert result.best_value == max(row["value"] for row in result.trials)
-    again = distiltune.train(result.best_config, {"run.output_dir": str(tmp_path / "again")})
+    assert Path(result.best_config) == result.dir / "best.yaml"
+    command = ["train", "--config", str(result.best_config), "--output-dir", str(tmp_path), "--name", "again"]
+    trained = CliRunner().invoke(app, command)
+    assert trained.exit_code == 0, trained.output[-3000:]
+    again = tmp_path / "again"
     expected = runs.read_json(best_dir / "metrics.json")["validation"]
+    repeated_metrics = runs.read_json(again / "metrics.json")["validation"]
     for key in ("accuracy", "f1_macro", "precision_macro", "recall_macro", "confusion_matrix"):
-        assert again.metrics["validation"][key] == expected[key], key
+        assert repeated_metrics[key] == expected[key], key
     probabilities = [row["probabilities"] for row in runs.read_jsonl(best_dir / "predictions.jsonl")]
-    repeated = [row["probabilities"] for row in runs.read_jsonl(again.dir / "predictions.jsonl")]
+    repeated = [row["probabilities"] for row in runs.read_jsonl(again / "predictions.jsonl")]
     assert _close(repeated, probabilities)
-    assert again.config.train.lr == pytest.approx(result.best_params["train.lr"])
+    config = yaml.safe_load((again / "config.yaml").read_text())
+    assert config["train"]["lr"] == pytest.approx(result.best_params["train.lr"])
 
     # Re-running continues the same study in the same folder; a changed config may not join it.
     more = distiltune.tune(None, base, trials=3, space=LR_ONLY, output_dir=tmp_path / "tune", pruner="none")

@@ -524,13 +524,15 @@ class LengthSummary:
         return float(self.truncated.mean()) if len(self.truncated) else 0.0
 
     def describe(self) -> str:
-        """``tokens p50 .., p90 .., p99 .., max ..; 12.3% truncated at 256 (head)`` (+ windows with chunks)."""
+        """``tokens p50 .., p90 .., p99 .., max .. (246 of 2,000 (12.3%) truncated at 256, head)`` (+ windows with
+        chunks)."""
         if not len(self.lengths):
             return "no texts"
         p50, p90, p99 = np.percentile(self.lengths, [50, 90, 99]).astype(int)
+        cut = f"{int(self.truncated.sum()):,} of {len(self.truncated):,} ({100 * self.truncated_fraction:.1f}%)"
         text = (
             f"tokens p50 {p50}, p90 {p90}, p99 {p99}, max {int(self.lengths.max())} "
-            f"({100 * self.truncated_fraction:.1f}% truncated at {self.max_length}, {self.options.mode}"
+            f"({cut} truncated at {self.max_length}, {self.options.mode}"
         )
         if self.options.mode == "chunks":
             text += f"; {self.windows.mean():.2f} windows per text, at most {self.options.window_cap}"

@@ -25,8 +25,8 @@ def evaluate(
     """Evaluate a saved run on ``dataset`` (file, folder, preset or hub id).
 
     Columns: the ``*_column`` arguments when given, else the run's own columns where the data has them, else
-    detected as ``train`` detects them. Writes ``eval_<name>.json`` and ``eval_<name>.predictions.jsonl`` into the
-    run directory (or ``output``).
+    detected as ``train`` detects them. Writes ``eval_<name>.json``, ``eval_<name>.predictions.jsonl`` and the
+    reliability diagram ``eval_<name>.reliability.png`` into the run directory (or next to ``output``).
     """
     classifier = Classifier.load(run_dir, **load_kwargs)
     frame = load_eval_file(
@@ -45,6 +45,15 @@ def evaluate(
     runs.write_json(target, metrics)
     runs.write_jsonl(target.with_suffix(".predictions.jsonl"), rows)
     metrics["written_to"] = str(target)
+    if metrics.get("calibration"):
+        from distiltune.plots import plot_reliability_diagram  # matplotlib loads only when there is a figure
+
+        figure = plot_reliability_diagram(
+            {"": metrics["calibration"]["reliability"]},
+            target.with_suffix(".reliability.png"),
+            title=f"Reliability diagram ({stem})",
+        )
+        metrics["reliability_plot"] = str(figure)
     return metrics
 
 

@@ -223,6 +223,7 @@ class ServerState:
         self.metrics = ServingMetrics(queue_depth=lambda: self.queue_depth, in_flight=lambda: self.in_flight)
         self.batcher: DynamicBatcher | None = None
         self.counter: TokenCounter | None = None
+        self.model_dtype = ""  # fixed for the server's life: found once, in start()
 
     @property
     def queue_depth(self) -> int:
@@ -233,6 +234,7 @@ class ServerState:
             self.classifier = await asyncio.to_thread(load_classifier, self.settings)
         classifier = self.classifier
         self.counter = TokenCounter(classifier.tokenizer, classifier.max_length)
+        self.model_dtype = model_dtype(classifier)
         started = time.perf_counter()
         await asyncio.to_thread(warm_up, classifier)
         self.batcher = DynamicBatcher(
@@ -247,7 +249,7 @@ class ServerState:
             "Serving %s (%s backend, %s, %s labels, max length %d); warmed up in %.2f s",
             self.settings.run_dir,
             classifier.backend,
-            model_dtype(classifier),
+            self.model_dtype,
             len(classifier.label_names),
             classifier.max_length,
             time.perf_counter() - started,
@@ -366,7 +368,7 @@ class ServerState:
             "temperature": float(classifier.calibration.temperature),
             "decision_threshold": classifier.calibration.threshold,
             "backend": str(classifier.backend),
-            "model_dtype": model_dtype(classifier),
+            "model_dtype": self.model_dtype or model_dtype(classifier),  # asked for while start() warms up
             "version": __version__,
             "auto_truncate": settings.auto_truncate,
             "max_client_batch_size": settings.max_client_batch_size,

@@ -67,6 +67,12 @@ def world_size() -> int:
     return max(1, _first_int(_WORLD_SIZE_VARS, 1))
 
 
+def nodes() -> int:
+    """How many machines the processes run on (torchrun's ``LOCAL_WORLD_SIZE`` processes on each; 1 without)."""
+    processes = world_size()
+    return max(1, processes // max(1, _first_int(("LOCAL_WORLD_SIZE",), processes)))
+
+
 def rank() -> int:
     """This process's global rank (0 without a launcher)."""
     if _group_ready():
@@ -320,7 +326,7 @@ def describe(batch_size: int, accumulation_steps: int) -> dict[str, Any]:
     )
     return {
         "world_size": processes,
-        "nodes": max(1, processes // local),
+        "nodes": nodes(),
         "processes_per_node": local,
         "backend": backend,
         "sharding": sharding,
@@ -341,6 +347,7 @@ __all__ = [
     "is_launched",
     "is_main_process",
     "launch_command",
+    "nodes",
     "on_main",
     "rank",
     "refuse_nested_launch",

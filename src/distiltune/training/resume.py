@@ -79,7 +79,7 @@ def prepare_resume(run_dir: str | Path, world_size: int = 1) -> ResumePlan:
     checkpoints_dir = run_dir / runs.CHECKPOINTS_DIR
     checkpoint = newest_complete_checkpoint(checkpoints_dir)
     if checkpoint is not None:
-        _check_world_size(run_dir, checkpoint_world_size(checkpoint), world_size)
+        check_world_size(run_dir, checkpoint_world_size(checkpoint), world_size)
     removed = remove_partial_checkpoints(checkpoints_dir)
     if removed:
         logger.info("Removed incomplete checkpoint folders: %s", ", ".join(removed))
@@ -93,14 +93,23 @@ def prepare_resume(run_dir: str | Path, world_size: int = 1) -> ResumePlan:
     return ResumePlan(run_dir=run_dir, config=config, checkpoint=checkpoint)
 
 
-def _check_world_size(run_dir: Path, recorded: int, current: int) -> None:
+def check_world_size(run_dir: Path, recorded: int, current: int) -> None:
+    """Refuse, in one line naming the launch to use, a resume by another number of processes than ``recorded``."""
     if recorded == current:
         return
     raise RunError(
         f"{run_dir} was trained by {recorded} process{'es' if recorded > 1 else ''} and this launch has {current}; "
         "a checkpoint resumes only with the same number (the data order and each process's RNG state depend on it).",
-        f"Resume with: {resume_command(run_dir, recorded)}",
+        f"Resume with: {resume_command(run_dir, recorded, _recorded_nodes(run_dir))}",
     )
+
+
+def _recorded_nodes(run_dir: Path) -> int:
+    """The machines the run trained on, from its env.json (1 when it has no record)."""
+    try:
+        return int(runs.read_json(run_dir / runs.ENV_FILE).get("distributed", {}).get("nodes") or 1)
+    except (OSError, ValueError, AttributeError):
+        return 1
 
 
 def _config_as_written(path: Path) -> Config:
@@ -122,7 +131,7 @@ def supervised(run_dir: Path, plan: ResumePlan | None = None, record: bool = Tru
         with InterruptHandler(announce=False) as handler:
             yield handler
         return
-    resume = resume_command(run_dir, distributed.world_size())
+    resume = resume_command(run_dir, distributed.world_size(), distributed.nodes())
     fields = {}
     if plan is not None:
         fields["resumed_from"] = str(plan.checkpoint.relative_to(run_dir)) if plan.checkpoint else "start"
@@ -171,4 +180,4 @@ def _checkpoint_field(run_dir: Path) -> dict[str, str]:
     return {"checkpoint": str(checkpoint.relative_to(run_dir))} if checkpoint else {}
 
 
-__all__ = ["ResumePlan", "prepare_resume", "run_config", "supervised"]
+__all__ = ["ResumePlan", "check_world_size", "prepare_resume", "run_config", "supervised"]

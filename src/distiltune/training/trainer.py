@@ -165,9 +165,11 @@ class ResumableTrainer(Trainer):
         # sampler. With train_sampling_strategy "group_by_length" the Trainer length-groups evaluation too, in a
         # seeded random order; compute_metrics then sees predictions and labels in that order. That is harmless
         # row by row, but the windows of a document (data.long_text=chunks) are matched to their documents by
-        # position, so such a set is evaluated in its own order.
-        if self._sequential_evaluation and eval_dataset is not None and self.args.world_size <= 1:
-            return SequentialSampler(eval_dataset)
+        # position, so such a set is evaluated in its own order. With several processes that is no sampler at all,
+        # as the Trainer's own choice without length grouping: accelerate then deals the batches of the dataset's
+        # order out to the processes, and gathering them for the metrics restores that order.
+        if self._sequential_evaluation and eval_dataset is not None:
+            return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
         return super()._get_eval_sampler(eval_dataset)
 
     def _run_epoch(self, *args: Any, **kwargs: Any) -> Any:
