@@ -67,10 +67,14 @@ def world_size() -> int:
     return max(1, _first_int(_WORLD_SIZE_VARS, 1))
 
 
+def processes_per_node() -> int:
+    """How many of the processes run on this machine (torchrun's ``LOCAL_WORLD_SIZE``; all of them without)."""
+    return max(1, _first_int(("LOCAL_WORLD_SIZE",), world_size()))
+
+
 def nodes() -> int:
-    """How many machines the processes run on (torchrun's ``LOCAL_WORLD_SIZE`` processes on each; 1 without)."""
-    processes = world_size()
-    return max(1, processes // max(1, _first_int(("LOCAL_WORLD_SIZE",), processes)))
+    """How many machines the processes run on (1 without a launcher)."""
+    return max(1, world_size() // processes_per_node())
 
 
 def rank() -> int:
@@ -309,8 +313,7 @@ def describe(batch_size: int, accumulation_steps: int) -> dict[str, Any]:
 
     ``train.batch_size`` is per device; an optimizer step sees ``batch_size x processes x accumulation_steps`` rows.
     """
-    processes = world_size()
-    local = max(1, _first_int(("LOCAL_WORLD_SIZE",), processes))
+    processes, local = world_size(), processes_per_node()
     backend = None
     if _group_ready():
         import torch.distributed as dist
@@ -326,7 +329,7 @@ def describe(batch_size: int, accumulation_steps: int) -> dict[str, Any]:
     )
     return {
         "world_size": processes,
-        "nodes": nodes(),
+        "nodes": max(1, processes // local),
         "processes_per_node": local,
         "backend": backend,
         "sharding": sharding,
@@ -349,6 +352,7 @@ __all__ = [
     "launch_command",
     "nodes",
     "on_main",
+    "processes_per_node",
     "rank",
     "refuse_nested_launch",
     "require_shared_directory",
