@@ -76,3 +76,20 @@ def test_every_preset_is_complete() -> None:
         assert preset.text_column and preset.label_column and preset.label_names and preset.max_length > 0
         assert preset.metric in ("accuracy", "f1_macro")
     assert found["rte"].text_pair_column == "sentence2" and found["rte"].source == "nyu-mll/glue:rte"
+
+
+LONG_TEXT_PRESETS = ("imdb", "imdb-truncated", "imdb-demo")
+
+
+def test_long_text_presets_read_reviews_as_the_long_text_benchmark_decided() -> None:
+    """benchmarks/long_text.py's rule names the long-text presets' mode; the presets follow its newest results file."""
+    from distiltune.config import resolve_settings
+
+    results = sorted((Path(__file__).parents[1] / "benchmarks" / "results").glob("long_text_*.json"))
+    decision = yaml.safe_load(results[-1].read_text(encoding="utf-8"))["decision"]
+    for name in LONG_TEXT_PRESETS:
+        settings = resolve_settings(load_config(None, {"data.dataset": name}), model_limit=512)
+        assert settings.long_text == decision["default_long_text"], name
+        overridden = load_config(None, {"data.dataset": name, "data.long_text": "head"})
+        assert resolve_settings(overridden, model_limit=512).long_text == "head", name
+    assert resolve_settings(load_config(None, {"data.dataset": "sst2"}), model_limit=512).long_text == "head"
