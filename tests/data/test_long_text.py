@@ -458,6 +458,10 @@ def test_summary_counts_truncated_texts_and_hints_above_a_fifth(with_pairs: bool
     count = int((summary.lengths > 24).sum())
     assert f"{count} of {len(TEXTS)} ({100 * summary.truncated_fraction:.1f}%) truncated at 24" in summary.describe()
 
+    head_tail = summarize_lengths(tokenizer, TEXTS, pairs, 24, LongTextOptions("head_tail"))
+    assert "lose their middle" in head_tail.hint() and "--long-text chunks" in head_tail.hint()
+    assert "--long-text head_tail" not in head_tail.hint()
+
     roomy = summarize_lengths(tokenizer, TEXTS, pairs, 64)
     assert roomy.truncated_fraction <= 0.2 and roomy.hint() is None
 

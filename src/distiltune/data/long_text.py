@@ -549,10 +549,15 @@ class LengthSummary:
                 "partly skipped; raise data.max_windows (--set data.max_windows=N) or --max-length."
             )
         lost = {"head": "their end", "tail": "their start", "head_tail": "their middle"}[self.options.mode]
+        # Only the modes the run does not already use are worth naming (the IMDb presets read head_tail).
+        remedies = [
+            f"--long-text {mode} (data.long_text={mode}) {what}"
+            for mode, what in (("head_tail", "keeps both ends"), ("chunks", "reads all of it"))
+            if mode != self.options.mode
+        ]
         return (
             f"{share} are longer than {self.max_length} tokens and lose {lost} (data.long_text={self.options.mode}); "
-            "--long-text head_tail (data.long_text=head_tail) keeps both ends, --long-text chunks "
-            "(data.long_text=chunks) reads all of it, or raise --max-length."
+            f"{', '.join(remedies)}, or raise --max-length."
         )
 
 
