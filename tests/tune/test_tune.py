@@ -82,10 +82,14 @@ def test_search_writes_its_outputs_and_best_yaml_repeats_the_best_trial(fast_ove
     config = yaml.safe_load((again / "config.yaml").read_text())
     assert config["train"]["lr"] == pytest.approx(result.best_params["train.lr"])
 
-    # Re-running continues the same study in the same folder; a changed config may not join it.
-    more = distiltune.tune(None, base, trials=3, space=LR_ONLY, output_dir=tmp_path / "tune", pruner="none")
+    # Re-running continues the same study in the same folder, with new values though the sampler seed is the same;
+    # a changed config may not join it.
+    more = distiltune.tune(
+        None, base, trials=3, space=LR_ONLY, output_dir=tmp_path / "tune", pruner="none", sampler_seed=0
+    )
     assert more.dir == result.dir and [row["number"] for row in more.trials] == [0, 1, 2]
     assert more.counts["complete"] == 3
+    assert more.trials[2]["params"]["train.lr"] not in lrs
     with pytest.raises(ConfigError, match=r"Study 'distilbert_tiny_full' was started with another config: "):
         distiltune.tune(None, {**base, "train.epochs": 2}, trials=4, space=LR_ONLY, output_dir=tmp_path / "tune")
 

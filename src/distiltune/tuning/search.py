@@ -108,7 +108,8 @@ def tune(
     (default: ``study.db`` in the tune directory); ``study`` names the study (default
     ``<model>_<dataset>_<method>``). ``timeout`` stops this worker from starting trials after that long (seconds,
     or ``"90m"``, ``"2h"``, ``"1h30m"``). ``pruner`` is median, hyperband, none, or an ``optuna.pruners``
-    object. ``sampler_seed`` seeds TPE (one worker only: workers with one seed would propose the same values).
+    object. ``sampler_seed`` seeds TPE (one worker only: workers with one seed would propose the same values; a
+    continued study is seeded with it plus the trials it holds).
     Trials' ``checkpoints/`` are removed once a trial ends (its ``model/`` stays) unless ``keep_checkpoints``.
     """
     import optuna
@@ -283,6 +284,12 @@ def _open_study(url: str, name: str, direction: str, pruner: Any, sampler_seed: 
             pruner=pruner,
             load_if_exists=True,
         )
+        if sampler_seed is not None and study.trials:
+            # A seeded sampler restarts its random stream in every process: a continued study would be proposed the
+            # values of its first trials again. Offsetting by the trials it holds keeps a rerun new and reproducible.
+            study.sampler = optuna.samplers.TPESampler(
+                n_startup_trials=TPE_STARTUP_TRIALS, seed=sampler_seed + len(study.trials)
+            )
     except (SQLAlchemyError, ValueError, ImportError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"--storage {url}: cannot open the study ({first}).") from None
