@@ -280,16 +280,13 @@ def _open_study(url: str, name: str, direction: str, pruner: Any, sampler_seed: 
             storage=storage,
             study_name=name,
             direction=direction,
-            sampler=optuna.samplers.TPESampler(n_startup_trials=TPE_STARTUP_TRIALS, seed=sampler_seed),
             pruner=pruner,
             load_if_exists=True,
         )
-        if sampler_seed is not None and study.trials:
-            # A seeded sampler restarts its random stream in every process: a continued study would be proposed the
-            # values of its first trials again. Offsetting by the trials it holds keeps a rerun new and reproducible.
-            study.sampler = optuna.samplers.TPESampler(
-                n_startup_trials=TPE_STARTUP_TRIALS, seed=sampler_seed + len(study.trials)
-            )
+        # A seeded sampler restarts its random stream in every process: a continued study would be proposed the
+        # values of its first trials again. Offsetting by the trials it holds keeps a rerun new and reproducible.
+        seed = None if sampler_seed is None else sampler_seed + len(study.trials)
+        study.sampler = optuna.samplers.TPESampler(n_startup_trials=TPE_STARTUP_TRIALS, seed=seed)
     except (SQLAlchemyError, ValueError, ImportError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"--storage {url}: cannot open the study ({first}).") from None
