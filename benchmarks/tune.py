@@ -282,14 +282,13 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _environment() -> dict[str, Any]:
+    """The machine, as the other training benchmarks record it (CPU model and flags: a figure holds for its CPU)."""
     import torch
 
-    return {
-        "host": platform.node(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from throughput import hardware_summary  # a sibling script, not a package
+
+    return hardware_summary("cuda" if torch.cuda.is_available() else "cpu")
 
 
 if __name__ == "__main__":
