@@ -23,6 +23,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -553,3 +554,31 @@ def test_nproc_inside_a_launched_process_is_refused(
         main()
     assert exited.value.code == 2
     assert "already started by a launcher" in capsys.readouterr().err
+
+
+def test_the_process_group_a_run_starts_is_destroyed_at_exit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Left to interpreter shutdown, a gloo group can abort a finished process (SIGABRT, seen in CI on a resumed
+    # 2-process run), so init_process_group registers its destruction. A one-process gloo group stands in for the
+    # launcher's: the registration and the handler are what is checked.
+    import atexit
+
+    import accelerate
+    import torch.distributed as dist
+
+    registered: list[Callable[[], None]] = []
+    monkeypatch.setattr(atexit, "register", registered.append)
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+
+    def one_process_group(cpu: bool, timeout: object) -> None:
+        dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+
+    monkeypatch.setattr(accelerate, "PartialState", one_process_group)
+    try:
+        distributed.init_process_group("cpu")
+        assert dist.is_initialized() and registered == [distributed.destroy_process_group]
+        registered[0]()
+        assert not dist.is_initialized()
+        distributed.destroy_process_group()  # a second call (the user ended it first) does nothing
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

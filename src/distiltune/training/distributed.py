@@ -16,6 +16,7 @@ before it re-execs a launcher, and should not wait for torch to load first.
 
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
 import signal
@@ -179,6 +180,19 @@ def init_process_group(device: Any) -> None:
             f"{world_size()} processes were started, but they cannot train together on {device}.",
             "Launch several processes on CUDA GPUs or on the CPU (train.device=cpu).",
         )
+    # Left to interpreter shutdown, gloo's worker threads can outlive the interpreter and abort the process
+    # ("terminate called without an active exception", SIGABRT) after a finished run; torchrun then reports the
+    # launch as failed and kills the other ranks. Whoever starts the group ends it while Python is still alive.
+    atexit.register(destroy_process_group)
+
+
+def destroy_process_group() -> None:
+    """Leave the process group (no-op when none is joined). Registered to run at exit by :func:`init_process_group`;
+    every collective of a run has completed on this process by then, so no other process waits on it."""
+    if _group_ready():
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
 
 
 def barrier() -> None:
@@ -346,6 +360,7 @@ __all__ = [
     "all_gather",
     "barrier",
     "describe",
+    "destroy_process_group",
     "init_process_group",
     "is_launched",
     "is_main_process",
