@@ -131,7 +131,6 @@ def one_demo(demo: Any, work: Path, overrides: dict[str, Any]) -> dict[str, Any]
     env_path = result.run.dir / "env.json"
     speed = json.loads(env_path.read_text(encoding="utf-8")).get("speed", {}) if env_path.exists() else {}
     # The preset decides how long reviews are read; it changed once (head -> head_tail), so each run records it.
-    resolved = yaml.safe_load((result.run.dir / "config.yaml").read_text(encoding="utf-8"))
     return {
         "wall_seconds": round(wall, 2),
         "train_seconds": metrics.get("train_seconds"),
@@ -142,7 +141,7 @@ def one_demo(demo: Any, work: Path, overrides: dict[str, Any]) -> dict[str, Any]
         "test_rows": _support(metrics.get("test", {})),
         "precision": metrics.get("precision"),
         "device": metrics.get("device"),
-        "long_text": resolved.get("data", {}).get("long_text"),
+        "long_text": result.run.config.data.long_text,  # the resolved config, as written to config.yaml
         "cpu_bf16_speedup": speed.get("cpu_bf16_speedup"),
         "predictions": [prediction["label"] for prediction in result.predictions],
         "run_dir": str(result.run.dir),
