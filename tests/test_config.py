@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -86,7 +87,7 @@ def test_long_text_presets_read_reviews_as_the_long_text_benchmark_decided() -> 
     from distiltune.config import resolve_settings
 
     results = sorted((Path(__file__).parents[1] / "benchmarks" / "results").glob("long_text_*.json"))
-    decision = yaml.safe_load(results[-1].read_text(encoding="utf-8"))["decision"]
+    decision = json.loads(results[-1].read_text(encoding="utf-8"))["decision"]
     for name in LONG_TEXT_PRESETS:
         settings = resolve_settings(load_config(None, {"data.dataset": name}), model_limit=512)
         assert settings.long_text == decision["default_long_text"], name
