@@ -134,7 +134,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def accuracy(model: Any, tokenizer: Any, test: Any, max_length: int) -> float:
-    from distiltune.serving.inference import InferenceSettings, predict_logits
+    from distiltune.inference.batched import InferenceSettings, predict_logits
 
     settings = InferenceSettings(max_length=max_length, batch_size=16)
     logits = predict_logits(model, tokenizer, test["text"].tolist(), None, settings)

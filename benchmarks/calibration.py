@@ -4,7 +4,7 @@ on IMDb and SST-2 (issue 18).
 Fixed before any data was seen (the design, the test and the margin):
 
 * **Model.** MiniLM (``model.name: minilm``, offline), method ``full``, ``train.calibrate: temperature``: one
-  temperature fitted on the validation split by NLL after training (``distiltune.calibration``). Learning rate
+  temperature fitted on the validation split by NLL after training (``distiltune.tasks.calibration``). Learning rate
   5e-5, batch 16, 2 epochs, best checkpoint by validation macro-F1; distiltune's defaults otherwise.
 * **IMDb.** ``--imdb-train`` training reviews (default 4,000) and 1,000 validation reviews, disjoint, drawn with
   seed 0 from ``imdb/train.jsonl``; test: 5,000 reviews drawn with seed 0 from ``imdb/test.jsonl``. Max length 256.
@@ -237,7 +237,7 @@ def bootstrap_ece_interval(
     probabilities: np.ndarray, labels: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
 ) -> tuple[float, float]:
     """Percentile bootstrap 95% interval of the 15-bin ECE (in %), resampling test rows."""
-    from distiltune.calibration import expected_calibration_error
+    from distiltune.tasks.calibration import expected_calibration_error
 
     rng = np.random.default_rng(seed)
     values = []
@@ -250,7 +250,7 @@ def bootstrap_ece_interval(
 
 def ece_floor(probabilities: np.ndarray, draws: int = FLOOR_DRAWS, seed: int = 0) -> float:
     """Mean 15-bin ECE (in %) of a perfectly calibrated model with these probabilities: labels drawn from them."""
-    from distiltune.calibration import expected_calibration_error
+    from distiltune.tasks.calibration import expected_calibration_error
 
     rng = np.random.default_rng(seed)
     cumulative = probabilities.cumsum(axis=1)
@@ -265,7 +265,7 @@ def best_test_temperature(probabilities: np.ndarray, labels: np.ndarray, fitted:
     """Post hoc: the temperature in 0.50-5.00 (steps of 0.01) with the lowest 15-bin ECE on these rows, and that
     ECE (in %). ``probabilities`` were scaled by ``fitted``; their logs times it are the logits up to a per-row
     constant, which a softmax ignores."""
-    from distiltune.calibration import expected_calibration_error
+    from distiltune.tasks.calibration import expected_calibration_error
 
     logits = fitted * np.log(np.clip(probabilities, 1e-12, None))
     best = (math.inf, 1.0)

@@ -8,7 +8,7 @@ Design
     so the final model is the last step's); with chunks every window is a training row carrying its review's label,
     so chunks takes more optimizer steps per epoch: that is part of its cost. Training goes through
     ``distiltune.train(None, overrides)`` with the ``data.long_text`` keys; the run is loaded with
-    ``distiltune.load`` and scored through ``distiltune.serving.inference.predict_logits`` (the one batched path
+    ``distiltune.load`` and scored through ``distiltune.inference.batched.predict_logits`` (the one batched path
     that predict, evaluate, the ONNX backend and serve share) with the run's own batching. A chunks run is scored
     twice, with ``window_aggregation`` mean and max (one training). Each run's ``Classifier.predict_proba`` is
     checked against the direct call, so the run's saved mode is what is measured.
@@ -360,8 +360,8 @@ def measure_run(
     """Train one mode and score it on the test reviews: one row per variant."""
     import distiltune
     from distiltune.data.long_text import LongTextOptions
-    from distiltune.metrics import softmax
-    from distiltune.serving.inference import predict_logits
+    from distiltune.inference.batched import predict_logits
+    from distiltune.tasks.metrics import softmax
 
     train, validation, test = splits
     texts, gold = test["text"].tolist(), test["label"].to_numpy()

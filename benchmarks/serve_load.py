@@ -432,7 +432,7 @@ def prepare_run(args: argparse.Namespace) -> Path:
 
 def ensure_int8_export(run_dir: Path, samples: int) -> None:
     from distiltune.export import export_run
-    from distiltune.serving.onnx_runtime import default_export_dir
+    from distiltune.inference.onnx_runtime import default_export_dir
 
     if not (default_export_dir(run_dir, "int8") / "model.onnx").is_file():
         print(f"Exporting {run_dir} to ONNX int8...", flush=True)

@@ -152,7 +152,7 @@ def test_calibration_collect_and_verdicts(calibration: Any) -> None:
 
 
 def test_ece_interval_and_floor(calibration: Any) -> None:
-    from distiltune.calibration import expected_calibration_error
+    from distiltune.tasks.calibration import expected_calibration_error
 
     rng = np.random.default_rng(0)
     probabilities = np.clip(rng.beta(8, 1, 1500), 0.5, 0.999)

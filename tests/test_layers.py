@@ -16,10 +16,11 @@ SOURCE = ROOT / "src"
 
 
 def contract_layers() -> list[list[str]]:
-    """The layers of the contract, bottom first, each a list of module names."""
+    """The layers of the contract, bottom first, each a list of module names (siblings are joined by "|" when
+    independent, by ":" when one may import another)."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     (contract,) = [c for c in config["tool"]["importlinter"]["contracts"] if c["type"] == "layers"]
-    return [[name.strip() for name in layer.split("|")] for layer in reversed(contract["layers"])]
+    return [[name.strip() for name in layer.replace(":", "|").split("|")] for layer in reversed(contract["layers"])]
 
 
 def test_no_module_imports_another_that_imports_it_back() -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from distiltune.version import __version__
 
 if TYPE_CHECKING:
     from distiltune.comparison import Comparison, compare, render_report
     from distiltune.config import Config, load_config
-    from distiltune.serving import Classifier, evaluate, load
-    from distiltune.serving.client import Client
+    from distiltune.inference import Classifier, evaluate, load
+    from distiltune.server.client import Client
     from distiltune.training import Run, train
     from distiltune.tuning import TuneResult, tune
 
@@ -19,13 +19,13 @@ _LAZY = {
     "load_config": "distiltune.config",
     "train": "distiltune.training",
     "Run": "distiltune.training",
-    "evaluate": "distiltune.serving",
-    "load": "distiltune.serving",
-    "Classifier": "distiltune.serving",
+    "evaluate": "distiltune.inference",
+    "load": "distiltune.inference",
+    "Classifier": "distiltune.inference",
     "compare": "distiltune.comparison",
     "Comparison": "distiltune.comparison",
     "render_report": "distiltune.comparison",
-    "Client": "distiltune.serving.client",
+    "Client": "distiltune.server.client",
     "tune": "distiltune.tuning",
     "TuneResult": "distiltune.tuning",
 }

@@ -135,7 +135,7 @@ def plot_reliability_diagram(
     """Accuracy against mean confidence per confidence bin, one line per entry of ``curves`` (e.g. before and after
     temperature scaling), with the diagonal of perfect calibration, and below it the number of rows per bin.
 
-    Each curve is :func:`distiltune.calibration.reliability_bins` output (``edges``, ``count``, ``confidence``,
+    Each curve is :func:`distiltune.tasks.calibration.reliability_bins` output (``edges``, ``count``, ``confidence``,
     ``accuracy``), as stored under ``calibration.reliability`` in metrics.json; empty bins are skipped.
     """
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.2, 6.0), sharex=True, gridspec_kw={"height_ratios": [3, 1]})

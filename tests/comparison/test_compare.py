@@ -325,7 +325,7 @@ def test_cli_compare_then_report(fast_overrides: dict, tiny_encoders: dict, tmp_
 def test_the_comparison_table_never_truncates_a_cell(capsys: pytest.CaptureFixture[str]) -> None:
     from types import SimpleNamespace
 
-    from distiltune.cli import print_comparison
+    from distiltune.cli.compare import print_comparison
 
     wide = {"mean": 123456.789, "sd": 98765.4321}
     row = {

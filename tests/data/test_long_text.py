@@ -27,7 +27,7 @@ from distiltune.data.long_text import (
 )
 from distiltune.data.tokenize import token_lengths, tokenize_frame
 from distiltune.errors import ConfigError
-from distiltune.serving.inference import InferenceSettings, predict_logits
+from distiltune.inference.batched import InferenceSettings, predict_logits
 
 WORDS = [word for word in VOCAB if word.isalpha() and len(word) > 1]  # whole words: one token each
 

@@ -20,9 +20,9 @@ import torch
 import distiltune
 from conftest import FIXTURES, build_model, build_tokenizer
 from distiltune.errors import ConfigError
+from distiltune.inference.batched import InferenceSettings, predict_logits
 from distiltune.methods import get_method
 from distiltune.runs import read_jsonl
-from distiltune.serving.inference import InferenceSettings, predict_logits
 
 #: Texts of different lengths, so every batch below is padded (on the left for XLNet).
 TEXTS = [
@@ -60,8 +60,8 @@ RELOAD_SCRIPT = """
 import json, sys
 import distiltune
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
-from distiltune.metrics import softmax
-from distiltune.serving.inference import InferenceSettings, predict_logits
+from distiltune.tasks.metrics import softmax
+from distiltune.inference.batched import InferenceSettings, predict_logits
 
 out = {}
 for name, run_dir, texts in json.loads(sys.argv[1]):

@@ -64,8 +64,8 @@ import json, sys
 import numpy as np
 import distiltune
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
-from distiltune.serving.inference import InferenceSettings, predict_logits
-from distiltune.metrics import softmax
+from distiltune.inference.batched import InferenceSettings, predict_logits
+from distiltune.tasks.metrics import softmax
 
 out = {}
 for name, run_dir, texts in json.loads(sys.argv[1]):

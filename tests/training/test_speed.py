@@ -20,7 +20,7 @@ from distiltune.config import TrainConfig
 from distiltune.data.cache import cache_key, cached_tokenize
 from distiltune.errors import ConfigError
 from distiltune.hardware import choose_precision
-from distiltune.serving.inference import (
+from distiltune.inference.batched import (
     InferenceBatching,
     InferenceSettings,
     predict_logits,

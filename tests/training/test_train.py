@@ -13,7 +13,7 @@ from make_fixtures import NEGATIVE, POSITIVE
 
 import distiltune
 from distiltune import runs
-from distiltune.calibration import calibration_metrics
+from distiltune.tasks.calibration import calibration_metrics
 
 RUN_FILES = {
     "config.yaml",

@@ -41,14 +41,12 @@ from distiltune.config import (
     with_overrides,
 )
 from distiltune.errors import ConfigError, ModelError, RunError
-from distiltune.methods import get_method, get_method_config_class, method_names
+from distiltune.methods import default_compare_methods, get_method, get_method_config_class
 from distiltune.modeling import load_encoder_config, load_tokenizer, model_max_length
 
 PLAN_FILE = "compare.yaml"
 RESULTS_FILE = "comparison.json"
 LOG_FILE = "compare.log"
-#: The issue's line-up; methods not registered in this installation are left out of the default.
-DEFAULT_METHODS = ("full", "lora", "prompt", "prefix", "head", "untuned", "tfidf")
 DEFAULT_SEEDS = 3
 #: How the report tells differences from noise, written into every plan before any run (docs/compare.md says why):
 #: Welch's t-test, two-sided, at 5%, on the comparison's metric over seeds, for rows with at least 3 seeds.
@@ -271,8 +269,7 @@ def extend_plan(
 
 def parse_methods(methods: Sequence[str] | str | None) -> list[str]:
     if methods is None:
-        available = method_names()
-        return [name for name in DEFAULT_METHODS if name in available]
+        return default_compare_methods()
     names = [m.strip() for m in (methods.split(",") if isinstance(methods, str) else methods) if m.strip()]
     if not names:
         raise ConfigError("No methods to compare.", "Pass e.g. --methods full,lora,untuned,tfidf.")
@@ -561,7 +558,6 @@ def write_records(compare_dir: Path, records: list[RunRecord]) -> None:
 
 
 __all__ = [
-    "DEFAULT_METHODS",
     "DEFAULT_SEEDS",
     "LOG_FILE",
     "PLAN_FILE",

@@ -1,6 +1,6 @@
 """``distiltune export``: ONNX (optionally int8) exports of a run, checked against PyTorch before they are written.
 
-The runtime side (serving an export with ONNX Runtime) is :mod:`distiltune.serving.onnx_runtime`.
+The runtime side (serving an export with ONNX Runtime) is :mod:`distiltune.inference.onnx_runtime`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from distiltune.export.exporter import FORMATS, QUANTIZATIONS, ExportResult, exp
 from distiltune.export.onnx import export_onnx, optimize_graph
 from distiltune.export.parity import DEFAULT_MIN_AGREEMENT
 from distiltune.export.quantize import quantize_int8
-from distiltune.serving.onnx_runtime import CPU_DISABLED_OPTIMIZERS, OnnxSequenceClassifier, find_export
+from distiltune.inference.onnx_runtime import CPU_DISABLED_OPTIMIZERS, OnnxSequenceClassifier, find_export
 
 __all__ = [
     "CPU_DISABLED_OPTIMIZERS",

@@ -46,10 +46,10 @@ from distiltune.export.parity import (
     parity_report,
 )
 from distiltune.export.quantize import quantize_int8
+from distiltune.inference.classifier import Classifier
+from distiltune.inference.onnx_runtime import ONNX_FILE, REPORT_FILE, OnnxSequenceClassifier, default_export_dir
 from distiltune.methods import get_method
 from distiltune.modeling.heads import head_module_names
-from distiltune.serving.classifier import Classifier
-from distiltune.serving.onnx_runtime import ONNX_FILE, REPORT_FILE, OnnxSequenceClassifier, default_export_dir
 
 logger = logging.getLogger("distiltune")
 
@@ -93,7 +93,7 @@ def export_run(
         raise ExportError(f"--min-agreement must be >= 0, got {min_agreement}.", "Use e.g. --min-agreement 0.99.")
     run_dir = Path(run_dir)
     method = runs.saved_method(run_dir)
-    if method is not None and not get_method(method).uses_encoder:
+    if method is not None and not get_method(method).trains_with_trainer:
         raise ExportError(
             f"{run_dir} uses the {method} method, which has no encoder: only encoder runs export to ONNX."
         )

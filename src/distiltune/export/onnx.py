@@ -7,7 +7,7 @@ int8 then quantizes the fused attention too (``QAttention``). Measured on all-Mi
 ONNX Runtime contrib ops; ``optimize=False`` (``--no-optimize``) writes a plain-ONNX graph for other runtimes.
 
 Residual + LayerNorm is deliberately *not* fused into ``SkipLayerNormalization`` (see
-:data:`~distiltune.serving.onnx_runtime.CPU_DISABLED_OPTIMIZERS`): ONNX Runtime's CPU kernel for it is several times
+:data:`~distiltune.inference.onnx_runtime.CPU_DISABLED_OPTIMIZERS`): ONNX Runtime's CPU kernel for it is several times
 slower than the ``Add`` and ``LayerNormalization`` it replaces.
 """
 

@@ -21,8 +21,8 @@ import pandas as pd
 from distiltune import runs
 from distiltune.data import load_data
 from distiltune.errors import DistiltuneError, RunError
-from distiltune.metrics import softmax
-from distiltune.serving.inference import predict_logits
+from distiltune.inference.batched import predict_logits
+from distiltune.tasks.metrics import softmax
 
 #: Label agreement with PyTorch below which an export is refused. fp32 differs from PyTorch only by float
 #: rounding; int8 flips a few borderline rows (measured 98.2% to 99.0% on IMDb with MiniLM, at an accuracy

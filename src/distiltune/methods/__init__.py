@@ -7,7 +7,7 @@ ending with ``register_method(...)``), its import below, and its section in docs
 
 from __future__ import annotations
 
-# Registration happens on import, in this order (the default order of `compare`'s table).
+# Registration happens on import, in this order: the registry's, which is compare's default line-up and table order.
 from distiltune.methods import full, head, lora, prefix, prompt, tfidf, untuned  # noqa: E402, F401, I001
 from distiltune.methods.base import (
     METHODS,
@@ -16,10 +16,12 @@ from distiltune.methods.base import (
     MethodConfig,
     Predictor,
     count_parameters,
+    default_compare_methods,
     get_method,
     get_method_config_class,
     method_names,
     register_method,
+    trainer_search_space,
 )
 
 __all__ = [
@@ -29,8 +31,10 @@ __all__ = [
     "MethodConfig",
     "Predictor",
     "count_parameters",
+    "default_compare_methods",
     "get_method",
     "get_method_config_class",
     "method_names",
     "register_method",
+    "trainer_search_space",
 ]

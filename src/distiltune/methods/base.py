@@ -1,17 +1,18 @@
 """The contract every tuning method follows, and the registry the methods add themselves to.
 
-A method is a config dataclass (its options, with defaults) plus hooks. Methods that train an encoder through the
-Hugging Face ``Trainer`` give ``apply`` (turn a freshly loaded encoder into the model that trains), ``save`` and
-``load``. A method that does not train through the Trainer (the TF-IDF baseline) gives ``fit`` and
-``load_predictor`` instead. Each method's module ends with its own :func:`register_method` call (peft's pattern);
-``distiltune.methods`` imports them all. Nothing outside ``methods/`` asks which method a run used: it asks the
-:class:`Method` for what it can do.
+A method is a config dataclass (its options, with defaults) plus hooks. Methods that train through the Hugging Face
+``Trainer`` give ``apply`` (turn a freshly loaded encoder into the model that trains), ``save`` and ``load``. A
+method that trains outside the Trainer gives ``fit`` and ``load_predictor`` instead, whether it has an encoder or not
+(``uses_encoder``: the TF-IDF baseline has none). Each method also owns its facts: its default search space for
+``tune`` and whether it joins ``compare``'s default line-up. Each method's module ends with its own
+:func:`register_method` call (peft's pattern); ``distiltune.methods`` imports them all. Nothing outside
+``methods/`` asks which method a run used: it asks the :class:`Method` for what it can do.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -94,6 +95,15 @@ class Method:
     labels, the method config and the seed."""
     load_predictor: Callable[[Path], Predictor] | None = None
     """For methods outside the Trainer: reload what ``fit`` saved in ``model/``."""
+    uses_encoder: bool = True
+    """Whether the method trains (or evaluates) a transformers encoder: it then has a tokenizer, a max length, and
+    (through the Trainer) checkpoints and an ONNX export. False for the TF-IDF baseline."""
+    search_space: Mapping[str, Mapping[str, Any]] | None = None
+    """The default search space of ``distiltune tune``: dotted config keys to distributions, in a space file's form
+    (``{"train.lr": {"type": "float", "low": 1e-5, "high": 1e-4, "log": True}}``); None: the method has nothing to
+    tune by default (``tune`` then asks for ``--space``). :func:`trainer_search_space` builds the usual one."""
+    in_default_compare: bool = True
+    """Whether ``compare`` runs this method when no ``--methods`` are given (in registration order)."""
 
     def refusal(self, encoder_config: Any, method_config: Any = None) -> str | None:
         """:attr:`unsupported_reason`'s answer for this encoder (None: supported, or nothing known against it)."""
@@ -104,9 +114,8 @@ class Method:
         )
 
     @property
-    def uses_encoder(self) -> bool:
-        """True for methods that train (or evaluate) a transformers encoder: they have a tokenizer, max length,
-        checkpoints and an ONNX export."""
+    def trains_with_trainer(self) -> bool:
+        """True for methods that train (or only evaluate) through the Hugging Face Trainer; False for ``fit``."""
         return self.fit is None
 
 
@@ -119,13 +128,37 @@ def register_method(method: Method) -> Method:
     if method.config_cls.name != method.name:
         raise ValueError(f"{method.config_cls.__name__}.name must be {method.name!r}")
     if (method.fit is None) == (method.apply is None):
-        raise ValueError(f"Method {method.name!r} needs either apply/save/load (an encoder) or fit/load_predictor")
+        raise ValueError(f"Method {method.name!r} needs either apply/save/load (the Trainer) or fit/load_predictor")
+    if (method.fit is None) != (method.load_predictor is None):
+        raise ValueError(f"Method {method.name!r}: fit and load_predictor go together")
+    if method.fit is None and not method.uses_encoder:
+        raise ValueError(f"Method {method.name!r}: a method that trains through the Trainer uses an encoder")
     METHODS[method.name] = method
     return method
 
 
 def method_names() -> list[str]:
     return list(METHODS)
+
+
+def default_compare_methods() -> list[str]:
+    """The methods ``compare`` runs when none are named: every registered one that joins by default."""
+    return [name for name, method in METHODS.items() if method.in_default_compare]
+
+
+def trainer_search_space(lr_low: float, lr_high: float, **extra: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The default search space of a method that trains by gradient: its learning-rate range (log-uniform), batch
+    size, epochs, warmup and weight decay, plus the method's own keys in ``extra`` (``method_r=...`` for
+    ``method.r``: the first underscore is the dot)."""
+    space: dict[str, dict[str, Any]] = {
+        "train.lr": {"type": "float", "low": lr_low, "high": lr_high, "log": True},
+        "train.batch_size": {"type": "categorical", "choices": [8, 16, 32]},
+        "train.epochs": {"type": "int", "low": 1, "high": 4},
+        "train.warmup_fraction": {"type": "float", "low": 0.0, "high": 0.2},
+        "train.weight_decay": {"type": "float", "low": 0.0, "high": 0.1},
+    }
+    space.update({key.replace("_", ".", 1): dict(value) for key, value in extra.items()})
+    return space
 
 
 def get_method(name: str) -> Method:

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from distiltune.methods.base import Method, MethodConfig, register_method
+from distiltune.methods.base import Method, MethodConfig, register_method, trainer_search_space
 from distiltune.modeling import load_classifier_from_dir
 from distiltune.modeling.heads import EncoderWithHead, has_custom_head
 
@@ -44,5 +44,6 @@ register_method(
         save_pretrained,
         load_pretrained,
         description="All weights train.",
+        search_space=trainer_search_space(1e-5, 1e-4),
     )
 )

@@ -13,7 +13,7 @@ from typing import ClassVar
 from torch import nn
 
 from distiltune.errors import ConfigError
-from distiltune.methods.base import Method, MethodConfig, register_method
+from distiltune.methods.base import Method, MethodConfig, register_method, trainer_search_space
 from distiltune.methods.full import load_pretrained, save_pretrained
 from distiltune.modeling.heads import head_module_names
 
@@ -45,5 +45,6 @@ register_method(
         save_pretrained,
         load_pretrained,
         description="Linear probe: the encoder is frozen, only the classification head trains.",
+        search_space=trainer_search_space(1e-4, 1e-2),
     )
 )

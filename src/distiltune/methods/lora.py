@@ -19,7 +19,7 @@ from torch import nn
 
 from distiltune.errors import ConfigError
 from distiltune.methods.adapters import ADAPTER_FILES, load_adapter, save_adapter, wrap
-from distiltune.methods.base import Method, MethodConfig, register_method
+from distiltune.methods.base import Method, MethodConfig, register_method, trainer_search_space
 from distiltune.modeling.heads import EncoderWithHead, head_module_names
 
 logger = logging.getLogger("distiltune")
@@ -154,5 +154,11 @@ register_method(
         required_files=ADAPTER_FILES,
         export=export_merged,
         unsupported_reason=lora_unsupported_reason,
+        search_space=trainer_search_space(
+            1e-4,
+            5e-3,
+            method_r={"type": "categorical", "choices": [4, 8, 16, 32]},
+            method_alpha={"type": "categorical", "choices": [8, 16, 32, 64]},
+        ),
     )
 )

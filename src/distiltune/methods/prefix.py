@@ -18,7 +18,7 @@ from torch import nn
 
 from distiltune.errors import ConfigError
 from distiltune.methods.adapters import ADAPTER_FILES, wrap
-from distiltune.methods.base import Method, MethodConfig, register_method
+from distiltune.methods.base import Method, MethodConfig, register_method, trainer_search_space
 from distiltune.methods.prompt import load_prompt, model_dimensions, save_prompt
 from distiltune.modeling import encoder_class
 from distiltune.modeling.heads import head_module_names
@@ -101,5 +101,8 @@ register_method(
         description="Prefix tuning / P-tuning v2: trainable key/value prefixes on every layer, plus the head.",
         required_files=ADAPTER_FILES,
         unsupported_reason=unsupported_reason,
+        search_space=trainer_search_space(
+            1e-3, 5e-2, method_num_virtual_tokens={"type": "categorical", "choices": [5, 10, 20, 40]}
+        ),
     )
 )

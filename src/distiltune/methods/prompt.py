@@ -20,7 +20,7 @@ from torch import nn
 
 from distiltune.errors import ConfigError
 from distiltune.methods.adapters import ADAPTER_FILES, load_adapter, save_adapter, wrap
-from distiltune.methods.base import Method, MethodConfig, register_method
+from distiltune.methods.base import Method, MethodConfig, register_method, trainer_search_space
 from distiltune.modeling.heads import head_module_names
 
 PromptInit = Literal["text", "vocab", "random"]
@@ -127,5 +127,8 @@ register_method(
         description="Soft prompt tuning: trainable virtual tokens before the input, plus the head.",
         required_files=ADAPTER_FILES,
         unsupported_reason=prompt_unsupported_reason,
+        search_space=trainer_search_space(
+            1e-3, 5e-2, method_num_virtual_tokens={"type": "categorical", "choices": [5, 10, 20, 40]}
+        ),
     )
 )

@@ -239,5 +239,6 @@ register_method(
         required_files=(WEIGHTS_FILE, VOCABULARY_FILE, SETTINGS_FILE),
         fit=fit_tfidf,
         load_predictor=load_tfidf,
+        uses_encoder=False,
     )
 )

@@ -16,7 +16,7 @@ from distiltune.config import Config, resolve_settings
 from distiltune.data import PreparedData
 from distiltune.data.fingerprint import splits_fingerprint
 from distiltune.methods import Method
-from distiltune.metrics import log_loss, softmax
+from distiltune.tasks.metrics import log_loss, softmax
 from distiltune.training.memory import PeakMemory
 from distiltune.training.run import (
     Run,

@@ -42,12 +42,12 @@ from distiltune.data.long_text import (
 from distiltune.data.tokenize import DOCUMENT_COLUMN, tokenize_frame
 from distiltune.errors import ConfigError
 from distiltune.hardware import resolve_device
+from distiltune.inference.batched import InferenceSettings, predict_logits
 from distiltune.methods import Method, count_parameters, get_method
 from distiltune.methods.support import require_support
-from distiltune.metrics import trainer_compute_metrics
 from distiltune.modeling import load_encoder_config, load_model_for_classification, load_tokenizer, model_max_length
 from distiltune.modeling.heads import attach_head
-from distiltune.serving.inference import InferenceSettings, predict_logits
+from distiltune.tasks.metrics import trainer_compute_metrics
 from distiltune.training import distributed
 from distiltune.training.callbacks import ConsoleProgress, HistoryCallback
 from distiltune.training.classical import fit_without_trainer
@@ -160,7 +160,7 @@ def run_in(
     method = get_method(config.method.name)
     transformers.set_seed(config.train.seed)
     data = load_data(config.data, seed=config.train.seed)
-    if not method.uses_encoder:  # no Trainer, no DDP: the main process fits, the others get its Run
+    if not method.trains_with_trainer:  # no Trainer, no DDP: the main process fits, the others get its Run
         return distributed.on_main(lambda: fit_without_trainer(run_dir, config, method, data))
 
     prepared = prepare_run(run_dir, config, method, data, data_summary)

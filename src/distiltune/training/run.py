@@ -14,26 +14,26 @@ from typing import Any
 import numpy as np
 
 from distiltune import runs
-from distiltune.calibration import (
-    TEMPERATURE_BOUNDS,
-    Calibration,
-    fit_temperature_details,
-    require_binary,
-    tune_threshold,
-)
 from distiltune.config import Config, TrainConfig
 from distiltune.data import PreparedData
 from distiltune.errors import ConfigError, DataError
-from distiltune.metrics import SELECTABLE_METRICS, classification_metrics
-from distiltune.plots import plot_run
-from distiltune.serving.classifier import Classifier
-from distiltune.serving.scoring import (
+from distiltune.inference.classifier import Classifier
+from distiltune.inference.scoring import (
     LogitsFunction,
     apply_calibration,
     calibration_or_none,
     frame_inputs,
     score_logits,
 )
+from distiltune.plots import plot_run
+from distiltune.tasks.calibration import (
+    TEMPERATURE_BOUNDS,
+    Calibration,
+    fit_temperature_details,
+    require_binary,
+    tune_threshold,
+)
+from distiltune.tasks.metrics import SELECTABLE_METRICS, classification_metrics
 
 logger = logging.getLogger("distiltune")
 
@@ -51,7 +51,7 @@ class Run:
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def load(self, **kwargs: Any) -> Any:
-        """The trained model as a :class:`~distiltune.serving.Classifier`."""
+        """The trained model as a :class:`~distiltune.inference.Classifier`."""
         return Classifier.load(self.dir, **kwargs)
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from distiltune import hardware
-from distiltune.serving.inference import resolve_eval_batch_size, resolve_inference_batching
+from distiltune.inference.batched import resolve_eval_batch_size, resolve_inference_batching
 
 if TYPE_CHECKING:
     from distiltune.config import TrainConfig
@@ -64,7 +64,7 @@ class SpeedPlan:
     eval_batch_size: int
     """Batch size of the Trainer's evaluation during training."""
     inference_batch_size: int
-    """Row cap of the batches that evaluate the best model and predict (``distiltune.serving.inference``)."""
+    """Row cap of the batches that evaluate the best model and predict (``distiltune.inference.batched``)."""
     inference_batch_tokens: int | None
     """Padded-token budget of those batches (rows x longest row); None: rows only."""
     compile: bool

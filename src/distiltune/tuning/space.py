@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from distiltune.config import Config, DataConfig, ModelConfig, TrainConfig, load_config, read_yaml_file
 from distiltune.errors import ConfigError
-from distiltune.methods import get_method_config_class
+from distiltune.methods import get_method, get_method_config_class, method_names
 
 ParamType = Literal["float", "int", "categorical"]
 PARAM_TYPES: tuple[str, ...] = ("float", "int", "categorical")
@@ -39,15 +39,6 @@ _FIELDS: dict[str, tuple[str, ...]] = {
 }
 #: Keys a space may not vary: where runs go, and the method (a study tunes one method; compare methods instead).
 _FIXED_KEYS = ("run.", "method.name")
-
-#: Learning-rate ranges of the default spaces, around each method's default (docs/tune.md).
-DEFAULT_LR_RANGES: dict[str, tuple[float, float]] = {
-    "full": (1e-5, 1e-4),
-    "lora": (1e-4, 5e-3),
-    "prompt": (1e-3, 5e-2),
-    "prefix": (1e-3, 5e-2),
-    "head": (1e-4, 1e-2),
-}
 
 
 @dataclass(frozen=True)
@@ -92,29 +83,19 @@ SearchSpace = dict[str, SearchParam]
 
 
 def default_space(method: str) -> SearchSpace:
-    """The default space of a method: learning rate (log-uniform), batch size, epochs, warmup and weight decay for
-    every method that trains, plus LoRA's rank and alpha and the prompt length of prompt/prefix tuning."""
-    if method not in DEFAULT_LR_RANGES:
+    """The default space of a method: the one it registers (``Method.search_space``; for the methods that train by
+    gradient, the learning rate around the method's default, batch size, epochs, warmup and weight decay, plus
+    LoRA's rank and alpha and the prompt length of prompt/prefix tuning)."""
+    raw = get_method(method).search_space
+    if raw is None:
+        tunable = [name for name in method_names() if get_method(name).search_space is not None]
         raise ConfigError(
             f"There is no default search space for method '{method}'.",
-            f"Pass --space FILE (docs/tune.md), or tune one of: {', '.join(DEFAULT_LR_RANGES)}.",
+            f"Pass --space FILE (docs/tune.md), or tune one of: {', '.join(tunable)}.",
         )
-    low, high = DEFAULT_LR_RANGES[method]
-    params = [
-        SearchParam("train.lr", "float", low, high, log=True),
-        SearchParam("train.batch_size", "categorical", choices=(8, 16, 32)),
-        SearchParam("train.epochs", "int", 1, 4),
-        SearchParam("train.warmup_fraction", "float", 0.0, 0.2),
-        SearchParam("train.weight_decay", "float", 0.0, 0.1),
-    ]
-    if method == "lora":
-        params += [
-            SearchParam("method.r", "categorical", choices=(4, 8, 16, 32)),
-            SearchParam("method.alpha", "categorical", choices=(8, 16, 32, 64)),
-        ]
-    if method in ("prompt", "prefix"):
-        params.append(SearchParam("method.num_virtual_tokens", "categorical", choices=(5, 10, 20, 40)))
-    return {param.key: param for param in params}
+    return {
+        str(key): _parse_param(str(key), dict(spec), f"method {method}'s default space") for key, spec in raw.items()
+    }
 
 
 def resolve_space(space: str | Path | dict[str, Any] | None, base: Config) -> SearchSpace:
@@ -275,7 +256,6 @@ def _flatten(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 __all__ = [
-    "DEFAULT_LR_RANGES",
     "SearchParam",
     "SearchSpace",
     "default_space",

@@ -1,4 +1,4 @@
-"""Calibration metrics, temperature scaling and decision thresholds (distiltune.calibration), and the reliability
+"""Calibration metrics, temperature scaling and decision thresholds (distiltune.tasks.calibration), and the reliability
 diagram: pure functions on fixed arrays, checked against scikit-learn, torchmetrics and hand computations."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import brier_score_loss, f1_score, log_loss
 
-from distiltune.calibration import (
+from distiltune.errors import ConfigError, DataError, RunError
+from distiltune.tasks.calibration import (
     ECE_BINS,
     TEMPERATURE_BOUNDS,
     THRESHOLD_METRICS,
@@ -28,7 +29,6 @@ from distiltune.calibration import (
     softmax64,
     tune_threshold,
 )
-from distiltune.errors import ConfigError, DataError, RunError
 
 
 def sampled_task(rows: int, classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -20,17 +20,17 @@ import numpy as np
 import pandas as pd
 
 from distiltune import runs
-from distiltune.calibration import Calibration
 from distiltune.config import Config
 from distiltune.data.columns import LabelSpace
 from distiltune.data.long_text import LongTextOptions
 from distiltune.errors import RunError
 from distiltune.hardware import resolve_device, resolve_precision
+from distiltune.inference.batched import InferenceBatching, InferenceSettings, predict_logits
+from distiltune.inference.onnx_runtime import ONNX_FILE, OnnxSequenceClassifier, find_export
+from distiltune.inference.scoring import apply_calibration, score_frame
 from distiltune.methods import METHODS, Method, Predictor, get_method
 from distiltune.modeling import load_classifier_config, load_tokenizer
-from distiltune.serving.inference import InferenceBatching, InferenceSettings, predict_logits
-from distiltune.serving.onnx_runtime import ONNX_FILE, OnnxSequenceClassifier, find_export
-from distiltune.serving.scoring import apply_calibration, score_frame
+from distiltune.tasks.calibration import Calibration
 
 logger = logging.getLogger("distiltune")
 BACKENDS = ("torch", "onnx")
@@ -78,7 +78,7 @@ class Classifier:
         info = runs.read_model_info(model_dir)
         names = runs.label_names(info)
         method = get_method(str(info.get("method") or config.method.name))
-        onnx_dir = find_export(run_dir, export_dir) if backend == "onnx" and method.uses_encoder else None
+        onnx_dir = find_export(run_dir, export_dir) if backend == "onnx" and method.trains_with_trainer else None
         common = {
             "config": config,
             "labels": LabelSpace(names=names, values=names),
@@ -89,10 +89,11 @@ class Classifier:
             "method": method.name,
             "calibration": read_calibration(onnx_dir or model_dir, names),
         }
-        if not method.uses_encoder:
+        if method.load_predictor is not None:
             if backend != "torch":
                 raise RunError(
-                    f"{run_dir} uses the {method.name} method, which has no encoder: it has no {backend} backend.",
+                    f"{run_dir} uses the {method.name} method, which predicts with its own predictor: it has no "
+                    f"{backend} backend.",
                     "Drop --backend.",
                 )
             predictor = method.load_predictor(model_dir)  # type: ignore[misc]
@@ -276,7 +277,7 @@ def check_run_dir(run_dir: Path) -> Path:
         )
     method = _saved_method(model_dir)
     missing: list[str] = []
-    if method is None or method.uses_encoder:
+    if method is None or method.trains_with_trainer:
         missing += [name for name in ("config.json",) if not (model_dir / name).is_file()]
         if not any(model_dir.glob("*.safetensors")):
             missing.append("*.safetensors weights")

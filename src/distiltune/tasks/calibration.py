@@ -11,7 +11,7 @@ The pieces, in the order a run uses them (issue 18):
 4. :class:`Calibration` holds both (what ``model/calibration.json`` stores) and turns logits into probabilities and
    label ids the same way in every predictor.
 
-This module sits in the bottom layer beside :mod:`distiltune.metrics`: it imports only numpy and
+This module sits in the bottom layer beside :mod:`distiltune.tasks.metrics`: it imports only numpy and
 :mod:`distiltune.errors`. Inputs may be numpy arrays or CPU/GPU torch tensors (converted, never imported). The file a
 run saves the fit in is ``runs.CALIBRATION_FILE`` (``model/calibration.json``).
 """
@@ -175,7 +175,7 @@ def fit_temperature(
     """The temperature ``T`` that minimises the NLL of ``softmax(logits / T)`` on (validation) ``labels``.
 
     See :func:`fit_temperature_details` for the method and the guards. ``logits`` must come from the model in eval
-    mode (dropout off), as :func:`distiltune.serving.inference.predict_logits` produces them.
+    mode (dropout off), as :func:`distiltune.inference.batched.predict_logits` produces them.
     """
     return fit_temperature_details(logits, labels, bounds, significance).temperature
 

@@ -26,7 +26,7 @@ import pytest
 
 import distiltune
 from distiltune.errors import ConfigError, DataError, ServingError
-from distiltune.serving.server import ServeSettings
+from distiltune.server import ServeSettings
 
 TEXTS = ["the movie was great and fun", "boring awful plot", "the acting", "love it", "hate this very dull film"]
 PREMISES = ["the man runs", "a woman sings", "the cat eats"]
@@ -448,7 +448,7 @@ def test_the_client_sends_again_a_request_whose_connection_was_lost() -> None:
 def test_serve_flags_reach_the_server_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    import distiltune.serving.server as server_module
+    import distiltune.server as server_module
     from distiltune.cli import app
 
     started: list[ServeSettings] = []
@@ -469,7 +469,7 @@ def test_serve_flags_reach_the_server_settings(monkeypatch: pytest.MonkeyPatch, 
 def test_info_names_what_the_model_computes_in(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from distiltune.serving.server import model_dtype
+    from distiltune.server import model_dtype
 
     assert model_dtype(SimpleNamespace(backend="torch", precision="bf16")) == "bfloat16"
     assert model_dtype(SimpleNamespace(backend="torch", precision="fp32")) == "float32"

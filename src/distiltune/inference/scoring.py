@@ -2,7 +2,7 @@
 ``predictions.jsonl`` rows.
 
 It takes a function from texts to logits, so training's in-memory model, a reloaded :class:`Classifier` and a
-method's own predictor are scored the same way, and the :class:`~distiltune.calibration.Calibration` a run saved
+method's own predictor are scored the same way, and the :class:`~distiltune.tasks.calibration.Calibration` a run saved
 (temperature, decision threshold) turns the logits into probabilities and labels the same way for all of them.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from distiltune.calibration import Calibration, calibration_report
-from distiltune.metrics import log_loss, score_predictions, softmax
+from distiltune.tasks.calibration import Calibration, calibration_report
+from distiltune.tasks.metrics import log_loss, score_predictions, softmax
 
 #: ``(texts, pairs or None) -> logits [n, num_labels]`` in input order: a Classifier's, or a model in training.
 LogitsFunction = Callable[[Sequence[str], Sequence[str] | None], np.ndarray]

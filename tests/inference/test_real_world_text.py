@@ -24,8 +24,8 @@ from distiltune.cli import main
 from distiltune.config import Config
 from distiltune.data.long_text import LongTextOptions, encode_documents
 from distiltune.export import export_run
-from distiltune.metrics import classification_metrics, softmax
-from distiltune.serving.inference import InferenceSettings, predict_logits
+from distiltune.inference.batched import InferenceSettings, predict_logits
+from distiltune.tasks.metrics import classification_metrics, softmax
 
 CHUNKS = LongTextOptions("chunks", stride=2, max_windows=3)
 MAX_LENGTH = 8

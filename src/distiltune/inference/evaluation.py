@@ -8,7 +8,7 @@ from typing import Any
 
 from distiltune import runs
 from distiltune.data import load_eval_file
-from distiltune.serving.classifier import Classifier
+from distiltune.inference.classifier import Classifier
 
 logger = logging.getLogger("distiltune")
 

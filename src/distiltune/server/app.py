@@ -2,9 +2,9 @@
 
 Routes: ``POST /predict``, ``GET /health``, ``GET /info``, ``GET /metrics`` (Prometheus), ``GET /docs`` and
 ``/openapi.json``. Requests are validated and their inputs counted in tokens on the event loop's side, then wait
-in a :class:`~distiltune.serving.batcher.DynamicBatcher`, which merges concurrent requests into one call of the
+in a :class:`~distiltune.server.batcher.DynamicBatcher`, which merges concurrent requests into one call of the
 classifier's own ``predict_proba`` / ``predict_logits`` (so whatever a run applies at prediction, the server
-applies too) in a worker thread. Limits answer 4xx JSON errors (see :mod:`distiltune.serving.protocol`); past
+applies too) in a worker thread. Limits answer 4xx JSON errors (see :mod:`distiltune.server.protocol`); past
 ``max_concurrent_requests`` a request gets 429 with ``Retry-After`` instead of a place in an unbounded queue.
 With an API key every route but ``/health`` needs ``Authorization: Bearer <key>`` (compared in constant time).
 SIGTERM: uvicorn stops accepting connections, in-flight requests finish within ``graceful_timeout`` seconds, and
@@ -15,19 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import hmac
-import json
 import logging
 import math
-import os
-import re
-import signal
 import threading
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +29,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from distiltune import __version__, runs
+from distiltune import runs
 from distiltune.config import Config
 from distiltune.errors import ConfigError
-from distiltune.serving.batcher import BatchingSettings, BatchReport, DynamicBatcher, QueuedInput
-from distiltune.serving.classifier import load
-from distiltune.serving.metrics import ServingMetrics
-from distiltune.serving.onnx_runtime import REPORT_FILE
-from distiltune.serving.protocol import (
+from distiltune.inference.classifier import load
+from distiltune.inference.onnx_runtime import REPORT_FILE
+from distiltune.server.batcher import BatchReport, DynamicBatcher, QueuedInput
+from distiltune.server.metrics import ServingMetrics
+from distiltune.server.middleware import AccessLogMiddleware, ApiKeyMiddleware, BodyLimitMiddleware
+from distiltune.server.protocol import (
     ErrorResponse,
     HealthResponse,
     InfoResponse,
@@ -53,108 +46,14 @@ from distiltune.serving.protocol import (
     RequestRejected,
     parse_inputs,
 )
+from distiltune.server.settings import ServeSettings
+from distiltune.version import __version__
 
 logger = logging.getLogger("distiltune")
 
-#: Where ``serve`` hands its settings to worker processes (``--workers N``); never holds the API key itself.
-SETTINGS_ENV = "DISTILTUNE_SERVE_SETTINGS"
 #: "Client closed request": logged for a request whose client went away before its answer.
 CLIENT_GONE = 499
 RETRY_AFTER_SECONDS = 1
-REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class ServeSettings:
-    """Everything ``distiltune serve`` can be told (each field is a CLI flag)."""
-
-    run_dir: str
-    backend: str = "torch"
-    device: str = "auto"
-    host: str = "127.0.0.1"
-    port: int = 8080
-    workers: int = 1
-    threads: int | None = None
-    """torch intra-op threads per worker; unset: torch's default with one worker, else the cores / workers."""
-    max_batch_size: int = 32
-    max_batch_tokens: int = 8192
-    max_wait_ms: float = 2.0
-    max_client_batch_size: int = 32
-    """Inputs per request (TEI's default, 32)."""
-    max_input_chars: int = 50_000
-    max_concurrent_requests: int = 128
-    payload_limit: int = 2_000_000
-    """Request body bytes (TEI's default, 2 MB)."""
-    auto_truncate: bool = True
-    """Truncation for requests that do not say (``truncate`` unset); ``Classifier.predict`` always truncates."""
-    graceful_timeout: float = 30.0
-    keep_alive: int = 75
-    """Seconds an idle connection stays open. Longer than the idle expiry of clients and load balancers (httpx 5 s,
-    AWS ALB 60 s; nginx's own default is 75 s), so they close idle connections first: at uvicorn's 5 s a client can
-    send a request on a connection the server is closing in the same instant, and that request is lost."""
-    api_key_env: str | None = None
-    api_key_file: str | None = None
-
-    def validate(self) -> ServeSettings:
-        positive = {
-            "--port": self.port,
-            "--workers": self.workers,
-            "--max-batch-size": self.max_batch_size,
-            "--max-batch-tokens": self.max_batch_tokens,
-            "--max-client-batch-size": self.max_client_batch_size,
-            "--max-input-chars": self.max_input_chars,
-            "--max-concurrent-requests": self.max_concurrent_requests,
-            "--payload-limit": self.payload_limit,
-            "--keep-alive": self.keep_alive,
-        }
-        if self.threads is not None:
-            positive["--threads"] = self.threads
-        for flag, value in positive.items():
-            if value < 1:
-                raise ConfigError(f"{flag} must be >= 1, got {value}.")
-        if self.max_wait_ms < 0 or self.graceful_timeout < 0:
-            raise ConfigError("--max-wait-ms and --graceful-timeout must be >= 0.")
-        if self.api_key_env and self.api_key_file:
-            raise ConfigError("Give --api-key-env or --api-key-file, not both.")
-        return self
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> ServeSettings:
-        return cls(**json.loads(text))
-
-    @property
-    def batching(self) -> BatchingSettings:
-        return BatchingSettings(self.max_batch_size, self.max_batch_tokens, self.max_wait_ms)
-
-
-def read_api_key(settings: ServeSettings) -> str | None:
-    """The key named by ``--api-key-env`` or ``--api-key-file``; None without either."""
-    if settings.api_key_env:
-        key = os.environ.get(settings.api_key_env, "").strip()
-        if not key:
-            raise ConfigError(
-                f"--api-key-env {settings.api_key_env}: that environment variable is unset or empty.",
-                f"Export {settings.api_key_env}=<key>, or drop the flag.",
-            )
-        return key
-    if settings.api_key_file:
-        path = Path(settings.api_key_file)
-        if not path.is_file():
-            raise ConfigError(f"--api-key-file {path}: no such file.", "Write the key into it, or drop the flag.")
-        key = path.read_text(encoding="utf-8").strip()
-        if not key:
-            raise ConfigError(f"--api-key-file {path} is empty.", "Write the key into it, or drop the flag.")
-        return key
-    return None
 
 
 def load_classifier(settings: ServeSettings) -> Any:
@@ -585,190 +484,3 @@ def describe_validation_error(err: RequestValidationError) -> str:
     if deepest.get("type") == "too_short":
         return "inputs is an empty list: send at least one text."
     return f"inputs must be {INPUT_FORMS}."
-
-
-async def _send_error(send: Send, status: int, error: str, error_type: str, headers: dict[str, str]) -> None:
-    body = json.dumps({"error": error, "error_type": error_type}).encode()
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    raw += [(key.lower().encode(), value.encode()) for key, value in headers.items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
-
-
-class BodyLimitMiddleware:
-    """413 for a body over ``limit`` bytes, by its Content-Length or while it streams in."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        message = f"The request body is larger than the limit of {self.limit} bytes (--payload-limit)."
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            await _send_error(send, 413, message, "validation", {"connection": "close"})
-            return
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            incoming = await receive()
-            if incoming["type"] == "http.request":
-                received += len(incoming.get("body", b""))
-                if received > self.limit:
-                    raise StarletteHTTPException(413, message)
-            return incoming
-
-        await self.app(scope, limited_receive, send)
-
-
-class ApiKeyMiddleware:
-    """With a key, every route but /health needs ``Authorization: Bearer <key>`` (constant-time comparison)."""
-
-    OPEN_PATHS = frozenset({"/health"})
-
-    def __init__(self, app: ASGIApp, api_key: str | None) -> None:
-        self.app = app
-        self.expected = api_key.encode() if api_key else None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.expected is None or scope["type"] != "http" or scope["path"] in self.OPEN_PATHS:
-            await self.app(scope, receive, send)
-            return
-        header = dict(scope["headers"]).get(b"authorization", b"")
-        scheme, _, token = header.partition(b" ")
-        if scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.expected):
-            await self.app(scope, receive, send)
-            return
-        await _send_error(
-            send,
-            401,
-            "Missing or wrong API key: send the header 'Authorization: Bearer <key>'.",
-            "unauthorized",
-            {"www-authenticate": "Bearer"},
-        )
-
-
-class AccessLogMiddleware:
-    """A request id (the client's ``x-request-id`` when sane, else a new one) on every response, one access-log
-    line per request on the ``distiltune`` logger (never its headers), and the request metrics."""
-
-    def __init__(self, app: ASGIApp, metrics: ServingMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-        status = 500
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            seconds = time.perf_counter() - started
-            self.metrics.observe_request(scope["path"], status, seconds)
-            client = scope.get("client") or ("-", 0)
-            logger.info(
-                "request_id=%s client=%s method=%s path=%s status=%d duration_ms=%.1f",
-                request_id,
-                client[0],
-                scope["method"],
-                scope["path"],
-                status,
-                seconds * 1000,
-            )
-
-
-def app_from_environment() -> FastAPI:
-    """The app of one ``--workers N`` process: settings from :data:`SETTINGS_ENV`, model loaded at startup."""
-    settings = ServeSettings.from_json(os.environ[SETTINGS_ENV])
-    _set_threads(settings.threads or max(1, _cpu_count() // settings.workers))
-    return create_app(settings, classifier=None, api_key=read_api_key(settings))
-
-
-def logging_config(level: str = "INFO") -> dict[str, Any]:
-    """uvicorn's and the ``distiltune`` logger's output (applied in every worker process too)."""
-    handler = {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"}},
-        "handlers": {"stderr": handler},
-        "loggers": {
-            "distiltune": {"handlers": ["stderr"], "level": level, "propagate": False},
-            "uvicorn": {"handlers": ["stderr"], "level": level, "propagate": False},
-        },
-    }
-
-
-def uvicorn_options(settings: ServeSettings) -> dict[str, Any]:
-    """The ``uvicorn.Config`` keywords of these settings (the tests' live servers use them too)."""
-    return {
-        "host": settings.host,
-        "port": settings.port,
-        "log_config": logging_config(),
-        "access_log": False,  # the AccessLogMiddleware logs each request with its id
-        "timeout_graceful_shutdown": settings.graceful_timeout,
-        "timeout_keep_alive": settings.keep_alive,
-        "server_header": False,
-    }
-
-
-def serve(settings: ServeSettings, classifier: Any | None = None) -> None:
-    """Run the server until SIGTERM/SIGINT. Returns once in-flight requests are answered (or the grace period
-    ends). ``classifier``: an already loaded one (one worker only)."""
-    import uvicorn
-
-    settings.validate()
-    api_key = read_api_key(settings)
-    if settings.host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
-        logger.warning("Serving on %s without an API key: anyone who reaches this port can use it.", settings.host)
-    options = uvicorn_options(settings)
-    if settings.workers > 1:
-        os.environ[SETTINGS_ENV] = settings.to_json()
-        uvicorn.run(
-            "distiltune.serving.server:app_from_environment", factory=True, workers=settings.workers, **options
-        )
-        return
-    if settings.threads:
-        _set_threads(settings.threads)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, classifier, api_key), **options))
-    # uvicorn re-raises the signal that stopped it once it has shut down gracefully, which would end the process
-    # with status 143; a handler of ours in place turns that into a normal return (exit 0).
-    previous = signal.signal(signal.SIGTERM, _stopped_on_purpose)
-    try:
-        server.run()
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _stopped_on_purpose(signum: int, frame: Any) -> None:
-    logger.info("Stopped by signal %d after a graceful shutdown.", signum)
-
-
-def _set_threads(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from distiltune.metrics import classification_metrics, score_predictions, softmax
+from distiltune.tasks.metrics import classification_metrics, score_predictions, softmax
 
 
 def test_binary_metrics_by_hand() -> None:

@@ -1,0 +1,167 @@
+"""What every command shares: the typer app, the options several commands take with the same meaning, logging set-up
+and the tables printed for metrics.
+
+Every command imports the library inside its function: importing distiltune's packages loads torch and
+transformers (seconds), and ``distiltune --help`` should not wait for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    name="distiltune",
+    help="Fine-tune, evaluate and predict with Hugging Face encoders for text classification and NLI.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")]
+REPORT_TO_HELP = (
+    "Experiment tracker: none, tensorboard (RUN_DIR/tensorboard), mlflow (local store unless MLFLOW_TRACKING_URI), "
+    "wandb (offline unless WANDB_MODE)."
+)
+
+# Options that several commands take with the same meaning.
+DatasetOption = Annotated[str | None, typer.Option(help="Preset, hub id name[:config], file or folder.")]
+ModelOption = Annotated[str | None, typer.Option(help="Hub id, local directory, or 'minilm' (offline).")]
+TextColumnOption = Annotated[str | None, typer.Option(help="Text column.")]
+TextPairColumnOption = Annotated[str | None, typer.Option(help="Second-sentence column (pairs/NLI).")]
+LabelColumnOption = Annotated[str | None, typer.Option(help="Label column.")]
+ReportToOption = Annotated[str | None, typer.Option(help=REPORT_TO_HELP)]
+PoolingOption = Annotated[str | None, typer.Option(help="Pooling of the mlp head: cls or mean.")]
+HeadOption = Annotated[str | None, typer.Option(help="Classification head: auto (the model's own) or mlp.")]
+MaxLengthOption = Annotated[int | None, typer.Option(help="Max tokens per example.")]
+EpochsOption = Annotated[float | None, typer.Option(help="Training epochs.")]
+BatchSizeOption = Annotated[int | None, typer.Option(help="Training batch size.")]
+
+
+def is_main_process() -> bool:
+    """False in the other processes of a run started by torchrun / accelerate launch: they print nothing."""
+    from distiltune.training.distributed import is_main_process
+
+    return is_main_process()
+
+
+def setup_logging(quiet: bool = False) -> None:
+    from rich.logging import RichHandler
+
+    replica = not is_main_process()
+    quiet = quiet or replica
+    log = logging.getLogger("distiltune")
+    console_handler = next((h for h in log.handlers if isinstance(h, RichHandler)), None)
+    if console_handler is None:
+        console_handler = RichHandler(
+            show_time=False, show_path=False, markup=False, console=make_console(stderr=True)
+        )
+        console_handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(console_handler)
+    # Quietness belongs to the console handler: the logger itself stays at INFO so a run's train.log is complete.
+    # The other processes of a multi-process run say nothing at all: the main process speaks for the run.
+    console_handler.setLevel(logging.CRITICAL + 1 if replica else logging.WARNING if quiet else logging.INFO)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    # One bar during training (distiltune's, or none with --quiet): not transformers' weight-loading and
+    # shard-writing bars, nor datasets' mapping bars.
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+
+
+def make_console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, soft_wrap=False)
+
+
+def yaml_value(text: str | None) -> Any:
+    """A flag value that may be a mapping (``'{pos: 3}'``), read as --set reads values."""
+    if text is None:
+        return None
+    from distiltune.config import parse_overrides
+
+    return parse_overrides([f"value={text}"])["value"]
+
+
+def print_metrics(metrics: dict[str, Any], title: str) -> None:
+    """A readable table: one column per evaluated split, one row per headline metric."""
+    from rich.table import Table
+
+    splits = [name for name, value in metrics.items() if isinstance(value, dict) and "accuracy" in value]
+    table = Table(title=title)
+    table.add_column("metric")
+    for split in splits:
+        table.add_column(split, justify="right")
+    rows = [
+        "accuracy",
+        "precision_macro",
+        "recall_macro",
+        "f1_macro",
+        "f1_weighted",
+        "precision",
+        "recall",
+        "f1",
+        "samples",
+    ]
+    for row in rows:
+        if any(row in metrics[s] for s in splits):
+            table.add_row(row, *[fmt(metrics[s].get(row)) for s in splits])
+    for row in ("ece", "brier", "nll"):
+        values = [(metrics[s].get("calibration") or {}).get(row) for s in splits]
+        if any(value is not None for value in values):
+            table.add_row(row, *[fmt(value) for value in values])
+    console = make_console()
+    console.print(table)
+    temperature, threshold = metrics.get("temperature"), metrics.get("threshold")
+    if isinstance(temperature, dict):
+        console.print(
+            f"temperature={temperature['value']:.4f} (validation NLL {temperature['nll_before']:.4f} -> "
+            f"{temperature['nll_after']:.4f})"
+        )
+    if isinstance(threshold, dict):
+        console.print(
+            f"decision threshold={threshold['value']:.4f} on P({threshold['label']}) (validation "
+            f"{threshold['metric']} {threshold['validation_score']:.4f}, argmax "
+            f"{threshold['validation_score_argmax']:.4f})"
+        )
+    extra = {
+        k: metrics.get(k)
+        for k in (
+            "train_seconds",
+            "train_samples_per_second",
+            "trainable_params",
+            "total_params",
+            "best_epoch",
+            "device",
+            "precision",
+        )
+        if k in metrics
+    }
+    if extra:
+        console.print("  ".join(f"{k}={fmt(v)}" for k, v in extra.items()))
+    for split in splits:
+        per_class = metrics[split].get("per_class")
+        if per_class and len(per_class) <= 20:
+            detail = Table(title=f"Per class ({split})")
+            for column in ("label", "precision", "recall", "f1", "support"):
+                detail.add_column(column, justify="left" if column == "label" else "right")
+            for label, values in per_class.items():
+                detail.add_row(label, *[fmt(values[c]) for c in ("precision", "recall", "f1", "support")])
+            console.print(detail)
+
+
+def fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if value < 100 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "-" if value is None else str(value)
