@@ -43,7 +43,7 @@ from distiltune import runs
 from distiltune.config import Config, dotted_items, load_config, read_yaml_file
 from distiltune.errors import ConfigError, DistiltuneError, RunError
 from distiltune.runs import write_status
-from distiltune.schema import ConfigModel
+from distiltune.schema import ConfigModel, error_context
 from distiltune.training import train
 from distiltune.tuning.outputs import STUDY_ATTR, write_outputs
 from distiltune.tuning.pruning import PruningCallback
@@ -89,7 +89,7 @@ class TunePlan(ConfigModel):
     @classmethod
     def read(cls, tune_dir: Path) -> TunePlan:
         path = tune_dir / PLAN_FILE
-        return cls.model_validate(read_yaml_file(path), context={"source": str(path)})
+        return cls.model_validate(read_yaml_file(path), context=error_context(str(path)))
 
 
 @dataclass
