@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from distiltune.comparison.plan import RunRecord, uses_encoder
+from distiltune.comparison.plan import ComparePlan, RunRecord, uses_encoder
 from distiltune.comparison.statistics import noise_cell, row_name, significance_text
 
 #: The headline metrics, as (key in metrics.json, column title). P/R/F1 are macro averages over the labels.
@@ -34,24 +34,24 @@ def evaluated_split(metrics: dict[str, Any]) -> str:
     return "test" if isinstance(metrics.get("test"), dict) else "validation"
 
 
-def table_keys(plan: dict[str, Any], records: list[RunRecord]) -> list[tuple[str | None, str]]:
+def table_keys(plan: ComparePlan, records: list[RunRecord]) -> list[tuple[str | None, str]]:
     """(model, method) of each row, in order: per model its encoder methods, then the methods without an encoder."""
     planned = {(record.model, record.method) for record in records}
     keys = [
-        (entry["label"], method)
-        for entry in plan["models"]
-        for method in plan["methods"]
-        if uses_encoder(method) and (entry["label"], method) in planned
+        (entry.label, method)
+        for entry in plan.models
+        for method in plan.methods
+        if uses_encoder(method) and (entry.label, method) in planned
     ]
-    return keys + [(None, method) for method in plan["methods"] if (None, method) in planned]
+    return keys + [(None, method) for method in plan.methods if (None, method) in planned]
 
 
 def build_table(
-    plan: dict[str, Any], records: list[RunRecord], results: dict[str, dict[str, Any]]
+    plan: ComparePlan, records: list[RunRecord], results: dict[str, dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """One row per model and method: mean and sample standard deviation over its completed seeds, and the values
     of the comparison's metric per seed (``by_seed``, for the significance test)."""
-    metric = plan["statistics"]["metric"]
+    metric = plan.statistics.metric
     table = []
     for model, method in table_keys(plan, records):
         mine = [r for r in records if r.model == model and r.method == method]

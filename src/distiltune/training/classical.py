@@ -6,7 +6,6 @@ evaluation of the splits and the final files.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -36,7 +35,7 @@ def fit_without_trainer(run_dir: Path, config: Config, method: Method, data: Pre
         raise TypeError(f"method {method.name} trains an encoder; train it through the Trainer")
     check_calibration_settings(config.train, len(data.labels.names))
     settings = resolve_settings(config, model_limit=None, uses_encoder=False)
-    config = settings.apply(dataclasses.replace(config, data=data.config))
+    config = settings.apply(config.model_copy(update={"data": data.config}))
     check_metric(settings.metric, len(data.labels.names))
     _warn_unused(config, method)
     config.to_yaml(run_dir / runs.CONFIG_FILE)

@@ -14,7 +14,6 @@ final evaluation is shared out between the processes and gathered back in order.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 import time
@@ -27,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from distiltune import runs
-from distiltune.config import Config, load_config, resolve_settings, with_overrides
+from distiltune.config import Config, load_config, resolve_settings
 from distiltune.data import PreparedData, load_data
 from distiltune.data.cache import cached_tokenize
 from distiltune.data.collate import PaddingCollator
@@ -94,7 +93,7 @@ def train(
     """
     if resume is not None:
         return _resume(resume, config, overrides, callbacks, data_summary)
-    config = with_overrides(config, overrides) if isinstance(config, Config) else load_config(config, overrides)
+    config = load_config(config, overrides)
     # A method that cannot train this encoder says so now, from config.json alone: no run directory, no weights.
     require_support(config.method, config.model)
     distributed.init_process_group(resolve_device(config.train.device))
@@ -270,7 +269,7 @@ def prepare_run(
     if reason:
         raise ConfigError(f"{reason[0].upper()}{reason[1:]}.")
     settings = resolve_settings(config, model_max_length(encoder_config, tokenizer))
-    config = settings.apply(dataclasses.replace(config, data=data.config))
+    config = settings.apply(config.model_copy(update={"data": data.config}))
     check_metric(settings.metric, len(data.labels.names))
     device = resolve_device(config.train.device)
     # Measured once (the bf16 check times this CPU), so that every process trains with the same plan.

@@ -114,11 +114,12 @@ def _recorded_nodes(run_dir: Path) -> int:
 
 def _config_as_written(path: Path) -> Config:
     saved = read_yaml_file(path)
-    config = Config.from_dict(saved, source=str(path))
-    for (section, key), value in _VALUES_BEFORE_THE_KEY_EXISTED.items():
-        if key not in (saved.get(section) or {}):
-            setattr(getattr(config, section), key, value)
-    return config.validate()
+    if isinstance(saved, dict):
+        for (section, key), value in _VALUES_BEFORE_THE_KEY_EXISTED.items():
+            values = saved.get(section) or {}
+            if isinstance(values, dict) and key not in values:
+                saved[section] = {**values, key: value}
+    return Config.from_dict(saved, source=str(path))
 
 
 @contextmanager
