@@ -125,7 +125,7 @@ def _one_line(err: ValidationError) -> tuple[str, str | None]:
     if kind in ("greater_than_equal", "greater_than"):
         sign = ">=" if kind == "greater_than_equal" else ">"
         bound = context.get("ge", context.get("gt"))
-        return f"{flag} must be {sign} {bound}, got {error['input']}.", None
+        return f"{flag} must be {sign} {bound:g}, got {error['input']}.", None
     if kind == "value_error":  # a model validator's sentence, which names the flags itself
         return str(context.get("error", error["msg"])), None
     if kind == "missing":
