@@ -308,3 +308,5 @@ def test_a_run_that_failed_on_a_setting_has_no_resume_hint(
     status = json.loads((tmp_path / "run" / "status.json").read_text())
     assert status["status"] == "failed" and "exceeds the model's limit" in status["error"]
     assert "resume" not in status
+    # What train logged while it loaded the data, before the run directory existed, is in the run's log all the same.
+    assert "No validation split: held out a stratified 10% of train" in (tmp_path / "run" / "train.log").read_text()
