@@ -27,7 +27,8 @@ app = typer.Typer(
 Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and the final table.")]
 SetOption = Annotated[
-    list[str] | None, typer.Option("--set", help="Override any config key: --set train.lr=3e-5 (repeatable).")
+    list[str] | None,
+    typer.Option("--set", metavar="KEY=VALUE", help="Override any config key: --set train.lr=3e-5 (repeatable)."),
 ]
 
 

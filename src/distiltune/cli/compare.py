@@ -57,7 +57,11 @@ def compare(
     ] = None,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Override any config key: --set train.lr=3e-5, --set method.r=16 (where it fits)."),
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="Override any config key: --set train.lr=3e-5, --set method.r=16 (where it fits).",
+        ),
     ] = None,
     quiet: QuietOption = False,
     debug: Debug = False,
