@@ -19,26 +19,35 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Click's own help layout: rich's tables cut long option names at 80 columns (--max-client-batch-s…), click's
+    # wraps the help text and gives a long option name a line of its own.
+    rich_markup_mode=None,
 )
 
 Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")]
-REPORT_TO_HELP = (
-    "Experiment tracker: none, tensorboard (RUN_DIR/tensorboard), mlflow (local store unless MLFLOW_TRACKING_URI), "
-    "wandb (offline unless WANDB_MODE)."
-)
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and the final table.")]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", metavar="KEY=VALUE", help="Override any config key: --set train.lr=3e-5 (repeatable)."),
+]
 
-# Options that several commands take with the same meaning.
-DatasetOption = Annotated[str | None, typer.Option(help="Preset, hub id name[:config], file or folder.")]
-ModelOption = Annotated[str | None, typer.Option(help="Hub id, local directory, or 'minilm' (offline).")]
-TextColumnOption = Annotated[str | None, typer.Option(help="Text column.")]
-TextPairColumnOption = Annotated[str | None, typer.Option(help="Second-sentence column (pairs/NLI).")]
-LabelColumnOption = Annotated[str | None, typer.Option(help="Label column.")]
-ReportToOption = Annotated[str | None, typer.Option(help=REPORT_TO_HELP)]
-PoolingOption = Annotated[str | None, typer.Option(help="Pooling of the mlp head: cls or mean.")]
-HeadOption = Annotated[str | None, typer.Option(help="Classification head: auto (the model's own) or mlp.")]
-MaxLengthOption = Annotated[int | None, typer.Option(help="Max tokens per example.")]
-EpochsOption = Annotated[float | None, typer.Option(help="Training epochs.")]
-BatchSizeOption = Annotated[int | None, typer.Option(help="Training batch size.")]
+
+def _print_version(value: bool) -> None:
+    if value:
+        from distiltune.version import __version__
+
+        typer.echo(f"distiltune {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version and exit."),
+    ] = None,
+) -> None:
+    """Fine-tune, evaluate and predict with Hugging Face encoders for text classification and NLI."""
 
 
 def is_main_process() -> bool:

@@ -358,7 +358,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def create_app(settings: ServeSettings, classifier: Any | None = None, api_key: str | None = None) -> FastAPI:
     """The ASGI app. ``classifier`` None: loaded from ``settings.run_dir`` at startup (lifespan)."""
-    state = ServerState(settings.validate(), classifier, api_key)
+    state = ServerState(settings, classifier, api_key)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

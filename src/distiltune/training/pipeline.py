@@ -96,6 +96,10 @@ def train(
     config = load_config(config, overrides)
     # A method that cannot train this encoder says so now, from config.json alone: no run directory, no weights.
     require_support(config.method, config.model)
+    # So does a mistake in the data (a misspelt path or preset, a missing column, a bad row): a run directory
+    # that failed here could not be resumed into a better one, since resuming re-reads the same settings.
+    with runs.held_log() as early_log:  # its records go to the run's train.log once it exists
+        data = load_data(config.data, seed=config.train.seed)
     distributed.init_process_group(resolve_device(config.train.device))
     run_dir = distributed.on_main(
         lambda: runs.create_run_dir(
@@ -103,10 +107,14 @@ def train(
         )
     )
     distributed.require_shared_directory(run_dir)
-    with _run_log(run_dir), supervised(run_dir, record=distributed.is_main_process()) as interrupts:
+    run_log = _run_log(run_dir)
+    with run_log, supervised(run_dir, record=distributed.is_main_process()) as interrupts:
+        early_log.write_to(run_log)
         logger.info("Run directory: %s", run_dir)
         with deterministic_mode(config.train.deterministic):
-            return run_in(run_dir, config, interrupts=interrupts, callbacks=callbacks, data_summary=data_summary)
+            return run_in(
+                run_dir, config, interrupts=interrupts, callbacks=callbacks, data_summary=data_summary, data=data
+            )
 
 
 def _resume(
@@ -152,13 +160,16 @@ def run_in(
     checkpoint: Path | None = None,
     callbacks: Sequence[Any] | None = None,
     data_summary: bool = True,
+    data: PreparedData | None = None,
 ) -> Run:
-    """Train into an existing run directory (new, or resumed from ``checkpoint``) and write every output."""
+    """Train into an existing run directory (new, or resumed from ``checkpoint``) and write every output; ``data``
+    is the run's data when already loaded (from ``config.data``)."""
     import transformers
 
     method = get_method(config.method.name)
     transformers.set_seed(config.train.seed)
-    data = load_data(config.data, seed=config.train.seed)
+    if data is None:
+        data = load_data(config.data, seed=config.train.seed)
     if not method.trains_with_trainer:  # no Trainer, no DDP: the main process fits, the others get its Run
         return distributed.on_main(lambda: fit_without_trainer(run_dir, config, method, data))
 
