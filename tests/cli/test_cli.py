@@ -138,11 +138,6 @@ def test_a_boolean_flag_turns_off_what_the_yaml_turned_on_and_is_no_override_whe
     assert resolved(f"--{name}") is True
 
 
-@pytest.mark.xfail(
-    reason="needs the config layer's message for an option of another method (config helper's branch of issue 29); "
-    "today: 'config: method: unknown key 'merge'. Valid keys: .'",
-    strict=False,
-)
 def test_merge_without_lora_says_to_use_method_lora(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, fixtures_dir: Path, tmp_path: Path
 ) -> None:
