@@ -26,9 +26,9 @@ from distiltune.tasks.calibration import (
     fit_temperature_details,
     negative_log_likelihood,
     reliability_bins,
-    softmax64,
     tune_threshold,
 )
+from distiltune.tasks.metrics import softmax as softmax64
 
 
 def sampled_task(rows: int, classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from distiltune.tasks.metrics import classification_metrics, score_predictions, softmax
+from distiltune.tasks.metrics import softmax
+from distiltune.tasks.single_label import classification_metrics, score_predictions
 
 
 def test_binary_metrics_by_hand() -> None:
