@@ -211,9 +211,7 @@ def fit_temperature_details(
     u_best = min((u_low, float(search.x), u_high), key=nll)
     optimum = low if u_best == u_low else high if u_best == u_high else math.exp(u_best)
     nll_before, nll_optimum = nll(0.0), nll(u_best)
-    # Likelihood-ratio test: 2 * (total log-likelihood gain) ~ chi2 with 1 degree of freedom under T = 1.
-    chi2_critical = float(chi2.ppf(1 - significance, df=1))
-    accepted = len(y) * (nll_before - nll_optimum) > chi2_critical / 2
+    accepted = len(y) * (nll_before - nll_optimum) > likelihood_ratio_critical_value(significance) / 2
     at_bound = math.isclose(u_best, u_low, abs_tol=1e-6) or math.isclose(u_best, u_high, abs_tol=1e-6)
     if at_bound:
         logger.warning(
@@ -233,6 +231,13 @@ def fit_temperature_details(
         at_bound=at_bound,
         rows=len(y),
     )
+
+
+def likelihood_ratio_critical_value(significance: float = TEMPERATURE_SIGNIFICANCE) -> float:
+    """The value twice the total log-likelihood gain of the fitted temperature must pass to replace ``T = 1``: under
+    ``T = 1`` that statistic is chi-squared with one degree of freedom, so this is its ``1 - significance`` quantile
+    (3.84 at 5%)."""
+    return float(chi2.ppf(1 - significance, df=1))
 
 
 def apply_temperature(logits: Any, temperature: float) -> Any:
@@ -443,6 +448,7 @@ __all__ = [
     "expected_calibration_error",
     "fit_temperature",
     "fit_temperature_details",
+    "likelihood_ratio_critical_value",
     "negative_log_likelihood",
     "reliability_bins",
     "require_binary",
