@@ -190,3 +190,20 @@ def test_a_damaged_metrics_file_is_one_line_naming_the_file_and_key(tmp_path: Pa
     path.write_text("{not json")
     with pytest.raises(RunError, match="not valid JSON"):
         RunMetrics.read(path)
+
+
+def test_a_record_names_its_task_only_when_given_one() -> None:
+    common = {
+        "method": "full",
+        "model": "tiny",
+        "dataset": "tiny.csv",
+        "metric_for_best": "f1_macro",
+        "splits": {"validation": split()},
+        "predictions_split": "validation",
+        "fits": {},
+        "method_facts": {},
+        **facts(),
+    }
+    assert "task" not in RunMetrics.build(**common).to_json()  # single-label runs never named their task
+    named = RunMetrics.build(**common, task="multi_label").to_json()
+    assert list(named)[3:6] == ["metric_for_best", "task", "validation"] and named["task"] == "multi_label"

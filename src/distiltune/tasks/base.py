@@ -5,8 +5,9 @@ A :class:`Task` owns everything between a model's logits and what a run reports 
 ``problem_type`` of the transformers config, the training loss, logits -> probabilities (with the run's
 temperature) -> decisions (argmax, or a tuned threshold), the metric set and the Trainer's ``compute_metrics``, how
 calibration is fitted on the validation split and applied, the ``predictions.jsonl`` row, the answer of
-``Classifier.predict`` and the label order of the server. Training, inference, export and the server call the task;
-none of them applies a softmax or an argmax of its own.
+``Classifier.predict`` and the label order of the server. Training, inference, export and the server call the task
+and apply no softmax or argmax of their own (one exception: the Trainer subclass counts correct argmax predictions of
+single-label batches on the device for the running training accuracy, and counts nothing for other label shapes).
 
 Single-label classification (one label per text or text pair, softmax) is :mod:`.single_label`. A new kind of task
 is one module that subclasses :class:`Task` and registers an instance with :func:`register_task`, plus its tests;

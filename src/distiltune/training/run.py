@@ -19,7 +19,7 @@ from distiltune.errors import DataError
 from distiltune.inference.classifier import Classifier
 from distiltune.inference.scoring import LogitsFunction, frame_inputs, score_logits
 from distiltune.plots import plot_run
-from distiltune.tasks.base import Task, TaskCalibration, task_for
+from distiltune.tasks.base import SINGLE_LABEL, Task, TaskCalibration, task_for
 from distiltune.tasks.record import RunMetrics
 
 logger = logging.getLogger("distiltune")
@@ -69,6 +69,8 @@ class Evaluation:
     calibration: TaskCalibration
     fits: dict[str, Any]
     """metrics.json's top-level ``temperature`` and ``threshold`` reports (only those the run fitted)."""
+    task: Task[Any] = field(default_factory=task_for)
+    """The task that scored the splits."""
 
     def calibration_file(self) -> dict[str, Any] | None:
         """``model/calibration.json`` (None when the run fitted nothing: no file, the identity)."""
@@ -109,7 +111,7 @@ def evaluate_splits(
             logits[split], seconds[split], frame, names, calibration, task, fitted=tuple(fits)
         )
         evaluated = split
-    return Evaluation(metrics, predictions, evaluated, calibration, fits)
+    return Evaluation(metrics, predictions, evaluated, calibration, fits, task)
 
 
 def fit_calibration(
@@ -145,13 +147,15 @@ def write_calibration(model_dir: Path, evaluation: Evaluation) -> None:
 def run_record(
     evaluation: Evaluation, *, method: str, model: str, dataset: str, metric_for_best: str | None, **facts: Any
 ) -> RunMetrics:
-    """metrics.json of a run, for every trainer: its identity, ``evaluation``'s splits and calibration fits, and the
-    training ``facts`` (:meth:`~distiltune.tasks.record.RunMetrics.build`'s keyword arguments)."""
+    """metrics.json of a run, for every trainer: its identity, ``evaluation``'s task, splits and calibration fits, and
+    the training ``facts`` (:meth:`~distiltune.tasks.record.RunMetrics.build`'s keyword arguments). The task is
+    written for every kind but single-label, whose runs have never named it."""
     return RunMetrics.build(
         method=method,
         model=model,
         dataset=dataset,
         metric_for_best=metric_for_best,
+        task=None if evaluation.task.name == SINGLE_LABEL else evaluation.task.name,
         splits=evaluation.splits,
         predictions_split=evaluation.evaluated,
         fits=evaluation.fits,
