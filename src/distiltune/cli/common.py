@@ -101,70 +101,61 @@ def yaml_value(text: str | None) -> Any:
     return parse_overrides([f"value={text}"])["value"]
 
 
-def print_metrics(metrics: dict[str, Any], title: str) -> None:
-    """A readable table: one column per evaluated split, one row per headline metric."""
+def print_metrics(metrics: Any, title: str) -> None:
+    """A readable table: one column per evaluated split, one row per headline metric of the run's task.
+
+    ``metrics``: a run's metrics.json (a dict or its typed record), or ``{name: one split's metrics}``."""
     from rich.table import Table
 
-    splits = [name for name, value in metrics.items() if isinstance(value, dict) and "accuracy" in value]
+    from distiltune.tasks.base import SINGLE_LABEL, get_task
+    from distiltune.tasks.record import RunMetrics, evaluated_splits
+
+    record = metrics if isinstance(metrics, RunMetrics) else None
+    if record is None and ("validation" in metrics or "test" in metrics):
+        record = RunMetrics.from_dict(metrics)
+    splits = evaluated_splits(record if record is not None else metrics)
+    task = get_task((record.task if record is not None else None) or SINGLE_LABEL)
     table = Table(title=title)
     table.add_column("metric")
     for split in splits:
         table.add_column(split, justify="right")
-    rows = [
-        "accuracy",
-        "precision_macro",
-        "recall_macro",
-        "f1_macro",
-        "f1_weighted",
-        "precision",
-        "recall",
-        "f1",
-        "samples",
-    ]
-    for row in rows:
-        if any(row in metrics[s] for s in splits):
-            table.add_row(row, *[fmt(metrics[s].get(row)) for s in splits])
+    for row in task.headline_metrics:
+        values = [split.value(row) for split in splits.values()]
+        if any(value is not None for value in values):
+            table.add_row(row, *[fmt(value) for value in values])
     for row in ("ece", "brier", "nll"):
-        values = [(metrics[s].get("calibration") or {}).get(row) for s in splits]
+        values = [getattr(split.calibration, row) if split.calibration else None for split in splits.values()]
         if any(value is not None for value in values):
             table.add_row(row, *[fmt(value) for value in values])
     console = make_console()
     console.print(table)
-    temperature, threshold = metrics.get("temperature"), metrics.get("threshold")
-    if isinstance(temperature, dict):
+    if record is not None and record.temperature is not None:
+        temperature = record.temperature
         console.print(
-            f"temperature={temperature['value']:.4f} (validation NLL {temperature['nll_before']:.4f} -> "
-            f"{temperature['nll_after']:.4f})"
+            f"temperature={temperature.value:.4f} (validation NLL {temperature.nll_before:.4f} -> "
+            f"{temperature.nll_after:.4f})"
         )
-    if isinstance(threshold, dict):
+    if record is not None and record.threshold is not None:
+        threshold = record.threshold
         console.print(
-            f"decision threshold={threshold['value']:.4f} on P({threshold['label']}) (validation "
-            f"{threshold['metric']} {threshold['validation_score']:.4f}, argmax "
-            f"{threshold['validation_score_argmax']:.4f})"
+            f"decision threshold={threshold.value:.4f} on P({threshold.label}) (validation "
+            f"{threshold.metric} {threshold.validation_score:.4f}, argmax {threshold.validation_score_argmax:.4f})"
         )
-    extra = {
-        k: metrics.get(k)
-        for k in (
-            "train_seconds",
-            "train_samples_per_second",
-            "trainable_params",
-            "total_params",
-            "best_epoch",
-            "device",
-            "precision",
-        )
-        if k in metrics
-    }
+    facts = ("train_seconds", "train_samples_per_second", "trainable_params", "total_params", "best_epoch", "device")
+    extra = (
+        {}
+        if record is None
+        else {key: record.value(key) for key in (*facts, "precision") if key in record.model_fields_set}
+    )
     if extra:
         console.print("  ".join(f"{k}={fmt(v)}" for k, v in extra.items()))
-    for split in splits:
-        per_class = metrics[split].get("per_class")
-        if per_class and len(per_class) <= 20:
-            detail = Table(title=f"Per class ({split})")
+    for name, split in splits.items():
+        if split.per_class and len(split.per_class) <= 20:
+            detail = Table(title=f"Per class ({name})")
             for column in ("label", "precision", "recall", "f1", "support"):
                 detail.add_column(column, justify="left" if column == "label" else "right")
-            for label, values in per_class.items():
-                detail.add_row(label, *[fmt(values[c]) for c in ("precision", "recall", "f1", "support")])
+            for label, values in split.per_class.items():
+                detail.add_row(label, *[fmt(getattr(values, c)) for c in ("precision", "recall", "f1", "support")])
             console.print(detail)
 
 

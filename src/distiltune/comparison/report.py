@@ -28,6 +28,7 @@ from distiltune.comparison.table import (
     table_cells,
     table_headers,
 )
+from distiltune.tasks.record import RunMetrics
 
 logger = logging.getLogger("distiltune")
 
@@ -54,12 +55,12 @@ def render_report(compare_dir: str | Path) -> Comparison:
     compare_dir = Path(compare_dir)
     plan = load_plan(compare_dir)
     records = load_records(compare_dir, plan)
-    results: dict[str, dict[str, Any]] = {}
+    results: dict[str, RunMetrics] = {}
     histories: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         if record.status == "completed":
             run_dir = compare_dir / record.name
-            results[record.name] = runs.read_json(run_dir / runs.METRICS_FILE)
+            results[record.name] = RunMetrics.read(run_dir / runs.METRICS_FILE)
             histories[record.name] = runs.read_jsonl(run_dir / runs.HISTORY_FILE)
     table = build_table(plan, records, results)
     mark_noise(table, plan.statistics)

@@ -44,6 +44,7 @@ from distiltune.config import Config, dotted_items, load_config, read_yaml_file
 from distiltune.errors import ConfigError, DistiltuneError, RunError
 from distiltune.runs import write_status
 from distiltune.schema import ConfigModel, error_context
+from distiltune.tasks.record import RunMetrics
 from distiltune.training import train
 from distiltune.tuning.outputs import STUDY_ATTR, write_outputs
 from distiltune.tuning.pruning import PruningCallback
@@ -384,7 +385,7 @@ class _Objective:
             logger.removeFilter(quiet_pruning)
         metric = run.config.train.metric or "f1_macro"
         trial.set_user_attr("metric", metric)
-        trial.set_user_attr("scores", _headline_scores(run.metrics, metric))
+        trial.set_user_attr("scores", _headline_scores(run.record, metric))
         self._drop_checkpoints(run_dir)
         return _objective_value(run, metric)
 
@@ -455,18 +456,18 @@ def _objective_value(run: Any, metric: str) -> float:
         losses = [row["eval_loss"] for row in run.history if row.get("eval_loss") is not None]
         if losses:
             return float(min(losses))
-    value = (run.metrics.get("validation") or {}).get(metric)
+    validation = run.record.validation
+    value = validation.value(metric) if validation is not None else None
     if value is None:
         raise RunError(f"{run.dir}: no validation {metric} in metrics.json to optimise.")
     return float(value)
 
 
-def _headline_scores(metrics: dict[str, Any], metric: str) -> dict[str, dict[str, float]]:
+def _headline_scores(record: RunMetrics, metric: str) -> dict[str, dict[str, float]]:
     keys = list(dict.fromkeys(["accuracy", "f1_macro", metric]))
     return {
-        split: {key: metrics[split][key] for key in keys if isinstance(metrics[split].get(key), int | float)}
-        for split in ("validation", "test")
-        if isinstance(metrics.get(split), dict)
+        name: {key: value for key in keys if (value := split.value(key)) is not None}
+        for name, split in record.splits().items()
     }
 
 
