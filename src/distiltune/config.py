@@ -1,70 +1,75 @@
 """One typed config for a run, filled from defaults, a YAML file and dotted CLI overrides.
 
-``Config`` is a tree of dataclasses. Each package owns its section (``data.DataConfig``, ``modeling.ModelConfig``,
+``Config`` is a tree of pydantic models (:class:`~distiltune.schema.ConfigModel`: unknown keys refused, one docstring
+per field, validation in the model). Each package owns its section (``data.DataConfig``, ``modeling.ModelConfig``,
 every method's ``MethodConfig``); the training and run sections live here, and this module composes them, which is
-why it sits above those packages. Every field has a one-line docstring comment that doubles as help text.
-Validation happens once, in :meth:`Config.validate`, and raises :class:`ConfigError` naming the key. The resolved
-config (with preset values, the max length and the learning rate filled in: :func:`resolve_settings`) is written
-to every run directory as ``config.yaml``; ``distiltune train --config runs/<run>/config.yaml`` repeats the run.
+why it sits above those packages. The ``method`` section is the registered method's config, chosen by its ``name``.
+:func:`load_config` is the one way in (a Config, a YAML file, a mapping or the defaults, plus dotted overrides); a
+mistake is a one-line :class:`ConfigError` naming the key. The resolved config (with preset values, the max length
+and the learning rate filled in: :func:`resolve_settings`) is written to every run directory as ``config.yaml``;
+``distiltune train --config runs/<run>/config.yaml`` repeats the run. ``distiltune config schema`` prints
+:meth:`Config.model_json_schema` for editors.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import difflib
-import types
-import typing
-from dataclasses import dataclass, field
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
+from pydantic import Field, SerializeAsAny, ValidationInfo, field_serializer, field_validator, model_validator
 
 from distiltune.data import DEFAULT_MAX_LENGTH, DataConfig, dataset_preset
 from distiltune.errors import ConfigError
 from distiltune.methods import MethodConfig, get_method_config_class, method_names
 from distiltune.modeling import ModelConfig
+from distiltune.schema import DEFAULT_SOURCE, ConfigModel, Hint, error_context
 
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
+#: The method of a config that names none.
+DEFAULT_METHOD = "full"
 
 
-@dataclass
-class TrainConfig:
+class TrainConfig(ConfigModel):
+    section: ClassVar[str] = "train"
+
     epochs: float = 3.0
     """Number of training epochs."""
     max_steps: int = -1
     """Stop after this many optimizer steps (overrides epochs when > 0)."""
-    batch_size: int = 16
+    batch_size: int = Field(16, ge=1)
     """Training batch size per device."""
-    eval_batch_size: int | None = None
+    eval_batch_size: int | None = Field(None, ge=1)
     """Evaluation/prediction batch size; unset: the Trainer's evaluation uses 8 on CPU, 64 on GPU, and prediction
     batches under ``eval_batch_tokens`` (see ``serving.inference.resolve_inference_batching``)."""
-    eval_batch_tokens: int | None = None
+    eval_batch_tokens: Annotated[int | None, Hint("0 turns the budget off.")] = Field(None, ge=0)
     """Padded-token budget per prediction batch (rows x longest row); unset: 2048 on CPU (512 for ONNX) when
     ``eval_batch_size`` is unset too, none on GPU; 0 turns it off."""
-    lr: float | None = None
+    lr: Annotated[float | None, Hint("Set e.g. --lr 2e-5.")] = Field(None, gt=0)
     """Peak learning rate; unset uses the method's default (full 3e-5, lora 2e-3, ...)."""
-    weight_decay: float = 0.01
+    weight_decay: float = Field(0.01, ge=0)
     """AdamW weight decay (not applied to biases and LayerNorm)."""
-    warmup_fraction: float = 0.06
+    warmup_fraction: float = Field(0.06, ge=0, lt=1)
     """Fraction of the total steps spent warming the learning rate up linearly."""
     scheduler: str = "linear"
     """Learning-rate schedule after warmup (any transformers ``SchedulerType``: linear, cosine, constant...)."""
-    gradient_accumulation_steps: int = 1
+    gradient_accumulation_steps: int = Field(1, ge=1)
     """Accumulate gradients over this many batches per optimizer step."""
     max_grad_norm: float = 1.0
     """Gradient clipping norm."""
     eval_strategy: Literal["epoch", "steps"] = "epoch"
     """Evaluate (and checkpoint) every epoch or every ``eval_steps`` steps."""
-    eval_steps: int = 500
+    eval_steps: int = Field(500, ge=1)
     """Evaluation interval in steps when ``eval_strategy`` is ``steps``."""
-    logging_steps: int = 25
+    logging_steps: int = Field(25, ge=1)
     """Log the training loss every N steps."""
     metric: str | None = None
     """Validation metric that picks the best checkpoint (f1_macro, accuracy, ...); preset default, else f1_macro."""
-    early_stopping_patience: int | None = None
+    early_stopping_patience: int | None = Field(None, ge=1)
     """Stop after this many evaluations without improvement of ``metric``; unset disables early stopping."""
     seed: int = 42
     """Seed for weight init, data order and the validation split."""
@@ -75,7 +80,7 @@ class TrainConfig:
     """auto picks CUDA, then MPS, then CPU."""
     group_by_length: bool = True
     """Batch training examples of similar length together (less padding, faster)."""
-    length_group_batches: int | None = 4
+    length_group_batches: int | None = Field(4, ge=1)
     """With ``group_by_length``: how many batches' worth of randomly drawn examples are sorted by length together
     and cut into batches. Fewer mixes lengths more (closer to random batches), more pads less. 4 keeps most of the
     padding saving (IMDb at 512 tokens: 85% real tokens, against 54% for random batches and 94% for transformers'
@@ -115,7 +120,7 @@ class TrainConfig:
     loss: Literal["cross_entropy", "focal"] = "cross_entropy"
     """Training loss; focal multiplies each row's cross-entropy by (1 - p of its label) ** focal_gamma, so easy
     rows count less."""
-    focal_gamma: float = 2.0
+    focal_gamma: float = Field(2.0, ge=0)
     """Focal loss exponent (0 is cross-entropy)."""
     calibrate: Literal["none", "temperature"] = "none"
     """temperature: after training, fit one temperature on the validation split by NLL (saved in
@@ -131,56 +136,64 @@ class TrainConfig:
     ``RUN_DIR/tensorboard/``, MLflow's local store, W&B with ``WANDB_MODE=offline`` unless set. The run is named
     after the run directory and the resolved config is logged as parameters (see ``training.tracking``)."""
 
+    @field_validator("class_weights", mode="before")
+    @classmethod
+    def _class_weights(cls, spec: Any) -> Any:
+        _check_class_weights(spec)
+        return spec
 
-@dataclass
-class RunConfig:
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise ConfigError(f"train.epochs must be > 0 (got {self.epochs}) unless train.max_steps is set.")
+        return self
+
+
+class RunConfig(ConfigModel):
+    section: ClassVar[str] = "run"
+
     output_dir: str = "runs"
     """Folder that receives the run directory ``<timestamp>_<model>_<dataset>_<method>``."""
     name: str | None = None
     """Run directory name; unset generates one. An existing directory is never overwritten."""
 
 
-@dataclass
-class Config:
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    method: MethodConfig = field(default_factory=lambda: get_method_config_class("full")())
-    train: TrainConfig = field(default_factory=TrainConfig)
-    run: RunConfig = field(default_factory=RunConfig)
+class Config(ConfigModel):
+    """A run's config: the sections ``data``, ``model``, ``method`` (the registered method's options, chosen by
+    ``method.name``), ``train`` and ``run``. ``config.yaml`` holds :meth:`to_dict`."""
 
-    def validate(self) -> Config:
-        """Check values that types alone cannot; raise ConfigError naming the key."""
-        t = self.train
-        if t.lr is not None and t.lr <= 0:
-            raise ConfigError(f"train.lr must be > 0, got {t.lr}.", "Set e.g. --lr 2e-5.")
-        for key, value in (
-            ("train.batch_size", t.batch_size),
-            ("train.eval_batch_size", 1 if t.eval_batch_size is None else t.eval_batch_size),
-            ("train.gradient_accumulation_steps", t.gradient_accumulation_steps),
-            ("train.eval_steps", t.eval_steps),
-            ("train.logging_steps", t.logging_steps),
-            ("train.length_group_batches", 1 if t.length_group_batches is None else t.length_group_batches),
-        ):
-            if value < 1:
-                raise ConfigError(f"{key} must be >= 1, got {value}.")
-        if t.eval_batch_tokens is not None and t.eval_batch_tokens < 0:
-            raise ConfigError(
-                f"train.eval_batch_tokens must be >= 0 (0 turns the budget off), got {t.eval_batch_tokens}."
-            )
-        if t.epochs <= 0 and t.max_steps <= 0:
-            raise ConfigError(f"train.epochs must be > 0 (got {t.epochs}) unless train.max_steps is set.")
-        if not 0 <= t.warmup_fraction < 1:
-            raise ConfigError(f"train.warmup_fraction must be in [0, 1), got {t.warmup_fraction}.")
-        if t.weight_decay < 0:
-            raise ConfigError(f"train.weight_decay must be >= 0, got {t.weight_decay}.")
-        if t.early_stopping_patience is not None and t.early_stopping_patience < 1:
-            raise ConfigError(f"train.early_stopping_patience must be >= 1, got {t.early_stopping_patience}.")
-        if t.focal_gamma < 0:
-            raise ConfigError(f"train.focal_gamma must be >= 0, got {t.focal_gamma}.")
-        _check_class_weights(t.class_weights)
-        self.data.validate()
-        self.method.validate()
-        self.model.validate()
+    data: DataConfig = Field(default_factory=DataConfig)
+    """Where the data comes from and how it is mapped and split."""
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    """The encoder and its classification head."""
+    method: SerializeAsAny[MethodConfig] = Field(default_factory=lambda: get_method_config_class(DEFAULT_METHOD)())
+    """The tuning method (``name``: full, lora, ...) and its options."""
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    """How the model trains."""
+    run: RunConfig = Field(default_factory=RunConfig)
+    """Where the run directory goes."""
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _method_by_name(cls, raw: Any, info: ValidationInfo) -> Any:
+        """The ``method`` mapping as the config of the method its ``name`` names (full when unnamed)."""
+        if isinstance(raw, MethodConfig):
+            return raw
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, Mapping):
+            source = (info.context or {}).get("source") or DEFAULT_SOURCE
+            raise ConfigError(f"{source}: method: expected a mapping, got {type(raw).__name__}.")
+        options = dict(raw)
+        method_class = get_method_config_class(str(options.pop("name", DEFAULT_METHOD)))
+        return method_class.model_validate(options, context=info.context)
+
+    @field_serializer("method")
+    def _method_with_name(self, method: MethodConfig) -> dict[str, Any]:
+        return {"name": method.name, **method.model_dump()}
+
+    @model_validator(mode="after")
+    def _check(self) -> Config:
         if self.model.head != "auto" and not self.method.supports_custom_head:
             raise ConfigError(
                 f"model.head={self.model.head} does not work with method '{self.method.name}'.",
@@ -188,12 +201,16 @@ class Config:
             )
         return self
 
+    def validate(self) -> Config:  # type: ignore[override]  # BaseModel.validate is pydantic v1's deprecated parser
+        """This config checked again (after attributes were set by hand); a ConfigError names the key."""
+        return Config.from_dict(self.to_dict())
+
     # --- serialisation -------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["method"] = {"name": self.method.name, **dataclasses.asdict(self.method)}
-        return out
+        """The nested mapping ``config.yaml`` holds: sections and keys in declaration order, the method's name
+        first in its section."""
+        return self.model_dump()
 
     def to_yaml(self, path: str | Path | None = None) -> str:
         text = yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
@@ -202,57 +219,103 @@ class Config:
         return text
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], source: str = "config") -> Config:
-        if not isinstance(raw, dict):
+    def from_dict(cls, raw: Any, source: str = DEFAULT_SOURCE, overrides: frozenset[str] = frozenset()) -> Config:
+        """A validated Config from a mapping of sections; messages name ``source`` (a file) unless the key is one of
+        the dotted ``overrides``."""
+        if not isinstance(raw, Mapping):
             raise ConfigError(f"{source}: expected a mapping of sections (data, model, method, train, run).")
-        _check_keys(raw, [f.name for f in dataclasses.fields(cls)], source)
-        method_raw = dict(raw.get("method") or {})
-        method_name = method_raw.pop("name", "full")
-        method_cls = get_method_config_class(method_name)
-        return cls(
-            data=_build(DataConfig, raw.get("data") or {}, f"{source}: data"),
-            model=_build(ModelConfig, raw.get("model") or {}, f"{source}: model"),
-            method=_build(method_cls, method_raw, f"{source}: method"),
-            train=_build(TrainConfig, raw.get("train") or {}, f"{source}: train"),
-            run=_build(RunConfig, raw.get("run") or {}, f"{source}: run"),
-        )
+        return cls.model_validate(dict(raw), context=error_context(source, overrides))
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Config:
         return cls.from_dict(read_yaml_file(path), source=str(path))
 
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The JSON Schema of a run config, its ``method`` section the union of the registered methods' configs,
+        told apart by ``name`` (a method section without one is full's)."""
+        schema = super().model_json_schema(*args, **kwargs)
+        definitions = schema.setdefault("$defs", {})
+        definitions.pop(MethodConfig.__name__, None)
+        variants, mapping = [], {}
+        for name in method_names():
+            method_class = get_method_config_class(name)
+            variant = method_class.model_json_schema(ref_template="#/$defs/{model}")
+            definitions.update(variant.pop("$defs", {}))
+            variant["properties"] = {
+                "name": {"const": name, "description": "The tuning method.", "title": "Name", "type": "string"},
+                **variant.get("properties", {}),
+            }
+            if name != DEFAULT_METHOD:
+                variant["required"] = ["name", *variant.get("required", [])]
+            definitions[method_class.__name__] = variant
+            mapping[name] = f"#/$defs/{method_class.__name__}"
+            variants.append({"$ref": mapping[name]})
+        schema["properties"]["method"] = {
+            "description": schema["properties"]["method"].get("description", ""),
+            "oneOf": variants,
+            "discriminator": {"propertyName": "name", "mapping": mapping},
+            "default": {"name": DEFAULT_METHOD},
+        }
+        return schema
+
 
 def load_config(
-    path: str | Path | None = None,
-    overrides: list[str] | dict[str, Any] | None = None,
+    source: Config | str | Path | Mapping[str, Any] | None = None,
+    overrides: list[str] | Mapping[str, Any] | None = None,
+    *,
+    origin: str | None = None,
 ) -> Config:
-    """Build a validated Config: defaults, then the YAML file at ``path``, then dotted ``overrides``.
+    """The one way to a validated Config: ``source`` (a Config, the path of a YAML file, a mapping of sections, or
+    None for the defaults), then dotted ``overrides`` on top.
 
-    Overrides are ``"section.key=value"`` strings (values parsed as YAML, so ``3e-5``, ``true`` and
-    ``[a, b]`` work) or a ``{"section.key": value}`` mapping. ``method.name`` switches the method and
-    keeps the options that the new method also has.
+    Overrides are ``"section.key=value"`` strings (values parsed as YAML, so ``3e-5``, ``true`` and ``[a, b]``
+    work) or a ``{"section.key": value}`` mapping. ``method.name`` switches the method and keeps the options that
+    the new method also has. A mistake is a one-line ConfigError naming the file (or ``config`` for an override)
+    and the key; ``origin`` names the file a mapping ``source`` was read from.
     """
-    raw = Config.from_yaml(path).to_dict() if path is not None else Config().to_dict()
+    origin = origin or DEFAULT_SOURCE
+    if source is None:
+        raw: Any = {}
+    elif isinstance(source, Config):
+        raw = source.to_dict()
+    elif isinstance(source, Mapping):
+        raw = copy.deepcopy(dict(source))
+    else:
+        raw, origin = read_yaml_file(source), str(source)
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{origin}: expected a mapping of sections (data, model, method, train, run).")
     items = parse_overrides(overrides)
+    return Config.from_dict(apply_overrides(dict(raw), items), source=origin, overrides=frozenset(items))
+
+
+def apply_overrides(raw: dict[str, Any], items: Mapping[str, Any]) -> dict[str, Any]:
+    """``raw`` (a mapping of sections) with the dotted ``items`` written in. A new ``method.name`` keeps only the
+    options the new method has."""
+    items = dict(items)
     if "method.name" in items:
         new_name = items.pop("method.name")
-        if new_name != raw["method"].get("name"):
-            allowed = {f.name for f in dataclasses.fields(get_method_config_class(str(new_name)))}
-            raw["method"] = {"name": new_name, **{k: v for k, v in raw["method"].items() if k in allowed}}
+        current = raw.get("method") if isinstance(raw.get("method"), Mapping) else {}
+        if new_name != current.get("name", DEFAULT_METHOD):
+            allowed = get_method_config_class(str(new_name)).model_fields
+            raw["method"] = {"name": new_name, **{k: v for k, v in current.items() if k in allowed}}
     for dotted, value in items.items():
         section, _, key = dotted.partition(".")
-        _check_keys({section: None}, list(raw), "override")
         if not key:
             raise ConfigError(f"Override '{dotted}' needs a key: use section.key=value, e.g. train.lr=3e-5.")
-        raw[section][key] = value
-    return Config.from_dict(raw, source="config").validate()
+        values = raw.get(section)
+        if values is None:
+            values = {}
+        if isinstance(values, Mapping):  # anything else is refused by validation, naming the section
+            raw[section] = {**values, key: value}
+    return raw
 
 
-def parse_overrides(overrides: list[str] | dict[str, Any] | None) -> dict[str, Any]:
+def parse_overrides(overrides: list[str] | Mapping[str, Any] | None) -> dict[str, Any]:
     """``["train.lr=3e-5", ...]`` (values parsed as YAML) or a ``{"train.lr": 3e-5}`` mapping, as one mapping."""
     if overrides is None:
         return {}
-    if isinstance(overrides, dict):
+    if isinstance(overrides, Mapping):
         return dict(overrides)
     items: dict[str, Any] = {}
     for item in overrides:
@@ -266,98 +329,15 @@ def parse_overrides(overrides: list[str] | dict[str, Any] | None) -> dict[str, A
     return items
 
 
-def flatten(raw: dict[str, Any], skip: str | None = None) -> dict[str, Any]:
-    """A config dict (``Config.to_dict()``) as dotted overrides ``{"section.key": value}``, leaving out ``skip``."""
+def dotted_items(config: Config, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``config`` as ``{"section.key": value}`` (every key, sections in ``skip`` left out): what a tune study records
+    so its workers can check they search the same base config."""
     return {
         f"{section}.{key}": value
-        for section, values in raw.items()
-        if section != skip
+        for section, values in config.to_dict().items()
+        if section not in skip
         for key, value in values.items()
     }
-
-
-def with_overrides(config: Config, overrides: list[str] | dict[str, Any] | None) -> Config:
-    """A Config object with dotted overrides applied on top (validated)."""
-    return load_config(None, {**flatten(config.to_dict()), **parse_overrides(overrides)})
-
-
-def _check_keys(raw: dict[str, Any], allowed: list[str], source: str) -> None:
-    for key in raw:
-        if key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.5)
-            hint = f"Did you mean '{close[0]}'?" if close else f"Valid keys: {', '.join(allowed)}."
-            raise ConfigError(f"{source}: unknown key '{key}'.", hint)
-
-
-def _build(cls: type, raw: dict[str, Any], source: str) -> Any:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping, got {type(raw).__name__}.")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    _check_keys(raw, list(fields), source)
-    hints = typing.get_type_hints(cls)
-    values = {key: _coerce(value, hints[key], f"{source}.{key}") for key, value in raw.items()}
-    return cls(**values)
-
-
-_BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "1": True}
-_BOOLEAN_WORDS |= {"false": False, "no": False, "off": False, "0": False}
-
-
-def _coerce(value: Any, annotation: Any, key: str) -> Any:
-    """Check ``value`` against a field annotation, converting where it is lossless (int -> float)."""
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for option in (a for a in args if a is not type(None)):
-            try:
-                return _coerce(value, option, key)
-            except ConfigError as err:
-                errors.append(err)
-        raise errors[0]
-    if origin is Literal:
-        if value not in args:
-            choices = ", ".join(map(str, args))
-            raise ConfigError(f"{key} must be one of {choices}; got '{value}'.")
-        return value
-    if origin is list:
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{key} must be a list, got '{value}'.")
-        return [_coerce(v, args[0], key) for v in value] if args else list(value)
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        # Python-API overrides arrive as written ({"train.sdpa": "false"}); accept what YAML would.
-        if isinstance(value, str) and value.strip().lower() in _BOOLEAN_WORDS:
-            return _BOOLEAN_WORDS[value.strip().lower()]
-        raise ConfigError(f"{key} must be true or false, got {value!r}.")
-    if annotation is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{key} must be a number, got '{value}'.")
-    if annotation is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            with contextlib.suppress(ValueError):
-                return int(value.strip())
-        raise ConfigError(f"{key} must be an integer, got {value!r}.")
-    if annotation is str:
-        if isinstance(value, str | int | float) and not isinstance(value, bool):
-            return str(value)
-        raise ConfigError(f"{key} must be a string, got '{value}'.")
-    return value
 
 
 def _check_class_weights(spec: str | dict[str, float]) -> None:
@@ -415,10 +395,11 @@ class RunSettings:
 
     def apply(self, config: Config) -> Config:
         """``config`` with these values written in: what goes to ``config.yaml``."""
-        return dataclasses.replace(
-            config,
-            data=dataclasses.replace(config.data, max_length=self.max_length, long_text=self.long_text),
-            train=dataclasses.replace(config.train, lr=self.lr, metric=self.metric),
+        return config.model_copy(
+            update={
+                "data": config.data.model_copy(update={"max_length": self.max_length, "long_text": self.long_text}),
+                "train": config.train.model_copy(update={"lr": self.lr, "metric": self.metric}),
+            }
         )
 
 
@@ -450,7 +431,7 @@ def resolve_settings(
     long_text = config.data.long_text or (preset.long_text if preset else "head")
     # The resolved reading against the resolved length: a stride or head_tokens >= the max length fails here, before
     # anything trains, also when the length came from a preset or the model's limit.
-    dataclasses.replace(config.data, long_text=long_text).long_text_options().validate(max_length)
+    config.data.model_copy(update={"long_text": long_text}).long_text_options().validate(max_length)
     return RunSettings(max_length=max_length, lr=lr if uses_encoder else None, metric=metric, long_text=long_text)
 
 
@@ -464,10 +445,11 @@ __all__ = [
     "RunConfig",
     "RunSettings",
     "TrainConfig",
-    "flatten",
+    "apply_overrides",
+    "dotted_items",
     "load_config",
     "method_names",
     "parse_overrides",
+    "read_yaml_file",
     "resolve_settings",
-    "with_overrides",
 ]

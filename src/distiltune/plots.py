@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from distiltune import runs  # noqa: E402
+from distiltune.tasks.record import RunMetrics  # noqa: E402
 
 
 def plot_run(run_dir: Path) -> list[Path]:
@@ -19,22 +20,21 @@ def plot_run(run_dir: Path) -> list[Path]:
     out_dir = run_dir / runs.PLOTS_DIR
     out_dir.mkdir(exist_ok=True)
     history = runs.read_jsonl(run_dir / runs.HISTORY_FILE)
-    metrics = runs.read_json(run_dir / runs.METRICS_FILE)
+    metrics = RunMetrics.read(run_dir / runs.METRICS_FILE)
     written = [
         plot_loss_curves({"": history}, out_dir / "loss.png"),
         plot_metric_curves({"": history}, out_dir / "accuracy_f1.png"),
     ]
-    split = "test" if "test" in metrics else "validation"
-    if split in metrics:
-        matrix = metrics[split]["confusion_matrix"]
-        written.append(
-            plot_confusion_matrix(
-                matrix["matrix"],
-                matrix["labels"],
-                out_dir / "confusion_matrix.png",
-                title=f"Confusion matrix ({split})",
+    split = metrics.evaluated_split
+    evaluation = metrics.splits().get(split)
+    if evaluation is not None:
+        if evaluation.confusion_matrix is not None:  # a task without one (multi-label) draws no matrix
+            matrix = evaluation.confusion_matrix
+            written.append(
+                plot_confusion_matrix(
+                    matrix.matrix, matrix.labels, out_dir / "confusion_matrix.png", title=f"Confusion matrix ({split})"
+                )
             )
-        )
         curves = reliability_curves(metrics, split)
         if curves:
             written.append(
@@ -43,16 +43,17 @@ def plot_run(run_dir: Path) -> list[Path]:
     return written
 
 
-def reliability_curves(metrics: dict[str, Any], split: str) -> dict[str, dict[str, Any]]:
+def reliability_curves(metrics: RunMetrics, split: str) -> dict[str, dict[str, Any]]:
     """The reliability tables metrics.json holds for ``split``: the calibrated model's, and with a fitted
     temperature also the model's at T = 1 (empty for runs written before calibration metrics existed)."""
-    after = (metrics[split].get("calibration") or {}).get("reliability")
-    if after is None:
+    evaluation = metrics.splits()[split]
+    if evaluation.calibration is None:
         return {}
-    before = (metrics[split].get("before_calibration") or {}).get("reliability")
+    after = evaluation.calibration.reliability.to_json()
+    before = (evaluation.before_calibration or {}).get("reliability")
     if before is None:
         return {"": after}
-    temperature = (metrics.get("temperature") or {}).get("value", 1.0)
+    temperature = metrics.temperature.value if metrics.temperature is not None else 1.0
     return {"before (T = 1)": before, f"after (T = {temperature:.2f})": after}
 
 

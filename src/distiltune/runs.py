@@ -203,7 +203,8 @@ def read_status(run_dir: Path) -> dict[str, Any] | None:
 
 
 def write_status(run_dir: Path, status: RunStatus, **fields: Any) -> dict[str, Any]:
-    """Record ``status`` (keeping started_at from the previous record) and return what was written."""
+    """Record ``status`` (keeping started_at from the previous record) and return what was written. A failed or
+    interrupted run records how to resume it, unless ``resume=None`` says resuming cannot help."""
     run_dir = Path(run_dir)
     previous = read_status(run_dir) or {}
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -288,6 +289,44 @@ class log_to:  # noqa: N801 - used as a context manager, named like one
             log.removeHandler(self.handler)
         self.loggers[0].setLevel(self.previous_level)
         self.handler.close()
+
+
+class held_log:  # noqa: N801 - used as a context manager, named like one
+    """Keep the distiltune log records of a block (INFO and above) for a run's log file that does not exist yet:
+    what ``train`` does before it creates the run directory (loading the data) still belongs in its train.log.
+    The console shows the records as they come; :meth:`write_to` copies them into a :class:`log_to`'s file."""
+
+    def __init__(self) -> None:
+        self.records: list[logging.LogRecord] = []
+        self.handler = _RecordList(self.records)
+        self.logger = logging.getLogger("distiltune")
+        self.previous_level = logging.NOTSET
+
+    def __enter__(self) -> held_log:
+        self.logger.addHandler(self.handler)
+        self.previous_level = self.logger.level
+        if self.logger.level == logging.NOTSET or self.logger.level > logging.INFO:
+            self.logger.setLevel(logging.INFO)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.removeHandler(self.handler)
+        self.logger.setLevel(self.previous_level)
+
+    def write_to(self, log: Any) -> None:
+        """Write the held records into ``log``'s file (nothing for anything but a :class:`log_to`)."""
+        if isinstance(log, log_to):
+            for record in self.records:
+                log.handler.handle(record)
+
+
+class _RecordList(logging.Handler):
+    def __init__(self, records: list[logging.LogRecord]) -> None:
+        super().__init__(logging.INFO)
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
 
 
 def _jsonable(value: Any) -> Any:

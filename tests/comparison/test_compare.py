@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import sys
@@ -140,7 +139,7 @@ def test_split_seed_fixes_the_validation_split_whatever_the_training_seed(fixtur
     base = DataConfig(dataset=str(fixtures_dir / "tiny.csv"), validation_fraction=0.25)
     by_training_seed = {frame_fingerprint(load_data(base, seed=seed).validation) for seed in (1, 2, 3)}
     assert len(by_training_seed) > 1  # without split_seed the split follows the training seed
-    fixed = dataclasses.replace(base, split_seed=7)
+    fixed = base.model_copy(update={"split_seed": 7})
     assert len({frame_fingerprint(load_data(fixed, seed=seed).validation) for seed in (1, 2, 3)}) == 1
 
 
@@ -241,8 +240,8 @@ def test_a_failing_method_is_reported_the_others_finish_and_resume_reruns_only_i
     trained: list[str] = []
     real_train = training.train
 
-    def recording_train(config: Any, overrides: dict, **kwargs: Any) -> Any:
-        trained.append(overrides["run.name"])
+    def recording_train(config: Any = None, overrides: Any = None, **kwargs: Any) -> Any:
+        trained.append(config.run.name)  # compare hands each run its Config
         return real_train(config, overrides, **kwargs)
 
     monkeypatch.setattr(training, "train", recording_train)

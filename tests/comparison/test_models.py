@@ -170,7 +170,7 @@ def test_a_model_that_cannot_be_loaded_fails_its_rows_and_resume_runs_only_its_r
     real_train = training.train
 
     def recording_train(config: Any = None, overrides: Any = None, **kwargs: Any) -> Any:
-        trained.append(overrides["run.name"])
+        trained.append(config.run.name)  # compare hands each run its Config
         return real_train(config, overrides, **kwargs)
 
     monkeypatch.setattr(training, "train", recording_train)
@@ -189,7 +189,7 @@ def test_a_method_the_model_refuses_is_skipped_before_training_and_the_defaults_
     real_train = training.train
 
     def recording_train(config: Any = None, overrides: Any = None, **kwargs: Any) -> Any:
-        trained.append(overrides["run.name"])
+        trained.append(config.run.name)  # compare hands each run its Config
         return real_train(config, overrides, **kwargs)
 
     monkeypatch.setattr(training, "train", recording_train)
@@ -217,7 +217,7 @@ def test_a_method_the_model_refuses_is_skipped_before_training_and_the_defaults_
         models=[str(tiny_encoders["distilbert"]), str(tiny_encoders["bert"])],
     )
     planned = {(record.model, record.method) for record in plan_records(plan)}
-    assert "prefix" in plan["methods"] and ("bert", "prefix") in planned
+    assert "prefix" in plan.methods and ("bert", "prefix") in planned
     assert ("distilbert", "prefix") not in planned and ("distilbert", "full") in planned
     assert all(record.status == "pending" for record in plan_records(plan))
     assert [(model, method) for model, method, _ in left_out(plan)] == [("distilbert", "prefix")]
@@ -315,7 +315,7 @@ def test_a_comparison_written_before_models_still_reports_and_resumes(
     real_train = training.train
 
     def recording_train(config: Any = None, overrides: Any = None, **kwargs: Any) -> Any:
-        trained.append(overrides["run.name"])
+        trained.append(config.run.name)  # compare hands each run its Config
         return real_train(config, overrides, **kwargs)
 
     monkeypatch.setattr(training, "train", recording_train)
@@ -336,21 +336,21 @@ def test_model_lists_from_flags_files_and_the_config(tiny_encoders: dict[str, Pa
     base = tiny_overrides(tmp_path / "runs")
 
     from_file = new_plan(None, base, "full", 1, models_config=models_file)
-    assert [(m["label"], m["settings"]) for m in from_file["models"]] == [
+    assert [(m.label, m.settings) for m in from_file.models] == [
         ("b", {"train.lr": 2e-3}),
         ("distilbert", {}),
     ]
     # --models picks from the file by name or label and takes its settings.
     picked = new_plan(None, base, "full", 1, models="b", models_config=models_file)
-    assert [(m["label"], m["name"], m["settings"]) for m in picked["models"]] == [("b", bert, {"train.lr": 2e-3})]
+    assert [(m.label, m.name, m.settings) for m in picked.models] == [("b", bert, {"train.lr": 2e-3})]
     # A compare config may hold the list itself.
     config_file = tmp_path / "compare.yaml"
     config_file.write_text(yaml.safe_dump({"train": {"epochs": 1}, "models": [distil, {"name": bert, "label": "b2"}]}))
     from_config = new_plan(config_file, base, "full", 1)
-    assert [m["label"] for m in from_config["models"]] == ["distilbert", "b2"]
+    assert [m.label for m in from_config.models] == ["distilbert", "b2"]
     # --model alone is a one-model list.
     single = new_plan(None, {**base, "model.name": distil}, "full", 1)
-    assert [m["name"] for m in single["models"]] == [distil]
+    assert [m.name for m in single.models] == [distil]
 
     with pytest.raises(ConfigError, match="'train.seed' cannot be set per model"):
         new_plan(None, base, "full", 1, models=[{"name": distil, "train.seed": 3}])

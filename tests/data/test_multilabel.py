@@ -163,9 +163,9 @@ def test_a_missing_label_column_and_a_missing_names_file_are_one_line_errors(tmp
 
 def test_multi_label_settings_that_contradict_each_other_are_refused() -> None:
     with pytest.raises(ConfigError, match="data.label_columns describes multi-label data"):
-        DataConfig(label_columns=NAMES, multi_label=False).validate()
+        DataConfig(label_columns=NAMES, multi_label=False)
     with pytest.raises(ConfigError, match="two or more distinct columns"):
-        DataConfig(label_columns=["joy"]).validate()
+        DataConfig(label_columns=["joy"])
 
 
 def test_evaluation_files_read_label_sets_like_training(tmp_path: Path) -> None:

@@ -110,6 +110,31 @@ def test_agreement_is_judged_by_its_interval() -> None:
     assert wilson_interval(0, 0) == (0.0, 1.0) and wilson_interval(10, 10)[1] == pytest.approx(1.0)
 
 
+#: Wilson intervals of the hand-written formula (z = 1.959964) that scipy's binomtest replaced, computed with that code
+#: (commit c6bcf06) before it was deleted: (agreeing, total) -> (low, high).
+OLD_WILSON_INTERVALS = {
+    (29, 30): (0.8332960885388428, 0.9940914096838022),
+    (970, 1000): (0.9574965857376578, 0.9789062612293897),
+    (10, 10): (0.7224671969739421, 0.9999999999999999),
+    (0, 10): (0.0, 0.2775328030260577),
+    (1, 1): (0.2065493117918027, 1.0),
+    (0, 1): (0.0, 0.7934506882081973),
+    (990, 1000): (0.9816905310453642, 0.9945592455798556),
+    (999, 1000): (0.9943574413400738, 0.9998234536313233),
+    (500, 1000): (0.46906960012506277, 0.5309303998749372),
+    (1, 3): (0.06149194402093078, 0.7923404011921757),
+}
+
+
+def test_wilson_interval_matches_the_previous_formula() -> None:
+    from distiltune.export.parity import wilson_interval
+
+    # scipy takes the exact 97.5% normal quantile (1.95996398454...), the old code z rounded to 1.959964: a relative
+    # change of 8e-9 in z moves each end by less than 1e-8 (measured: 3.2e-9 at most). The report rounds to 1e-6.
+    for (agreeing, total), previous in OLD_WILSON_INTERVALS.items():
+        assert wilson_interval(agreeing, total) == pytest.approx(previous, abs=1e-8), (agreeing, total)
+
+
 def test_int8_export_below_the_threshold_is_refused_and_writes_nothing(trained_run) -> None:
     target = trained_run.dir / "export" / "onnx-int8"
     # No export can agree on more than 100% of rows: the check must fail, exit 2, and leave nothing behind.

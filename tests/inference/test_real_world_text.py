@@ -25,7 +25,8 @@ from distiltune.config import Config
 from distiltune.data.long_text import LongTextOptions, encode_documents
 from distiltune.export import export_run
 from distiltune.inference.batched import InferenceSettings, predict_logits
-from distiltune.tasks.metrics import classification_metrics, softmax
+from distiltune.tasks.metrics import softmax
+from distiltune.tasks.single_label import classification_metrics
 
 CHUNKS = LongTextOptions("chunks", stride=2, max_windows=3)
 MAX_LENGTH = 8

@@ -418,8 +418,8 @@ def test_the_default_keep_alive_outlasts_what_clients_keep_idle() -> None:
     # The client side must close an idle connection first, or a request can go out as the server closes it.
     assert ServeSettings(run_dir="x").keep_alive > httpx.Limits().keepalive_expiry
     assert ServeSettings(run_dir="x").keep_alive > 60  # AWS ALB's idle timeout
-    with pytest.raises(ConfigError, match="--keep-alive"):
-        ServeSettings(run_dir="x", keep_alive=0).validate()
+    with pytest.raises(ConfigError, match="--keep-alive must be >= 1, got 0"):
+        ServeSettings(run_dir="x", keep_alive=0)
 
 
 def test_the_client_sends_again_a_request_whose_connection_was_lost() -> None:

@@ -24,11 +24,12 @@ from distiltune.tasks.calibration import (
     expected_calibration_error,
     fit_temperature,
     fit_temperature_details,
+    likelihood_ratio_critical_value,
     negative_log_likelihood,
     reliability_bins,
-    softmax64,
     tune_threshold,
 )
+from distiltune.tasks.metrics import softmax as softmax64
 
 
 def sampled_task(rows: int, classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -117,6 +118,54 @@ def test_temperature_fixes_an_overconfident_model_and_keeps_the_argmax() -> None
     grid = np.exp(np.linspace(math.log(2), math.log(5), 601))
     grid_nll = [negative_log_likelihood(softmax64(overconfident / t), labels) for t in grid]
     assert fit.temperature == pytest.approx(grid[int(np.argmin(grid_nll))], rel=2e-3)
+
+
+#: Fits of the hand-written golden-section search (tolerance 1e-7 in log T) and exact log-sum-exp NLL that
+#: scipy's bounded minimiser replaced, computed with that code (commit c6bcf06) before it was deleted:
+#: (rows, classes, seed, logit scale) -> (temperature, optimum, nll_before, nll_after, accepted).
+OLD_TEMPERATURE_FITS = {
+    (3000, 3, 0, 3.0): (3.0338414625168673, 3.0338414625168673, 0.9560278619883026, 0.6019742872628677, True),
+    (3000, 3, 1, 0.4): (0.40449824202516826, 0.40449824202516826, 0.7215846423358608, 0.599963208370663, True),
+    (3000, 3, 2, 1.0): (1.0, 1.009875066383508, 0.6123551997542392, 0.6123551997542392, False),
+    (40, 2, 5, 2.0): (2.9714527498394854, 2.9714527498394854, 0.7164253732187291, 0.4953763094328079, True),
+    (500, 5, 9, 1.7): (1.6365514059022592, 1.6365514059022592, 0.9559624846472835, 0.8648043643356448, True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OLD_TEMPERATURE_FITS))
+def test_temperature_fit_matches_the_previous_search(case: tuple[int, int, int, float]) -> None:
+    # Both searches stop within about 1e-7 of the optimum in log T (the old one at an interval of 1e-7, scipy's when
+    # its step falls under 2 * (1.5e-8 |log T| + xatol / 3)), so their temperatures may differ by ~2e-7 relative:
+    # 3e-7 allows that and nothing more (measured: 2.1e-8 at most). The NLL at a given T is the same sum computed in
+    # another order (log-softmax instead of log-sum-exp), equal to ~1e-15.
+    rows, classes, seed, scale = case
+    temperature, optimum, nll_before, nll_after, accepted = OLD_TEMPERATURE_FITS[case]
+    logits, labels = sampled_task(rows, classes, seed)
+    fit = fit_temperature_details(logits * scale, labels)
+    assert fit.accepted is accepted and not fit.at_bound
+    assert fit.temperature == (pytest.approx(temperature, rel=3e-7) if accepted else 1.0)
+    assert fit.optimum == pytest.approx(optimum, rel=3e-7)
+    assert fit.nll_before == pytest.approx(nll_before, rel=1e-12)
+    assert fit.nll_after == pytest.approx(nll_after, rel=1e-9)
+
+
+def test_temperature_on_a_bound_matches_the_previous_search() -> None:
+    logits = np.array([[3.0, 0.0], [0.0, 2.0], [1.5, 0.0], [0.0, 4.0]])
+    every_right = fit_temperature_details(logits, np.array([0, 1, 0, 1]))
+    assert (every_right.optimum, every_right.temperature, every_right.at_bound) == (0.05, 1.0, True)
+    every_wrong = fit_temperature_details(logits, np.array([1, 0, 1, 0]))
+    assert (every_wrong.optimum, every_wrong.temperature, every_wrong.at_bound) == (20.0, 20.0, True)
+    assert every_wrong.nll_after == pytest.approx(0.7612106795178725, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("significance", "previous"),
+    [(0.05, 3.8414588206941236), (0.01, 6.634896601021211), (0.1, 2.7055434540954106), (0.5, 0.4549364231195727)],
+)
+def test_likelihood_ratio_critical_value_matches_the_previous_formula(significance: float, previous: float) -> None:
+    # The previous code squared a normal quantile, NormalDist().inv_cdf(1 - significance / 2) ** 2: the same chi^2_1
+    # quantile in closed form, equal to float rounding (measured: 7e-15 at most).
+    assert likelihood_ratio_critical_value(significance) == pytest.approx(previous, rel=1e-13)
 
 
 def test_temperature_below_one_for_an_underconfident_model() -> None:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from distiltune.tasks.metrics import classification_metrics, score_predictions, softmax
+from distiltune.tasks.metrics import negative_log_likelihood, softmax
+from distiltune.tasks.single_label import classification_metrics, score_predictions
 
 
 def test_binary_metrics_by_hand() -> None:
@@ -64,3 +65,52 @@ def test_score_predictions_carry_the_second_sentence_of_pairs() -> None:
 
     assert rows[0]["text_pair"] == "hypothesis"
     assert rows[0]["predicted"] == "c" and rows[0]["correct"]
+
+
+# --- the one softmax and the one negative log-likelihood -------------------------------------------------------
+
+
+def _previous_softmax(logits: np.ndarray) -> np.ndarray:
+    """The hand-written softmax that scipy's replaced (tasks/metrics.py before issue 29)."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_is_the_previous_one_bit_for_bit_in_the_logits_dtype(dtype: type) -> None:
+    logits = (np.random.default_rng(4).normal(size=(50, 5)) * 6).astype(dtype)
+    logits[0, 2] = -np.inf  # a label a TF-IDF model never saw
+    probabilities = softmax(logits)
+    assert probabilities.dtype == dtype
+    np.testing.assert_array_equal(probabilities, _previous_softmax(logits))
+    assert probabilities[0, 2] == 0.0
+
+
+def test_nll_floors_a_confident_miss_at_float64_epsilon() -> None:
+    from sklearn.metrics import log_loss
+
+    # Row 0 gives its gold label 0 (a TF-IDF model's unseen label), row 1 gives it 1e-20: both count -log(eps).
+    probabilities = np.array([[1.0, 0.0], [1.0 - 1e-20, 1e-20], [0.25, 0.75]])
+    gold = np.array([1, 1, 1])
+    floor = -np.log(np.finfo(np.float64).eps)  # 36.04 nats
+    assert negative_log_likelihood(probabilities, gold) == pytest.approx((2 * floor - np.log(0.75)) / 3, rel=1e-12)
+    assert negative_log_likelihood(probabilities, gold) == pytest.approx(log_loss(gold, probabilities, labels=[0, 1]))
+    assert np.isnan(negative_log_likelihood(np.zeros((0, 2)), np.array([], dtype=int)))
+
+
+def test_nll_of_logits_is_exact_at_any_gap() -> None:
+    # A miss by 1000 nats costs 1000 nats from logits (the temperature fit's objective keeps its slope), where a
+    # probability would have rounded to 0 and met the floor.
+    logits = np.array([[1000.0, 0.0], [0.0, 0.0]])
+    gold = np.array([1, 0])
+    assert negative_log_likelihood(logits, gold, from_logits=True) == pytest.approx((1000 + np.log(2)) / 2)
+    assert negative_log_likelihood(softmax(logits), gold) == pytest.approx((36.04365338911715 + np.log(2)) / 2)
+
+
+def test_nll_keeps_float32_probabilities_in_float32() -> None:
+    # What runs without calibration have always reported as `loss`: the float32 mean of float32 log-probabilities.
+    probabilities = softmax(np.random.default_rng(5).normal(size=(64, 3)).astype(np.float32))
+    gold = np.random.default_rng(6).integers(0, 3, 64)
+    picked = probabilities[np.arange(64), gold]
+    assert negative_log_likelihood(probabilities, gold) == float(-np.mean(np.log(np.clip(picked, 1e-12, 1.0))))

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from distiltune.errors import ConfigError, DataError
+from distiltune.tasks.single_label import classification_loss
 from distiltune.training.losses import (
     class_counts,
-    classification_loss,
     imbalance_warning,
     make_compute_loss,
     resolve_class_weights,

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 import distiltune
 from distiltune import runs
 from distiltune.cli import app
-from distiltune.errors import ConfigError, RunError
+from distiltune.errors import ConfigError, DataError, RunError
 from distiltune.runs import read_status
 from distiltune.training.checkpoints import (
     LOOP_STATE_FILE,
@@ -315,15 +315,39 @@ def test_resume_needs_a_resumable_run(reference_run, tmp_path: Path) -> None:
         distiltune.train(resume=live)
 
 
-def test_a_failed_run_records_the_error_in_status(resumable_overrides: dict, tmp_path: Path) -> None:
+def test_a_data_mistake_fails_before_the_run_directory_exists(resumable_overrides: dict, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,
         train_args({**resumable_overrides, "data.label_column": "stars"}, tmp_path),
     )
-    assert result.exit_code != 0
-    status = read_status(tmp_path / "run")
-    assert status["status"] == "failed" and "no label column 'stars'" in status["error"]
-    assert status["resume"].startswith("distiltune train --resume")
+    assert isinstance(result.exception, DataError) and "no label column 'stars'" in str(result.exception)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_failed_run_names_the_resume_command_only_where_resuming_helps(
+    resumable_overrides: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A setting found wrong once the run directory exists (the max length against the model's limit): resuming
+    # would re-read the same config and fail again.
+    with pytest.raises(ConfigError, match="exceeds the model's limit"):
+        distiltune.train(
+            None, {**resumable_overrides, "data.max_length": 4096, "run.output_dir": str(tmp_path), "run.name": "a"}
+        )
+    status = read_status(tmp_path / "a")
+    assert status["status"] == "failed" and "exceeds the model's limit" in status["error"] and "resume" not in status
+
+    # A crash while training (here while writing the first checkpoint): resuming continues the run.
+    from distiltune.training.trainer import ResumableTrainer
+
+    def crashes(self, output_dir):
+        raise RuntimeError("the machine fell over")
+
+    monkeypatch.setattr(ResumableTrainer, "_save_rng_state", crashes)
+    with pytest.raises(RuntimeError, match="fell over"):
+        distiltune.train(None, {**resumable_overrides, "run.output_dir": str(tmp_path), "run.name": "b"})
+    status = read_status(tmp_path / "b")
+    assert status["status"] == "failed" and status["error"] == "RuntimeError: the machine fell over"
+    assert status["resume"] == f"distiltune train --resume {tmp_path / 'b'}"
 
 
 def test_deterministic_turns_on_torch_deterministic_kernels_for_the_run_only(

@@ -239,7 +239,9 @@ def test_the_dataset_summary_names_the_flags_for_long_and_imbalanced_data(tiny_m
     long, short = "the movie was great " * 4, "great fun"
     # 3 of 12 training texts are longer than 8 tokens (25% > 20%); 11 negatives to 1 positive (> 5x).
     train = pd.DataFrame({"text": [long] * 3 + [short] * 9, "label": [0] * 11 + [1]})
-    data = PreparedData(train, train.head(2), None, LabelSpace(["neg", "pos"], ["neg", "pos"]), DataConfig("frame"))
+    data = PreparedData(
+        train, train.head(2), None, LabelSpace(["neg", "pos"], ["neg", "pos"]), DataConfig(dataset="frame")
+    )
     tokenizer = load_tokenizer(tiny_model)
     with caplog.at_level(logging.INFO, logger="distiltune"):
         log_summary(data, tokenizer, 8)

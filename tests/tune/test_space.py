@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from distiltune.config import load_config
 from distiltune.errors import ConfigError
@@ -182,3 +183,31 @@ def test_parse_duration(text: object, seconds: float | None) -> None:
 def test_parse_duration_rejects_non_durations(text: str) -> None:
     with pytest.raises(ConfigError, match="--timeout"):
         parse_duration(text)
+
+
+def test_a_search_param_built_in_python_is_checked_as_a_space_file_entry() -> None:
+    from distiltune.tuning.space import SearchParam
+
+    param = SearchParam(key="train.epochs", type="int", low=1.0, high=3)
+    assert (param.low, param.high) == (1, 3) and isinstance(param.low, int)
+    assert param.model_dump() == {"type": "int", "low": 1, "high": 3}  # the space file's form, without the key
+    with pytest.raises(ConfigError, match=r"^space: train.lr: low \(2\) must be below high \(1\).$"):
+        SearchParam(key="train.lr", type="float", low=2, high=1)
+
+
+def test_tune_yaml_is_a_typed_plan_that_reads_back(tmp_path: Path) -> None:
+    from distiltune.tuning.search import PLAN_FILE, TunePlan
+    from distiltune.tuning.space import SpaceFile
+
+    base = load_config(None, {"method.name": "lora", "train.lr": 1e-3})
+    plan = TunePlan(study="s", metric="f1_macro", created="now", space=SpaceFile(default_space("lora")), config=base)
+    plan.write(tmp_path)
+    written = yaml.safe_load((tmp_path / PLAN_FILE).read_text())
+    assert list(written) == ["study", "storage", "metric", "direction", "created", "space", "config"]
+    assert written["space"]["train.lr"] == {"type": "float", "low": 1e-4, "high": 5e-3, "log": True}
+    assert written["config"] == base.to_dict()
+    assert TunePlan.read(tmp_path) == plan
+    written["config"]["train"]["lrr"] = 1
+    (tmp_path / PLAN_FILE).write_text(yaml.safe_dump(written))
+    with pytest.raises(ConfigError, match=f"^{tmp_path / PLAN_FILE}: train: unknown key 'lrr'"):
+        TunePlan.read(tmp_path)

@@ -1,6 +1,6 @@
 """The ``distiltune`` command line: a thin typer layer that parses flags and calls the Python API, one module per
 command group (:mod:`.train`, :mod:`.predict`, :mod:`.export`, :mod:`.serve`, :mod:`.demo`, :mod:`.compare`,
-:mod:`.tune`, :mod:`.presets`) over the shared pieces of :mod:`.common`.
+:mod:`.tune`, :mod:`.presets`, :mod:`.methods`, :mod:`.config`) over the shared pieces of :mod:`.common`.
 
 User errors (``DistiltuneError``) print as one line on stderr with exit code 2; ``--debug`` shows the traceback.
 """
@@ -12,7 +12,7 @@ import sys
 import typer
 
 # Importing a command module registers its commands with the app, in this order in --help.
-from distiltune.cli import compare, demo, export, predict, presets, serve, train, tune  # noqa: F401
+from distiltune.cli import compare, config, demo, export, methods, predict, presets, serve, train, tune  # noqa: F401
 from distiltune.cli.common import app, is_main_process
 from distiltune.errors import DistiltuneError
 

@@ -19,26 +19,35 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Click's own help layout: rich's tables cut long option names at 80 columns (--max-client-batch-s…), click's
+    # wraps the help text and gives a long option name a line of its own.
+    rich_markup_mode=None,
 )
 
 Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")]
-REPORT_TO_HELP = (
-    "Experiment tracker: none, tensorboard (RUN_DIR/tensorboard), mlflow (local store unless MLFLOW_TRACKING_URI), "
-    "wandb (offline unless WANDB_MODE)."
-)
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and the final table.")]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", metavar="KEY=VALUE", help="Override any config key: --set train.lr=3e-5 (repeatable)."),
+]
 
-# Options that several commands take with the same meaning.
-DatasetOption = Annotated[str | None, typer.Option(help="Preset, hub id name[:config], file or folder.")]
-ModelOption = Annotated[str | None, typer.Option(help="Hub id, local directory, or 'minilm' (offline).")]
-TextColumnOption = Annotated[str | None, typer.Option(help="Text column.")]
-TextPairColumnOption = Annotated[str | None, typer.Option(help="Second-sentence column (pairs/NLI).")]
-LabelColumnOption = Annotated[str | None, typer.Option(help="Label column.")]
-ReportToOption = Annotated[str | None, typer.Option(help=REPORT_TO_HELP)]
-PoolingOption = Annotated[str | None, typer.Option(help="Pooling of the mlp head: cls or mean.")]
-HeadOption = Annotated[str | None, typer.Option(help="Classification head: auto (the model's own) or mlp.")]
-MaxLengthOption = Annotated[int | None, typer.Option(help="Max tokens per example.")]
-EpochsOption = Annotated[float | None, typer.Option(help="Training epochs.")]
-BatchSizeOption = Annotated[int | None, typer.Option(help="Training batch size.")]
+
+def _print_version(value: bool) -> None:
+    if value:
+        from distiltune.version import __version__
+
+        typer.echo(f"distiltune {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version and exit."),
+    ] = None,
+) -> None:
+    """Fine-tune, evaluate and predict with Hugging Face encoders for text classification and NLI."""
 
 
 def is_main_process() -> bool:
@@ -92,70 +101,61 @@ def yaml_value(text: str | None) -> Any:
     return parse_overrides([f"value={text}"])["value"]
 
 
-def print_metrics(metrics: dict[str, Any], title: str) -> None:
-    """A readable table: one column per evaluated split, one row per headline metric."""
+def print_metrics(metrics: Any, title: str) -> None:
+    """A readable table: one column per evaluated split, one row per headline metric of the run's task.
+
+    ``metrics``: a run's metrics.json (a dict or its typed record), or ``{name: one split's metrics}``."""
     from rich.table import Table
 
-    splits = [name for name, value in metrics.items() if isinstance(value, dict) and "accuracy" in value]
+    from distiltune.tasks.base import SINGLE_LABEL, get_task
+    from distiltune.tasks.record import RunMetrics, evaluated_splits
+
+    record = metrics if isinstance(metrics, RunMetrics) else None
+    if record is None and ("validation" in metrics or "test" in metrics):
+        record = RunMetrics.from_dict(metrics)
+    splits = evaluated_splits(record if record is not None else metrics)
+    task = get_task((record.task if record is not None else None) or SINGLE_LABEL)
     table = Table(title=title)
     table.add_column("metric")
     for split in splits:
         table.add_column(split, justify="right")
-    rows = [
-        "accuracy",
-        "precision_macro",
-        "recall_macro",
-        "f1_macro",
-        "f1_weighted",
-        "precision",
-        "recall",
-        "f1",
-        "samples",
-    ]
-    for row in rows:
-        if any(row in metrics[s] for s in splits):
-            table.add_row(row, *[fmt(metrics[s].get(row)) for s in splits])
+    for row in task.headline_metrics:
+        values = [split.value(row) for split in splits.values()]
+        if any(value is not None for value in values):
+            table.add_row(row, *[fmt(value) for value in values])
     for row in ("ece", "brier", "nll"):
-        values = [(metrics[s].get("calibration") or {}).get(row) for s in splits]
+        values = [getattr(split.calibration, row) if split.calibration else None for split in splits.values()]
         if any(value is not None for value in values):
             table.add_row(row, *[fmt(value) for value in values])
     console = make_console()
     console.print(table)
-    temperature, threshold = metrics.get("temperature"), metrics.get("threshold")
-    if isinstance(temperature, dict):
+    if record is not None and record.temperature is not None:
+        temperature = record.temperature
         console.print(
-            f"temperature={temperature['value']:.4f} (validation NLL {temperature['nll_before']:.4f} -> "
-            f"{temperature['nll_after']:.4f})"
+            f"temperature={temperature.value:.4f} (validation NLL {temperature.nll_before:.4f} -> "
+            f"{temperature.nll_after:.4f})"
         )
-    if isinstance(threshold, dict):
+    if record is not None and record.threshold is not None:
+        threshold = record.threshold
         console.print(
-            f"decision threshold={threshold['value']:.4f} on P({threshold['label']}) (validation "
-            f"{threshold['metric']} {threshold['validation_score']:.4f}, argmax "
-            f"{threshold['validation_score_argmax']:.4f})"
+            f"decision threshold={threshold.value:.4f} on P({threshold.label}) (validation "
+            f"{threshold.metric} {threshold.validation_score:.4f}, argmax {threshold.validation_score_argmax:.4f})"
         )
-    extra = {
-        k: metrics.get(k)
-        for k in (
-            "train_seconds",
-            "train_samples_per_second",
-            "trainable_params",
-            "total_params",
-            "best_epoch",
-            "device",
-            "precision",
-        )
-        if k in metrics
-    }
+    facts = ("train_seconds", "train_samples_per_second", "trainable_params", "total_params", "best_epoch", "device")
+    extra = (
+        {}
+        if record is None
+        else {key: record.value(key) for key in (*facts, "precision") if key in record.model_fields_set}
+    )
     if extra:
         console.print("  ".join(f"{k}={fmt(v)}" for k, v in extra.items()))
-    for split in splits:
-        per_class = metrics[split].get("per_class")
-        if per_class and len(per_class) <= 20:
-            detail = Table(title=f"Per class ({split})")
+    for name, split in splits.items():
+        if split.per_class and len(split.per_class) <= 20:
+            detail = Table(title=f"Per class ({name})")
             for column in ("label", "precision", "recall", "f1", "support"):
                 detail.add_column(column, justify="left" if column == "label" else "right")
-            for label, values in per_class.items():
-                detail.add_row(label, *[fmt(values[c]) for c in ("precision", "recall", "f1", "support")])
+            for label, values in split.per_class.items():
+                detail.add_row(label, *[fmt(getattr(values, c)) for c in ("precision", "recall", "f1", "support")])
             console.print(detail)
 
 

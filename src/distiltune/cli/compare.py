@@ -7,75 +7,63 @@ from typing import Annotated, Any
 
 import typer
 
-from distiltune.cli.common import (
-    BatchSizeOption,
-    DatasetOption,
-    Debug,
-    EpochsOption,
-    HeadOption,
-    LabelColumnOption,
-    PoolingOption,
-    TextColumnOption,
-    TextPairColumnOption,
-    app,
-    make_console,
-    setup_logging,
+from distiltune.cli.common import Debug, QuietOption, app, make_console, setup_logging
+from distiltune.cli.flags import config_flags
+
+#: The config flags of ``compare`` (cli/flags.py): what every run of the comparison shares.
+COMPARE_FLAGS = (
+    "dataset",
+    "model",
+    "head",
+    "pooling",
+    "merge",
+    "epochs",
+    "batch-size",
+    "lr",
+    "max-length",
+    "text-column",
+    "text-pair-column",
+    "label-column",
+    "seed",
+    "compile",
+    "deterministic",
 )
 
 
 @app.command()
+@config_flags(COMPARE_FLAGS)
 def compare(
     config: Annotated[
         Path | None,
         typer.Option("--config", "-c", help="YAML config shared by every run; may hold a models: list of entries."),
     ] = None,
-    dataset: DatasetOption = None,
     models: Annotated[
         str | None,
         typer.Option(help="Comma-separated models (hub ids, local directories, minilm); default: --model's one."),
     ] = None,
-    model: Annotated[str | None, typer.Option(help="One model (hub id, local directory, or 'minilm').")] = None,
     models_config: Annotated[
         Path | None,
         typer.Option(help="YAML list of model entries with per-model settings: {name, train.lr, ...}."),
     ] = None,
     methods: Annotated[
-        str | None, typer.Option(help="Comma-separated methods (default: every registered one of the issue's).")
+        str | None,
+        typer.Option(help="Comma-separated methods (see distiltune methods); default: those that join by default."),
     ] = None,
     seeds: Annotated[str | None, typer.Option(help="A count (3: seed, seed+1, seed+2) or a list (1,2,3).")] = None,
-    head: HeadOption = None,
-    pooling: PoolingOption = None,
-    merge: Annotated[
-        bool, typer.Option("--merge", help="LoRA: also write model/merged/ that plain transformers loads.")
-    ] = False,
-    epochs: EpochsOption = None,
-    batch_size: BatchSizeOption = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate for every run (default: each method's).")] = None,
-    max_length: Annotated[
-        int | None, typer.Option(help="Max tokens per example (default: per model, pinned for all its runs).")
-    ] = None,
-    text_column: TextColumnOption = None,
-    text_pair_column: TextPairColumnOption = None,
-    label_column: LabelColumnOption = None,
-    seed: Annotated[int | None, typer.Option(help="First seed (and the validation split's seed).")] = None,
+    overrides: dict[str, Any] | None = None,
     output_dir: Annotated[str | None, typer.Option(help="Folder for the comparison (default compare/).")] = None,
     resume: Annotated[
         Path | None, typer.Option(help="An earlier comparison folder: skip its completed runs, retry the rest.")
     ] = None,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Override any config key: --set train.lr=3e-5, --set method.r=16 (where it fits)."),
-    ] = None,
-    compile_model: Annotated[
-        bool,
         typer.Option(
-            "--compile", help="torch.compile the model (opt-in: minutes of warm-up, rarely worth it on CPU)."
+            "--set",
+            metavar="KEY=VALUE",
+            help="Override any config key: --set train.lr=3e-5, --set method.r=16 (where it fits).",
         ),
-    ] = False,
-    deterministic: Annotated[
-        bool | None, typer.Option("--deterministic", help="Use torch's deterministic kernels (slower on GPU).")
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and the final table.")] = False,
+    quiet: QuietOption = False,
     debug: Debug = False,
 ) -> None:
     """Run models x methods x seeds on identical splits and write a comparison report (table, plots, HTML)."""
@@ -83,25 +71,7 @@ def compare(
     from distiltune.config import parse_overrides
 
     setup_logging(quiet)
-    flags = {
-        "data.dataset": dataset,
-        "model.name": model,
-        "model.head": head,
-        "model.pooling": pooling,
-        "method.merge": True if merge else None,
-        "train.epochs": epochs,
-        "train.batch_size": batch_size,
-        "train.lr": lr,
-        "data.max_length": max_length,
-        "data.text_column": text_column,
-        "data.text_pair_column": text_pair_column,
-        "data.label_column": label_column,
-        "train.seed": seed,
-        "train.compile": True if compile_model else None,
-        "train.deterministic": deterministic,
-    }
-    overrides = {key: value for key, value in flags.items() if value is not None}
-    overrides.update(parse_overrides(set_ or []))
+    overrides = {**(overrides or {}), **parse_overrides(set_ or [])}
     comparison = distiltune.compare(
         config,
         overrides or None,

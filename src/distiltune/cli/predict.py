@@ -69,32 +69,16 @@ def predict(
 ) -> None:
     """Predict labels for texts, a sentence pair, or a file."""
     import distiltune
-    from distiltune.errors import DataError
+    from distiltune.inference.inputs import prediction_inputs
 
     setup_logging(quiet=True)
     classifier = distiltune.load(run_dir, backend=backend)
-    pairs: list[str] | None = None
+    inputs = prediction_inputs(classifier, texts, pair, input_file, text_column, text_pair_column)
+    results = classifier.predict(inputs.texts, inputs.pairs, top_k=top_k, batch_size=batch_size)
     records: list[dict[str, Any]] = []
-    if input_file is not None:
-        from distiltune.data import read_predict_input
-
-        frame = read_predict_input(
-            input_file, classifier.config.data, classifier.is_pair, text_column, text_pair_column
-        )
-        text_list = frame["text"].tolist()
-        pairs = frame["text_pair"].tolist() if "text_pair" in frame.columns else None
-    elif pair is not None:
-        text_list, pairs = [pair[0]], [pair[1]]
-    elif texts:
-        text_list = list(texts)
-    else:
-        raise DataError("Nothing to predict.", "Pass texts, --pair A B, or --input FILE.")
-    if classifier.is_pair and pairs is None:
-        raise DataError("This model was trained on sentence pairs.", "Use --pair A B or an --input file with pairs.")
-    results = classifier.predict(text_list, pairs, top_k=top_k, batch_size=batch_size)
     for i, result in enumerate(results):
-        record = {"text": text_list[i], **({"text_pair": pairs[i]} if pairs is not None else {}), **result}
-        records.append(record)
+        pair_text = {"text_pair": inputs.pairs[i]} if inputs.pairs is not None else {}
+        records.append({"text": inputs.texts[i], **pair_text, **result})
     if output is not None:
         from distiltune.runs import write_jsonl
 

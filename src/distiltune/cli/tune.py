@@ -7,20 +7,15 @@ from typing import Annotated, Any
 
 import typer
 
-from distiltune.cli.common import (
-    DatasetOption,
-    Debug,
-    MaxLengthOption,
-    ModelOption,
-    ReportToOption,
-    app,
-    fmt,
-    make_console,
-    setup_logging,
-)
+from distiltune.cli.common import Debug, QuietOption, SetOption, app, fmt, make_console, setup_logging
+from distiltune.cli.flags import config_flags
+
+#: The config flags of ``tune`` (cli/flags.py): the settings every trial starts from, unless the space searches them.
+TUNE_FLAGS = ("dataset", "model", "method", "epochs", "batch-size", "max-length", "seed", "report-to")
 
 
 @app.command("tune")
+@config_flags(TUNE_FLAGS)
 def tune_command(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config every trial starts from.")] = None,
     trials: Annotated[
@@ -47,20 +42,15 @@ def tune_command(
         int | None, typer.Option(help="Seed the TPE sampler (single worker: reproducible proposals).")
     ] = None,
     keep_checkpoints: Annotated[
-        bool, typer.Option("--keep-checkpoints", help="Keep each trial's checkpoints/ (its model/ is always kept).")
+        bool,
+        typer.Option(
+            "--keep-checkpoints/--no-keep-checkpoints",
+            help="Keep each trial's checkpoints/ (its model/ is always kept).",
+        ),
     ] = False,
-    dataset: DatasetOption = None,
-    model: ModelOption = None,
-    method: Annotated[str | None, typer.Option(help="Tuning method: full, lora, prompt, prefix, head.")] = None,
-    epochs: Annotated[float | None, typer.Option(help="Training epochs (when not searched).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Training batch size (when not searched).")] = None,
-    max_length: MaxLengthOption = None,
-    seed: Annotated[int | None, typer.Option(help="Training seed of every trial.")] = None,
-    report_to: ReportToOption = None,
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override any config key: --set train.lr=3e-5.")
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and the final table.")] = False,
+    overrides: dict[str, Any] | None = None,
+    set_: SetOption = None,
+    quiet: QuietOption = False,
     debug: Debug = False,
 ) -> None:
     """Search hyperparameters with Optuna (TPE, pruning); each trial is a run. Writes best.yaml, trials.csv, plots
@@ -73,18 +63,7 @@ def tune_command(
 
     # distiltune logs each trial in one line (tracebacks go to tune.log); Optuna would repeat it with a traceback.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    flags = {
-        "data.dataset": dataset,
-        "model.name": model,
-        "method.name": method,
-        "train.epochs": epochs,
-        "train.batch_size": batch_size,
-        "data.max_length": max_length,
-        "train.seed": seed,
-        "train.report_to": report_to,
-    }
-    overrides = {key: value for key, value in flags.items() if value is not None}
-    overrides.update(parse_overrides(set_ or []))
+    overrides = {**(overrides or {}), **parse_overrides(set_ or [])}
     from distiltune.training.interrupts import RunInterrupted
 
     try:

@@ -7,20 +7,20 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from distiltune import runs, training
 from distiltune.comparison.plan import (
     LOG_FILE,
+    ComparePlan,
     RunRecord,
     extend_plan,
     left_out,
-    model_entry,
     new_plan,
     plan_records,
-    run_overrides,
+    run_config,
     write_plan,
     write_records,
 )
@@ -33,16 +33,20 @@ logger = logging.getLogger("distiltune")
 
 
 def compare(
-    config: Config | str | Path | None = None,
-    overrides: list[str] | dict[str, Any] | None = None,
+    config: Config | str | Path | Mapping[str, Any] | None = None,
+    overrides: list[str] | Mapping[str, Any] | None = None,
     methods: Sequence[str] | str | None = None,
     seeds: int | Sequence[int] | str | None = None,
     output_dir: str | Path | None = None,
     resume: str | Path | None = None,
-    models: Sequence[str | dict[str, Any]] | str | None = None,
+    models: Sequence[str | Mapping[str, Any]] | str | None = None,
     models_config: str | Path | None = None,
 ) -> Comparison:
     """Train and evaluate ``models`` x ``methods`` x ``seeds`` on identical splits; write the comparison report.
+
+    ``config`` and ``overrides`` are read as :func:`~distiltune.config.load_config` reads them (a Config, a YAML
+    file that may also hold a ``models:`` list, a mapping, or None for the defaults, plus dotted overrides);
+    ``method.*`` overrides apply to every compared method that has the option.
 
     ``models`` is ``"a,b"`` or a list of names and entries (``{"name": "roberta-base", "train.lr": 2e-5}``);
     unset: the config's ``models:`` list, else ``models_config``'s (a YAML list of entries), else ``model.name``.
@@ -57,20 +61,20 @@ def compare(
     else:
         plan = new_plan(config, overrides, methods, seeds, models, models_config)
         root = Path(output_dir) if output_dir is not None else Path("compare")
-        compare_dir = runs.create_unique_dir(root, runs.slug(plan["config"]["data"]["dataset"]))
+        compare_dir = runs.create_unique_dir(root, runs.slug(plan.config.data.dataset))
     write_plan(compare_dir, plan)
     records = plan_records(plan)
     with runs.log_to(compare_dir / LOG_FILE):
         logger.info(
             "Comparing %s x %s over seeds %s in %s",
-            ", ".join(entry["label"] for entry in plan["models"]),
-            ", ".join(plan["methods"]),
-            plan["seeds"],
+            ", ".join(entry.label for entry in plan.models),
+            ", ".join(plan.methods),
+            plan.seeds,
             compare_dir,
         )
-        for entry in plan["models"]:
-            if entry.get("error"):
-                logger.error("Model %s could not be loaded; its runs fail: %s", entry["label"], entry["error"])
+        for entry in plan.models:
+            if entry.error:
+                logger.error("Model %s could not be loaded; its runs fail: %s", entry.label, entry.error)
         for model, method, reason in left_out(plan):
             logger.info("Left %s out for %s (default methods): %s.", method, model, reason)
         summarized: set[str] = set()
@@ -81,7 +85,7 @@ def compare(
 
 
 def execute_run(
-    compare_dir: Path, plan: dict[str, Any], record: RunRecord, progress: str, summarized: set[str] | None = None
+    compare_dir: Path, plan: ComparePlan, record: RunRecord, progress: str, summarized: set[str] | None = None
 ) -> None:
     """Run (or skip, or resume) one record of the plan and note how it ended.
 
@@ -96,9 +100,9 @@ def execute_run(
         record.status, record.error, record.reused = "completed", None, True
         logger.info("%s %s: already completed, skipped.", progress, record.name)
         return
-    entry = model_entry(plan, record.model) if record.model is not None else None
-    if entry is not None and entry.get("error"):
-        record.status, record.error = "failed", f"model {entry['label']} could not be loaded: {entry['error']}"[:500]
+    entry = plan.model(record.model) if record.model is not None else None
+    if entry is not None and entry.error:
+        record.status, record.error = "failed", f"model {entry.label} could not be loaded: {entry.error}"[:500]
         logger.error("%s %s failed: %s", progress, record.name, record.error)
         return
     resumable = _resumable(run_dir)
@@ -114,7 +118,7 @@ def execute_run(
         if resumable:  # an interrupted or crashed run continues where it stopped (training.resume)
             training.train(resume=run_dir, data_summary=summary)
         else:
-            training.train(None, run_overrides(plan, compare_dir, record), data_summary=summary)
+            training.train(run_config(plan, compare_dir, record), data_summary=summary)
     except Exception as err:  # one run failing must not stop the others
         message = err.one_line() if isinstance(err, DistiltuneError) else f"{type(err).__name__}: {err}"
         record.status, record.error = "failed", " ".join(message.split())[:500]

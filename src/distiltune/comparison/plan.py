@@ -17,44 +17,164 @@ A model entry of the plan::
     error: null                    # why it could not be loaded, when that failed (retried on --resume)
 
 A plan written before models existed (no ``models`` key) is read as one model whose runs have no prefix.
+
+:class:`ComparePlan` is the plan as a typed model; on disk it keeps the YAML shape above (``config`` is the base
+config without its ``method`` section: each run takes its method from ``methods`` and ``method_options``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
+from pydantic import Field, ValidationInfo, field_serializer, field_validator, model_validator
 
 from distiltune import runs
-from distiltune.config import (
-    Config,
-    flatten,
-    load_config,
-    parse_overrides,
-    read_yaml_file,
-    resolve_settings,
-    with_overrides,
-)
+from distiltune.comparison.statistics import SignificanceTest
+from distiltune.config import DEFAULT_METHOD, Config, load_config, parse_overrides, read_yaml_file, resolve_settings
 from distiltune.errors import ConfigError, ModelError, RunError
 from distiltune.methods import default_compare_methods, get_method, get_method_config_class
-from distiltune.modeling import load_encoder_config, load_tokenizer, model_max_length
+from distiltune.methods.base import MethodConfig
+from distiltune.modeling import ModelConfig, load_encoder_config, load_tokenizer, model_max_length
+from distiltune.schema import DEFAULT_SOURCE, ConfigModel, error_context
 
 PLAN_FILE = "compare.yaml"
 RESULTS_FILE = "comparison.json"
 LOG_FILE = "compare.log"
 DEFAULT_SEEDS = 3
-#: How the report tells differences from noise, written into every plan before any run (docs/compare.md says why):
-#: Welch's t-test, two-sided, at 5%, on the comparison's metric over seeds, for rows with at least 3 seeds.
-SIGNIFICANCE_TEST = {"test": "welch-t", "alpha": 0.05, "min_seeds": 3}
 #: Config keys a model entry may set; everything else is shared by every run of the comparison.
 PER_MODEL_SECTIONS = ("train", "model")
 PER_MODEL_KEYS = ("data.max_length",)
 NOT_PER_MODEL = ("train.seed", "train.metric", "model.name")
+
+
+def _check_per_model(settings: dict[str, Any], where: str) -> dict[str, Any]:
+    """Only per-model keys (train.* but seed and metric, model.*, data.max_length); their values are checked
+    against the config once the plan is probed."""
+    for key in settings:
+        section, _, field = key.partition(".")
+        if not ((section in PER_MODEL_SECTIONS and field and key not in NOT_PER_MODEL) or key in PER_MODEL_KEYS):
+            raise ConfigError(
+                f"{where}: '{key}' cannot be set per model.",
+                "A model entry takes train.* (but not seed or metric), model.* and data.max_length; the rest is "
+                "shared by every run of the comparison.",
+            )
+    return settings
+
+
+class ModelChoice(ConfigModel):
+    """A model to compare as the user names it: a name, or a mapping with ``name``, an optional ``label`` and
+    per-model config keys, dotted (``train.lr: 2e-5``) or nested (``train: {lr: 2e-5}``)."""
+
+    section: ClassVar[str] = "models"
+
+    name: str = Field(min_length=1)
+    """``model.name``: a hub id or a local directory."""
+    label: str | None = None
+    """Its name in the table and plots; unset: from the name."""
+    settings: dict[str, Any] = Field(default_factory=dict)
+    """Per-model config keys, dotted."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_user_form(cls, raw: Any, info: ValidationInfo) -> Any:
+        source = (info.context or {}).get("source") or DEFAULT_SOURCE
+        if isinstance(raw, str):
+            raw = {"name": raw}
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("name"), str) or not raw["name"].strip():
+            raise ConfigError(f"{source}: every model needs a name, got {raw!r}.", "E.g. {name: roberta-base}.")
+        name = raw["name"].strip()
+        settings: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key in ("name", "label"):
+                continue
+            if isinstance(value, Mapping) and "." not in key:
+                settings.update({f"{key}.{sub}": sub_value for sub, sub_value in value.items()})
+            else:
+                settings[key] = value
+        label = None if raw.get("label") is None else str(raw["label"])
+        return {"name": name, "label": label, "settings": _check_per_model(settings, f"{source}: model {name}")}
+
+
+class ModelEntry(ConfigModel):
+    """One model of the plan (an entry of ``models`` in compare.yaml)."""
+
+    section: ClassVar[str] = "models"
+
+    label: str
+    """Its name in the table and plots (unique in the plan)."""
+    name: str
+    """``model.name``: a hub id or an (absolute) local directory."""
+    settings: dict[str, Any] = Field(default_factory=dict)
+    """Per-model config keys (train.*, model.*, data.max_length), dotted."""
+    run_prefix: str = ""
+    """Its run directories are ``<run_prefix><method>_seed<N>``."""
+    max_length: int | None = None
+    """The max length all its encoder runs tokenize with, pinned once the model loaded."""
+    refused: dict[str, str] = Field(default_factory=dict)
+    """Methods it cannot run, with the reason (``Method.unsupported_reason``), once it loaded."""
+    error: str | None = None
+    """Why it could not be loaded, when that failed (retried on ``--resume``)."""
+
+    @field_validator("settings")
+    @classmethod
+    def _per_model_keys(cls, settings: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        source = (info.context or {}).get("source") or DEFAULT_SOURCE
+        return _check_per_model(settings, f"{source}: model {info.data.get('name')}")
+
+    @field_validator("refused", mode="before")
+    @classmethod
+    def _none_is_empty(cls, refused: Any) -> Any:
+        return {} if refused is None else refused
+
+
+class ComparePlan(ConfigModel):
+    """A comparison's plan, ``compare.yaml``: the grid models x methods x seeds and everything its runs share."""
+
+    config: Config
+    """The base config (``data.split_seed`` fixed, local paths absolute); its method section is not used and not
+    written: each run takes its method from ``methods`` and its options from ``method_options``."""
+    method_options: dict[str, Any] = Field(default_factory=dict)
+    """Method options (``method.*``) for every method that has them."""
+    methods: list[str]
+    """The methods compared, in order."""
+    explicit_methods: list[str] = Field(default_factory=list)
+    """The methods the user named (a model that refuses one of them shows a skipped row; a default method it
+    refuses is left out)."""
+    models: list[ModelEntry]
+    """The models compared, in order."""
+    seeds: list[int]
+    """The training seeds every model and method runs with."""
+    statistics: SignificanceTest
+    """The significance test of the report, fixed before any run."""
+    created: str = ""
+    """When the comparison started."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade(cls, raw: Any, info: ValidationInfo) -> Any:
+        return upgrade_plan(raw, (info.context or {}).get("source") or DEFAULT_SOURCE)
+
+    @field_validator("created", mode="before")
+    @classmethod
+    def _timestamp_as_text(cls, created: Any) -> Any:
+        return str(created) if created is not None else ""  # YAML reads an unquoted timestamp as a datetime
+
+    @field_serializer("config")
+    def _config_without_method(self, config: Config) -> dict[str, Any]:
+        return {section: values for section, values in config.to_dict().items() if section != "method"}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The YAML shape of compare.yaml."""
+        return self.model_dump()
+
+    def model(self, label: str) -> ModelEntry:
+        return next(entry for entry in self.models if entry.label == label)
 
 
 @dataclass
@@ -88,55 +208,63 @@ def uses_encoder(method: str) -> bool:
     return get_method(method).uses_encoder
 
 
-def load_plan(compare_dir: Path) -> dict[str, Any]:
+def load_plan(compare_dir: Path) -> ComparePlan:
     path = compare_dir / PLAN_FILE
     if not path.is_file():
         raise RunError(
             f"{compare_dir} is not a comparison directory (no {PLAN_FILE}).",
             "Pass a folder created by distiltune compare.",
         )
-    return upgrade_plan(yaml.safe_load(path.read_text(encoding="utf-8")))
+    return ComparePlan.model_validate(read_yaml_file(path), context=error_context(str(path)))
 
 
-def upgrade_plan(plan: dict[str, Any]) -> dict[str, Any]:
-    """A plan written before the models grid: one model (the config's), whose runs keep their names
-    ``<method>_seed<N>`` and its max length pinned in the config; every method was named by the user."""
+def upgrade_plan(plan: Any, source: str = DEFAULT_SOURCE) -> Any:
+    """The raw compare.yaml of an earlier version in today's shape. A plan written before the models grid: one model
+    (the config's), whose runs keep their names ``<method>_seed<N>`` and its max length pinned in the config; every
+    method was named by the user; the test is today's, on the runs' selection metric."""
+    if not isinstance(plan, Mapping):
+        raise ConfigError(f"{source}: expected a mapping (config, methods, models, seeds, ...).")
+    plan = dict(plan)
+    config = plan.get("config") if isinstance(plan.get("config"), Mapping) else {}
     if "models" not in plan:
-        name = plan["config"]["model"]["name"]
+        model = config.get("model") if isinstance(config.get("model"), Mapping) else {}
+        data = config.get("data") if isinstance(config.get("data"), Mapping) else {}
+        name = str(model.get("name") or ModelConfig().name)
         plan["models"] = [
             {
                 "label": runs.slug(name),
                 "name": name,
                 "settings": {},
                 "run_prefix": "",
-                "max_length": plan["config"]["data"].get("max_length"),
+                "max_length": data.get("max_length"),
                 "refused": {},
                 "error": None,
             }
         ]
-    plan.setdefault("explicit_methods", list(plan["methods"]))
-    plan.setdefault("statistics", {"metric": comparison_metric(base_config(plan)), **SIGNIFICANCE_TEST})
+    plan.setdefault("explicit_methods", list(plan.get("methods") or []))
+    if "statistics" not in plan:
+        plan["statistics"] = {"metric": comparison_metric(Config.from_dict(config, source=source))}
     return plan
 
 
-def model_entry(plan: dict[str, Any], label: str) -> dict[str, Any]:
-    return next(entry for entry in plan["models"] if entry["label"] == label)
+def model_entry(plan: ComparePlan, label: str) -> ModelEntry:
+    return plan.model(label)
 
 
-def plan_records(plan: dict[str, Any]) -> list[RunRecord]:
+def plan_records(plan: ComparePlan) -> list[RunRecord]:
     """The grid in the order it runs: per seed, every model's encoder methods, then the methods without an encoder
     (once, whatever the models). A method a model refuses is a skipped record when the user named it, and not
     planned at all when it only came with the default method list."""
-    encoder_methods = [method for method in plan["methods"] if uses_encoder(method)]
-    other_methods = [method for method in plan["methods"] if not uses_encoder(method)]
+    encoder_methods = [method for method in plan.methods if uses_encoder(method)]
+    other_methods = [method for method in plan.methods if not uses_encoder(method)]
     records = []
-    for seed in plan["seeds"]:
-        for entry in plan["models"]:
+    for seed in plan.seeds:
+        for entry in plan.models:
             for method in encoder_methods:
-                reason = (entry.get("refused") or {}).get(method)
-                if reason and method not in plan["explicit_methods"]:
+                reason = entry.refused.get(method)
+                if reason and method not in plan.explicit_methods:
                     continue
-                record = RunRecord(method, seed, run_name(method, seed, entry["run_prefix"]), model=entry["label"])
+                record = RunRecord(method, seed, run_name(method, seed, entry.run_prefix), model=entry.label)
                 if reason:
                     record.status, record.reason = "skipped", reason
                 records.append(record)
@@ -144,17 +272,17 @@ def plan_records(plan: dict[str, Any]) -> list[RunRecord]:
     return records
 
 
-def left_out(plan: dict[str, Any]) -> list[tuple[str, str, str]]:
+def left_out(plan: ComparePlan) -> list[tuple[str, str, str]]:
     """(model, method, reason) of the default methods a model cannot run, which the plan leaves out."""
     return [
-        (entry["label"], method, reason)
-        for entry in plan["models"]
-        for method, reason in (entry.get("refused") or {}).items()
-        if method in plan["methods"] and method not in plan["explicit_methods"]
+        (entry.label, method, reason)
+        for entry in plan.models
+        for method, reason in entry.refused.items()
+        if method in plan.methods and method not in plan.explicit_methods
     ]
 
 
-def load_records(compare_dir: Path, plan: dict[str, Any]) -> list[RunRecord]:
+def load_records(compare_dir: Path, plan: ComparePlan) -> list[RunRecord]:
     """The records saved by the last invocation, with the status of each run directory re-checked."""
     saved: dict[str, dict[str, Any]] = {}
     results = compare_dir / RESULTS_FILE
@@ -177,13 +305,16 @@ def load_records(compare_dir: Path, plan: dict[str, Any]) -> list[RunRecord]:
 
 
 def new_plan(
-    config: Config | str | Path | None,
-    overrides: list[str] | dict[str, Any] | None,
+    config: Config | str | Path | Mapping[str, Any] | None,
+    overrides: list[str] | Mapping[str, Any] | None,
     methods: Sequence[str] | str | None,
     seeds: int | Sequence[int] | str | None,
-    models: Sequence[str | dict[str, Any]] | str | None = None,
+    models: Sequence[str | Mapping[str, Any]] | str | None = None,
     models_config: str | Path | None = None,
-) -> dict[str, Any]:
+) -> ComparePlan:
+    """The plan of a new comparison: the base config (``config`` and ``overrides`` through :func:`load_config`;
+    a config file may also hold a ``models:`` list), the methods and their options, the seeds, the models (probed:
+    their max length pinned, the methods they refuse found, every run's config checked)."""
     items = parse_overrides(overrides)
     if "method.name" in items:
         raise ConfigError("compare runs several methods: choose them with --methods, not method.name.")
@@ -191,18 +322,16 @@ def new_plan(
         raise ConfigError("Both --model and --models name the models to compare.", "Use --models a,b (or --model).")
     method_overrides = {key.split(".", 1)[1]: items.pop(key) for key in list(items) if key.startswith("method.")}
     file_models = None
-    if isinstance(config, Config):
-        base = load_config(None, {**flatten(config.to_dict(), skip="method"), **items})
-    elif config is not None:
+    source: Config | Mapping[str, Any] | None = config if isinstance(config, Config | Mapping) else None
+    origin = None
+    if isinstance(config, str | Path):
         raw = read_yaml_file(config)
         if isinstance(raw, dict):
             file_models = raw.pop("models", None)
-        base = with_overrides(Config.from_dict(raw, source=str(config)), items)
-    else:
-        base = load_config(None, items)
-    base_method = {k: v for k, v in base.to_dict()["method"].items() if k != "name"}
-    # Options from a --config method section apply where they fit; explicit method.* overrides must fit somewhere.
-    method_options = {**base_method, **method_overrides}
+        source, origin = raw, str(config)
+    base = load_config(source, items, origin=origin)
+    # Options from the config's method section apply where they fit; explicit method.* overrides must fit somewhere.
+    method_options = {**base.method.model_dump(), **method_overrides}
     chosen = parse_methods(methods)
     for key in method_overrides:
         if not any(key in option_names(name) for name in chosen):
@@ -210,29 +339,28 @@ def new_plan(
                 f"method.{key} is not an option of any compared method ({', '.join(chosen)}).",
                 "Check the spelling, or add the method it belongs to.",
             )
-    entries = parse_models(models, models_config, file_models, str(config) if config is not None else None)
+    entries = parse_models(models, models_config, file_models, origin)
     if not entries:
-        entries = [{"name": base.model.name, "settings": {}}]
+        entries = [ModelChoice(name=base.model.name)]
     split_seed = base.data.split_seed if base.data.split_seed is not None else base.train.seed
-    base = dataclasses.replace(
-        base,
-        data=dataclasses.replace(base.data, split_seed=split_seed),
-        model=dataclasses.replace(base.model, name=pinned_path(entries[0]["name"])),
+    base = base.model_copy(
+        update={
+            # --resume may run from another working directory: pin a local dataset path.
+            "data": base.data.model_copy(update={"split_seed": split_seed, "dataset": pinned_path(base.data.dataset)}),
+            "model": base.model.model_copy(update={"name": pinned_path(entries[0].name)}),
+            "method": get_method_config_class(DEFAULT_METHOD)(),
+        }
     )
-    config_dict = base.to_dict()
-    config_dict.pop("method")
-    # --resume may run from another working directory: pin a local dataset path.
-    config_dict["data"]["dataset"] = pinned_path(config_dict["data"]["dataset"])
-    plan: dict[str, Any] = {
-        "config": config_dict,
-        "method_options": method_options,
-        "methods": chosen,
-        "explicit_methods": chosen if methods is not None else [],
-        "models": [],
-        "seeds": parse_seeds(seeds, base.train.seed),
-        "statistics": {"metric": comparison_metric(base), **SIGNIFICANCE_TEST},
-        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
+    plan = ComparePlan(
+        config=base,
+        method_options=method_options,
+        methods=chosen,
+        explicit_methods=chosen if methods is not None else [],
+        models=[],
+        seeds=parse_seeds(seeds, base.train.seed),
+        statistics=SignificanceTest(metric=comparison_metric(base)),
+        created=time.strftime("%Y-%m-%d %H:%M:%S"),
+    )
     add_models(plan, entries)
     probe_models(plan)
     return plan
@@ -240,13 +368,13 @@ def new_plan(
 
 def extend_plan(
     compare_dir: Path,
-    config: Config | str | Path | None,
-    overrides: list[str] | dict[str, Any] | None,
+    config: Config | str | Path | Mapping[str, Any] | None,
+    overrides: list[str] | Mapping[str, Any] | None,
     methods: Sequence[str] | str | None,
     seeds: int | Sequence[int] | str | None,
-    models: Sequence[str | dict[str, Any]] | str | None = None,
+    models: Sequence[str | Mapping[str, Any]] | str | None = None,
     models_config: str | Path | None = None,
-) -> dict[str, Any]:
+) -> ComparePlan:
     """The saved plan of ``compare_dir`` for ``--resume``, with any extra methods, seeds and models added; every
     model is probed again (a model that could not be loaded is retried, a new method's refusals are found)."""
     if config is not None or overrides:
@@ -257,11 +385,11 @@ def extend_plan(
     plan = load_plan(compare_dir)
     if methods is not None:
         added = parse_methods(methods)
-        plan["methods"] = list(dict.fromkeys([*plan["methods"], *added]))
-        plan["explicit_methods"] = list(dict.fromkeys([*plan["explicit_methods"], *added]))
+        plan.methods = list(dict.fromkeys([*plan.methods, *added]))
+        plan.explicit_methods = list(dict.fromkeys([*plan.explicit_methods, *added]))
     if seeds is not None:
-        extra = parse_seeds(seeds, int(plan["config"]["train"]["seed"]))
-        plan["seeds"] = list(dict.fromkeys([*plan["seeds"], *extra]))
+        extra = parse_seeds(seeds, plan.config.train.seed)
+        plan.seeds = list(dict.fromkeys([*plan.seeds, *extra]))
     add_models(plan, parse_models(models, models_config, None, None))
     probe_models(plan)
     return plan
@@ -302,20 +430,20 @@ def parse_seeds(seeds: int | Sequence[int] | str | None, first: int) -> list[int
 
 
 def parse_models(
-    models: Sequence[str | dict[str, Any]] | str | None,
+    models: Sequence[str | Mapping[str, Any]] | str | None,
     models_config: str | Path | None,
     config_models: Any,
     config_source: str | None,
-) -> list[dict[str, Any]]:
-    """The models to compare as ``{"name", "label"?, "settings"}`` entries.
+) -> list[ModelChoice]:
+    """The models to compare.
 
     ``models`` names them (``"a,b"``, or a list of names and entries); settings for a named model come from an
     entry with that name or label in ``models_config`` (a YAML file: a list of entries, or ``models:`` and the
     list) or in the compare config's own ``models:`` list. Without ``models`` those lists are the models.
     """
-    library: list[dict[str, Any]] = []
+    library: list[ModelChoice] = []
     if config_models is not None:
-        library += model_list(config_models, f"{config_source}: models")
+        library += model_list(config_models, f"{config_source or DEFAULT_SOURCE}: models")
     if models_config is not None:
         raw = read_yaml_file(models_config)
         raw = raw.get("models") if isinstance(raw, dict) and set(raw) == {"models"} else raw
@@ -328,84 +456,46 @@ def parse_models(
         raise ConfigError("No models to compare.", "Pass e.g. --models distilbert-base-uncased,roberta-base.")
     out = []
     for entry in model_list(list(models), "models"):
-        known = next((e for e in library if entry["name"] in (e["name"], e.get("label"))), None)
+        known = next((e for e in library if entry.name in (e.name, e.label)), None)
         if known is None:
             out.append(entry)
             continue
-        merged = {**known, "settings": {**known["settings"], **entry["settings"]}}
-        if "label" in entry:
-            merged["label"] = entry["label"]
-        out.append(merged)
+        out.append(
+            known.model_copy(
+                update={"settings": {**known.settings, **entry.settings}, "label": entry.label or known.label}
+            )
+        )
     return out
 
 
-def model_list(raw: Any, source: str) -> list[dict[str, Any]]:
+def model_list(raw: Any, source: str) -> list[ModelChoice]:
     if not isinstance(raw, list):
         raise ConfigError(
             f"{source}: expected a list of models (names, or mappings with a name and settings).",
             "E.g. models: [distilbert-base-uncased, {name: roberta-base, train.lr: 2e-5}].",
         )
-    return [parse_model_entry(item, source) for item in raw]
+    return [ModelChoice.model_validate(item, context=error_context(source)) for item in raw]
 
 
-def parse_model_entry(raw: Any, source: str) -> dict[str, Any]:
-    """A name, or ``{name, label?, <config keys>}`` where the keys are dotted (``train.lr``) or nested
-    (``train: {lr: ...}``); only per-model keys are accepted."""
-    if isinstance(raw, str):
-        raw = {"name": raw}
-    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not raw["name"].strip():
-        raise ConfigError(f"{source}: every model needs a name, got {raw!r}.", "E.g. {name: roberta-base}.")
-    name = raw["name"].strip()
-    settings: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key in ("name", "label"):
-            continue
-        if isinstance(value, dict) and "." not in key:
-            settings.update({f"{key}.{sub}": sub_value for sub, sub_value in value.items()})
-        else:
-            settings[key] = value
-    for key in settings:
-        section, _, field = key.partition(".")
-        if not ((section in PER_MODEL_SECTIONS and field and key not in NOT_PER_MODEL) or key in PER_MODEL_KEYS):
-            raise ConfigError(
-                f"{source}: model {name}: '{key}' cannot be set per model.",
-                "A model entry takes train.* (but not seed or metric), model.* and data.max_length; the rest is "
-                "shared by every run of the comparison.",
-            )
-    entry: dict[str, Any] = {"name": name, "settings": settings}
-    if raw.get("label") is not None:
-        entry["label"] = str(raw["label"])
-    return entry
-
-
-def add_models(plan: dict[str, Any], entries: list[dict[str, Any]]) -> None:
+def add_models(plan: ComparePlan, entries: list[ModelChoice]) -> None:
     """Add new models to the plan with a unique label and run prefix; a model already in it must keep its settings."""
     for entry in entries:
-        name = pinned_path(entry["name"])
-        label = runs.slug(entry.get("label") or entry["name"])
+        name = pinned_path(entry.name)
+        label = runs.slug(entry.label or entry.name)
         # The same model again is the same entry (found by its label when it has one, else by its name).
-        key, value = ("label", label) if "label" in entry else ("name", name)
-        existing = next((e for e in plan["models"] if e[key] == value), None)
+        existing = next(
+            (e for e in plan.models if (e.label == label if entry.label is not None else e.name == name)), None
+        )
         if existing is not None:
-            if existing["name"] != name or (entry["settings"] and entry["settings"] != existing["settings"]):
+            if existing.name != name or (entry.settings and entry.settings != existing.settings):
                 raise ConfigError(
-                    f"Model {existing['label']} is already in this comparison as {existing['name']} with settings "
-                    f"{existing['settings'] or '{}'}.",
+                    f"Model {existing.label} is already in this comparison as {existing.name} with settings "
+                    f"{existing.settings or '{}'}.",
                     "Give the other one its own label (label: NAME in its entry), or start a new comparison.",
                 )
             continue
-        unique = unique_label(label, {e["label"] for e in plan["models"]})
-        plan["models"].append(
-            {
-                "label": unique,
-                "name": name,
-                "settings": dict(entry["settings"]),
-                "run_prefix": f"{unique}_",
-                "max_length": None,
-                "refused": {},
-                "error": None,
-            }
-        )
+        unique = unique_label(label, {e.label for e in plan.models})
+        plan.models.append(ModelEntry(label=unique, name=name, settings=dict(entry.settings), run_prefix=f"{unique}_"))
 
 
 def unique_label(label: str, taken: set[str]) -> str:
@@ -419,56 +509,68 @@ def pinned_path(name: str) -> str:
     return str(path.resolve()) if path.exists() else name
 
 
-def base_config(plan: dict[str, Any]) -> Config:
-    return load_config(None, flatten(plan["config"]))
-
-
-def model_config(plan: dict[str, Any], entry: dict[str, Any], method: str = "full") -> Config:
-    """The config of ``entry``'s runs of ``method`` (before the seed and run name), validated."""
+def model_config(plan: ComparePlan, entry: ModelEntry, method: str = DEFAULT_METHOD) -> Config:
+    """The config of ``entry``'s runs of ``method`` (before the seed and run name), validated: the base config, the
+    method and its options, the model, its settings and its pinned max length."""
+    overrides = {**method_overrides(plan, method), "model.name": entry.name, **entry.settings}
+    if entry.max_length is not None:
+        overrides["data.max_length"] = entry.max_length
     try:
-        return load_config(None, encoder_run_overrides(plan, entry, method))
+        return load_config(plan.config, overrides)
     except ConfigError as err:
-        raise ConfigError(f"Model {entry['label']}, method {method}: {err.message}", err.hint) from None
+        raise ConfigError(f"Model {entry.label}, method {method}: {err.message}", err.hint) from None
 
 
-def probe_models(plan: dict[str, Any]) -> None:
+def shared_config(plan: ComparePlan, method: str) -> Config:
+    """The config of the runs of a method without an encoder (before the seed and run name), validated."""
+    try:
+        return load_config(plan.config, method_overrides(plan, method))
+    except ConfigError as err:
+        raise ConfigError(f"Method {method}: {err.message}", err.hint) from None
+
+
+def method_overrides(plan: ComparePlan, method: str) -> dict[str, Any]:
+    """``method`` and the comparison's method options that it has, as dotted keys."""
+    names = option_names(method)
+    options = {f"method.{key}": value for key, value in plan.method_options.items() if key in names}
+    return {"method.name": method, **options}
+
+
+def probe_models(plan: ComparePlan) -> None:
     """Load each model's tokenizer and encoder config (no weights): pin its max length, find the methods it refuses
     and check every run's config. A model that cannot be loaded keeps the reason in ``error``; its runs fail with it
     and ``--resume`` tries again. Mistakes in the config raise here, before any run."""
-    encoder_methods = [method for method in plan["methods"] if uses_encoder(method)]
-    for entry in plan["models"]:
+    encoder_methods = [method for method in plan.methods if uses_encoder(method)]
+    for entry in plan.models:
         config = model_config(plan, entry)
         try:
             tokenizer = load_tokenizer(config.model.name, config.model.revision, config.model.trust_remote_code)
             encoder = load_encoder_config(config.model.name, config.model.revision, config.model.trust_remote_code)
         except ModelError as err:
-            entry["error"] = err.one_line()
+            entry.error = err.one_line()
             continue
-        entry["error"] = None
-        entry["refused"] = {
+        entry.error = None
+        entry.refused = {
             method: reason
             for method in encoder_methods
-            if (reason := refusal(method, config, encoder, plan["method_options"])) is not None
+            if (reason := refusal(method, config, encoder, plan.method_options)) is not None
         }
-        runnable = [method for method in encoder_methods if method not in entry["refused"]]
-        if entry.get("max_length") is None:
+        runnable = [method for method in encoder_methods if method not in entry.refused]
+        if entry.max_length is None:
             try:
-                entry["max_length"] = pinned_max_length(
-                    config, runnable, plan["method_options"], model_max_length(encoder, tokenizer)
+                entry.max_length = pinned_max_length(
+                    config, runnable, plan.method_options, model_max_length(encoder, tokenizer)
                 )
             except ConfigError as err:
-                raise ConfigError(f"Model {entry['label']}: {err.message}", err.hint) from None
+                raise ConfigError(f"Model {entry.label}: {err.message}", err.hint) from None
         for method in runnable:
             model_config(plan, entry, method)
-    for method in plan["methods"]:
+    for method in plan.methods:
         if not uses_encoder(method):
-            try:
-                load_config(None, shared_run_overrides(plan, method))
-            except ConfigError as err:
-                raise ConfigError(f"Method {method}: {err.message}", err.hint) from None
+            shared_config(plan, method)
 
 
-def refusal(method: str, config: Config, encoder_config: Any, options: dict[str, Any] | None = None) -> str | None:
+def refusal(method: str, config: Config, encoder_config: Any, options: Mapping[str, Any] | None = None) -> str | None:
     """Why ``method`` (with the comparison's method ``options``: a LoRA ``target_modules`` counts) cannot run on
     this model (its encoder, or a head it does not support), or None."""
     registered = get_method(method)
@@ -481,17 +583,19 @@ def refusal(method: str, config: Config, encoder_config: Any, options: dict[str,
 
 
 def option_names(method: str) -> set[str]:
-    return {f.name for f in dataclasses.fields(get_method_config_class(method))}
+    return set(get_method_config_class(method).model_fields)
 
 
-def method_config(method: str, options: dict[str, Any]) -> Any:
+def method_config(method: str, options: Mapping[str, Any]) -> MethodConfig:
     """``method``'s config with the comparison's options that it has."""
-    config_class = get_method_config_class(method)
     names = option_names(method)
-    return config_class(**{key: value for key, value in options.items() if key in names})
+    try:
+        return get_method_config_class(method).model_validate({k: v for k, v in options.items() if k in names})
+    except ConfigError as err:
+        raise ConfigError(f"Method {method}: {err.message}", err.hint) from None
 
 
-def pinned_max_length(config: Config, methods: list[str], method_options: dict[str, Any], limit: int) -> int:
+def pinned_max_length(config: Config, methods: list[str], method_options: Mapping[str, Any], limit: int) -> int:
     """The one max length every encoder run of one model tokenizes with, resolved as ``train`` resolves it
     (``config.resolve_settings``) against the model's ``limit`` less the most positions any of its ``methods``
     reserves (soft-prompt tokens).
@@ -511,39 +615,20 @@ def comparison_metric(config: Config) -> str:
 # --- runs ---------------------------------------------------------------------------------------------------
 
 
-def shared_run_overrides(plan: dict[str, Any], method: str) -> dict[str, Any]:
-    """The base config and ``method``'s options: a run of a method without an encoder, before seed and name."""
-    options = option_names(method)
-    out = flatten(plan["config"])
-    out.update({f"method.{k}": v for k, v in plan.get("method_options", {}).items() if k in options})
-    out["method.name"] = method
-    return out
-
-
-def encoder_run_overrides(plan: dict[str, Any], entry: dict[str, Any], method: str) -> dict[str, Any]:
-    """A run of ``method`` on the model of ``entry``: the shared overrides, the model, its settings and its pinned
-    max length."""
-    out = shared_run_overrides(plan, method)
-    out["model.name"] = entry["name"]
-    out.update(entry.get("settings") or {})
-    if entry.get("max_length") is not None:
-        out["data.max_length"] = entry["max_length"]
-    return out
-
-
-def run_overrides(plan: dict[str, Any], compare_dir: Path, record: RunRecord) -> dict[str, Any]:
-    """The dotted overrides that make one run of the plan: base config, model and its settings, the method's
-    options, seed and name."""
+def run_config(plan: ComparePlan, compare_dir: Path, record: RunRecord) -> Config:
+    """The config of one run of the plan: its model's (or, without an encoder, the shared) config for its method,
+    with its seed and its run directory inside ``compare_dir``."""
     if record.model is not None:
-        out = encoder_run_overrides(plan, model_entry(plan, record.model), record.method)
+        config = model_config(plan, plan.model(record.model), record.method)
     else:
-        out = shared_run_overrides(plan, record.method)
-    out.update({"train.seed": record.seed, "run.output_dir": str(compare_dir), "run.name": record.name})
-    return out
+        config = shared_config(plan, record.method)
+    return load_config(
+        config, {"train.seed": record.seed, "run.output_dir": str(compare_dir), "run.name": record.name}
+    )
 
 
-def write_plan(compare_dir: Path, plan: dict[str, Any]) -> None:
-    text = yaml.safe_dump(plan, sort_keys=False, allow_unicode=True)
+def write_plan(compare_dir: Path, plan: ComparePlan) -> None:
+    text = yaml.safe_dump(plan.to_dict(), sort_keys=False, allow_unicode=True)
     tmp = compare_dir / f".{PLAN_FILE}.tmp"
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(compare_dir / PLAN_FILE)
@@ -562,7 +647,9 @@ __all__ = [
     "LOG_FILE",
     "PLAN_FILE",
     "RESULTS_FILE",
-    "SIGNIFICANCE_TEST",
+    "ComparePlan",
+    "ModelChoice",
+    "ModelEntry",
     "RunRecord",
     "comparison_metric",
     "extend_plan",
@@ -576,8 +663,8 @@ __all__ = [
     "parse_seeds",
     "pinned_max_length",
     "plan_records",
+    "run_config",
     "run_name",
-    "run_overrides",
     "upgrade_plan",
     "uses_encoder",
     "write_plan",

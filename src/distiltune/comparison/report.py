@@ -28,6 +28,7 @@ from distiltune.comparison.table import (
     table_cells,
     table_headers,
 )
+from distiltune.tasks.record import RunMetrics
 
 logger = logging.getLogger("distiltune")
 
@@ -54,29 +55,28 @@ def render_report(compare_dir: str | Path) -> Comparison:
     compare_dir = Path(compare_dir)
     plan = load_plan(compare_dir)
     records = load_records(compare_dir, plan)
-    results: dict[str, dict[str, Any]] = {}
+    results: dict[str, RunMetrics] = {}
     histories: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         if record.status == "completed":
             run_dir = compare_dir / record.name
-            results[record.name] = runs.read_json(run_dir / runs.METRICS_FILE)
+            results[record.name] = RunMetrics.read(run_dir / runs.METRICS_FILE)
             histories[record.name] = runs.read_jsonl(run_dir / runs.HISTORY_FILE)
     table = build_table(plan, records, results)
-    mark_noise(table, plan["statistics"])
-    recommendation = recommend(table, plan["statistics"]["metric"])
+    mark_noise(table, plan.statistics)
+    recommendation = recommend(table, plan.statistics.metric)
     fairness = check_fairness(records, results)
     plots = write_plots(compare_dir / PLOTS_DIR, records, table, histories)
     per_run = [run_row(record, results.get(record.name)) for record in records]
     summary = {
-        "dataset": plan["config"]["data"]["dataset"],
+        "dataset": plan.config.data.dataset,
         "models": [
-            {key: entry.get(key) for key in ("label", "name", "settings", "max_length", "error")}
-            for entry in plan["models"]
+            entry.model_dump(include={"label", "name", "settings", "max_length", "error"}) for entry in plan.models
         ],
-        "methods": plan["methods"],
-        "seeds": plan["seeds"],
-        "split_seed": plan["config"]["data"].get("split_seed"),
-        "statistics": plan["statistics"],
+        "methods": plan.methods,
+        "seeds": plan.seeds,
+        "split_seed": plan.config.data.split_seed,
+        "statistics": plan.statistics.model_dump(),
         "recommendation": recommendation,
         "left_out": [{"model": m, "method": method, "reason": why} for m, method, why in left_out(plan)],
         "generated": time.strftime("%Y-%m-%d %H:%M:%S"),

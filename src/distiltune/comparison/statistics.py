@@ -1,10 +1,10 @@
 """Which rows of a comparison differ from the best one beyond the noise of the seeds, and the one-line
 recommendation.
 
-The test is fixed in the plan before any run (``plan.SIGNIFICANCE_TEST``): Welch's two-sided t-test on the
-comparison's metric over seeds, at 5%, for rows with at least 3 completed seeds. Welch's, not a paired test: a seed
-fixes the same things for every row (the split, the head's initial draw, the data order of one tokenizer) but
-nothing that makes two models or methods err together, so the seeds of two rows are independent draws, and their
+The test is fixed in the plan before any run (:class:`SignificanceTest`, the plan's ``statistics``): Welch's two-sided
+t-test on the comparison's metric over seeds, at 5%, for rows with at least 3 completed seeds. Welch's, not a paired
+test: a seed fixes the same things for every row (the split, the head's initial draw, the data order of one tokenizer)
+but nothing that makes two models or methods err together, so the seeds of two rows are independent draws, and their
 variances differ (a baseline's is near 0). docs/compare.md explains the choice.
 """
 
@@ -13,12 +13,32 @@ from __future__ import annotations
 import math
 import statistics
 import warnings
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
+from pydantic import Field
 from scipy import stats
+
+from distiltune.schema import ConfigModel
 
 #: How the report names the test.
 TEST_NAMES = {"welch-t": "Welch's t-test (two-sided, unequal variances)"}
+
+
+class SignificanceTest(ConfigModel):
+    """How the report tells differences from noise, written into every plan before any run (docs/compare.md says
+    why): Welch's t-test, two-sided, at 5%, on the comparison's metric over seeds, for rows with at least 3 seeds."""
+
+    section: ClassVar[str] = "statistics"
+
+    metric: str
+    """The metric the rows are ranked and tested on: the runs' selection metric."""
+    test: str = "welch-t"
+    """The test of each row against the best (welch-t)."""
+    alpha: float = Field(0.05, gt=0, lt=1)
+    """The significance level: a row with p >= alpha is within noise of the best."""
+    min_seeds: int = Field(3, ge=2)
+    """Rows with fewer completed seeds are not tested."""
 
 
 def higher_is_better(metric: str) -> bool:
@@ -50,10 +70,11 @@ def best_row(table: list[dict[str, Any]], metric: str) -> dict[str, Any] | None:
     return max(scored, key=lambda row: sign * row[metric]["mean"])
 
 
-def mark_noise(table: list[dict[str, Any]], plan: dict[str, Any]) -> dict[str, Any] | None:
+def mark_noise(table: list[dict[str, Any]], test: SignificanceTest | Mapping[str, Any]) -> dict[str, Any] | None:
     """Set each row's ``vs_best``: ``{"best": True}`` on the best row; on the others the test's p-value against it and
     whether the difference is within noise (p >= alpha), or None where a row has too few seeds to test."""
-    metric, alpha, min_seeds = plan["metric"], float(plan["alpha"]), int(plan["min_seeds"])
+    test = SignificanceTest.model_validate(test)
+    metric, alpha, min_seeds = test.metric, test.alpha, test.min_seeds
     best = best_row(table, metric)
     for row in table:
         row["vs_best"] = None
@@ -110,11 +131,12 @@ def recommendation_line(best: dict[str, Any], fastest: dict[str, Any], metric: s
     )
 
 
-def significance_text(plan: dict[str, Any]) -> str:
-    name = TEST_NAMES.get(plan["test"], plan["test"])
+def significance_text(test: SignificanceTest | Mapping[str, Any]) -> str:
+    test = SignificanceTest.model_validate(test)
+    name = TEST_NAMES.get(test.test, test.test)
     return (
-        f"{name} of each row against the best on {plan['metric']} over seeds, at {plan['alpha']:g}, for rows with "
-        f"at least {plan['min_seeds']} seeds; 'within noise': p >= {plan['alpha']:g}"
+        f"{name} of each row against the best on {test.metric} over seeds, at {test.alpha:g}, for rows with "
+        f"at least {test.min_seeds} seeds; 'within noise': p >= {test.alpha:g}"
     )
 
 
@@ -136,6 +158,7 @@ def _score(cell: dict[str, Any]) -> str:
 
 __all__ = [
     "TEST_NAMES",
+    "SignificanceTest",
     "best_row",
     "higher_is_better",
     "mark_noise",

@@ -6,8 +6,9 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from distiltune.comparison.plan import RunRecord, uses_encoder
+from distiltune.comparison.plan import ComparePlan, RunRecord, uses_encoder
 from distiltune.comparison.statistics import noise_cell, row_name, significance_text
+from distiltune.tasks.record import RunMetrics
 
 #: The headline metrics, as (key in metrics.json, column title). P/R/F1 are macro averages over the labels.
 SCORE_COLUMNS = (
@@ -29,29 +30,27 @@ INFERENCE_SPEED = "inference_samples_per_second"
 LABEL_COLUMNS = 3
 
 
-def evaluated_split(metrics: dict[str, Any]) -> str:
+def evaluated_split(metrics: RunMetrics) -> str:
     """Test when the run has labelled test data, else validation (as in the run's predictions.jsonl)."""
-    return "test" if isinstance(metrics.get("test"), dict) else "validation"
+    return metrics.evaluated_split
 
 
-def table_keys(plan: dict[str, Any], records: list[RunRecord]) -> list[tuple[str | None, str]]:
+def table_keys(plan: ComparePlan, records: list[RunRecord]) -> list[tuple[str | None, str]]:
     """(model, method) of each row, in order: per model its encoder methods, then the methods without an encoder."""
     planned = {(record.model, record.method) for record in records}
     keys = [
-        (entry["label"], method)
-        for entry in plan["models"]
-        for method in plan["methods"]
-        if uses_encoder(method) and (entry["label"], method) in planned
+        (entry.label, method)
+        for entry in plan.models
+        for method in plan.methods
+        if uses_encoder(method) and (entry.label, method) in planned
     ]
-    return keys + [(None, method) for method in plan["methods"] if (None, method) in planned]
+    return keys + [(None, method) for method in plan.methods if (None, method) in planned]
 
 
-def build_table(
-    plan: dict[str, Any], records: list[RunRecord], results: dict[str, dict[str, Any]]
-) -> list[dict[str, Any]]:
+def build_table(plan: ComparePlan, records: list[RunRecord], results: dict[str, RunMetrics]) -> list[dict[str, Any]]:
     """One row per model and method: mean and sample standard deviation over its completed seeds, and the values
     of the comparison's metric per seed (``by_seed``, for the significance test)."""
-    metric = plan["statistics"]["metric"]
+    metric = plan.statistics.metric
     table = []
     for model, method in table_keys(plan, records):
         mine = [r for r in records if r.model == model and r.method == method]
@@ -78,16 +77,18 @@ def build_table(
             "split": "/".join(splits) if splits else None,
             "error": "; ".join(errors) if errors else None,
         }
-        scores = {seed: m[evaluated_split(m)] for seed, m in done.items()}
+        scores = {seed: m.evaluation() for seed, m in done.items()}
         for key, _ in SCORE_COLUMNS:
-            row[key] = mean_sd([split.get(key) for split in scores.values()])
-        row[metric] = mean_sd([split.get(metric) for split in scores.values()])
-        row["by_seed"] = {seed: split[metric] for seed, split in scores.items() if _is_number(split.get(metric))}
+            row[key] = mean_sd([split.value(key) for split in scores.values()])
+        row[metric] = mean_sd([split.value(metric) for split in scores.values()])
+        row["by_seed"] = {
+            seed: split.value(metric) for seed, split in scores.items() if _is_number(split.value(metric))
+        }
         for key, _ in COST_COLUMNS:
-            row[key] = mean_sd([m.get(key) for m in done.values()])
-        row[INFERENCE_SPEED] = mean_sd([split.get("eval_samples_per_second") for split in scores.values()])
+            row[key] = mean_sd([m.value(key) for m in done.values()])
+        row[INFERENCE_SPEED] = mean_sd([split.eval_samples_per_second for split in scores.values()])
         for key in ("trainable_params", "total_params", "trainable_percent"):
-            values = [m.get(key) for m in done.values() if m.get(key) is not None]
+            values = [m.value(key) for m in done.values() if m.value(key) is not None]
             row[key] = values[0] if values else None
         table.append(row)
     return table
@@ -109,12 +110,12 @@ def mean_sd(values: list[Any]) -> dict[str, float | None] | None:
     }
 
 
-def check_fairness(records: list[RunRecord], results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def check_fairness(records: list[RunRecord], results: dict[str, RunMetrics]) -> dict[str, Any]:
     """Did every completed run see the same splits, and every encoder run of one model the same token ids? (Each
     model tokenizes with its own tokenizer, so token ids are compared within a model, not across models.)"""
     model_of = {record.name: record.model for record in records}
-    splits = {name: m.get("data_fingerprint") for name, m in results.items() if m.get("data_fingerprint")}
-    tokens = {name: m.get("token_fingerprint") for name, m in results.items() if m.get("token_fingerprint")}
+    splits = {name: m.data_fingerprint for name, m in results.items() if m.data_fingerprint}
+    tokens = {name: m.token_fingerprint for name, m in results.items() if m.token_fingerprint}
 
     def verdict(fingerprints: dict[str, Any]) -> dict[str, Any]:
         distinct: dict[str, list[str]] = {}
@@ -145,18 +146,18 @@ def check_fairness(records: list[RunRecord], results: dict[str, dict[str, Any]])
     }
 
 
-def run_row(record: RunRecord, metrics: dict[str, Any] | None) -> dict[str, Any]:
+def run_row(record: RunRecord, metrics: RunMetrics | None) -> dict[str, Any]:
     row = record.to_dict()
     if metrics is not None:
-        split = evaluated_split(metrics)
+        evaluation = metrics.evaluation()
         row.update(
             {
-                "split": split,
-                **{key: metrics[split].get(key) for key, _ in SCORE_COLUMNS},
-                **{key: metrics.get(key) for key, _ in COST_COLUMNS},
-                INFERENCE_SPEED: metrics[split].get("eval_samples_per_second"),
-                "trainable_params": metrics.get("trainable_params"),
-                "total_params": metrics.get("total_params"),
+                "split": metrics.evaluated_split,
+                **{key: evaluation.value(key) for key, _ in SCORE_COLUMNS},
+                **{key: metrics.value(key) for key, _ in COST_COLUMNS},
+                INFERENCE_SPEED: evaluation.eval_samples_per_second,
+                "trainable_params": metrics.trainable_params,
+                "total_params": metrics.total_params,
             }
         )
     return row

@@ -141,15 +141,16 @@ def load_data(config: DataConfig, seed: int = 42) -> PreparedData:
     if config.max_eval_samples:
         validation = _sample(validation, config.max_eval_samples, seed)
         test = _sample(test, config.max_eval_samples, seed) if test is not None else None
-    resolved = dataclasses.replace(
-        config,
-        text_column=columns.text,
-        text_pair_column=columns.text_pair,
-        label_column=None if config.label_columns else columns.label,
-        label_names=labels.names,
-        multi_label=multi_label,
-        validation_split=validation_split,
-        test_split=test_split if test is not None else None,
+    resolved = config.model_copy(
+        update={
+            "text_column": columns.text,
+            "text_pair_column": columns.text_pair,
+            "label_column": None if config.label_columns else columns.label,
+            "label_names": labels.names,
+            "multi_label": multi_label,
+            "validation_split": validation_split,
+            "test_split": test_split if test is not None else None,
+        }
     )
     return PreparedData(train=train, validation=validation, test=test, labels=labels, config=resolved)
 
@@ -360,13 +361,14 @@ def split_validation(
 def _apply_preset(config: DataConfig, preset: Preset | None) -> DataConfig:
     if preset is None:
         return config
-    return dataclasses.replace(
-        config,
-        text_column=config.text_column or preset.text_column,
-        text_pair_column=config.text_pair_column or preset.text_pair_column,
-        label_column=config.label_column or preset.label_column,
-        label_names=config.label_names or preset.label_names,
-        multi_label=config.multi_label if config.multi_label is not None else (preset.multi_label or None),
+    return config.model_copy(
+        update={
+            "text_column": config.text_column or preset.text_column,
+            "text_pair_column": config.text_pair_column or preset.text_pair_column,
+            "label_column": config.label_column or preset.label_column,
+            "label_names": config.label_names or preset.label_names,
+            "multi_label": config.multi_label if config.multi_label is not None else (preset.multi_label or None),
+        }
     )
 
 

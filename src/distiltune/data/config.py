@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
+
+from pydantic import Field, model_validator
 
 from distiltune.data.long_text import LongTextOptions
 from distiltune.errors import ConfigError
+from distiltune.schema import CommaList, ConfigModel
 
 
-@dataclass
-class DataConfig:
+class DataConfig(ConfigModel):
+    section: ClassVar[str] = "data"
+
     dataset: str = "imdb"
     """A preset (imdb, imdb-truncated, ag_news, rte, sst2, imdb-demo), a hub id ``name[:config]``, a local
     CSV/TSV/JSONL/Parquet file, or a folder with train/validation/test files."""
@@ -20,37 +23,24 @@ class DataConfig:
     """Column holding the second sentence for pair tasks (NLI); unset for single-text tasks."""
     label_column: str | None = None
     """Column holding the label (strings or integers). Auto-detected when unset."""
-    label_names: list[str] | None = None
+    label_names: CommaList | None = None
     """Names for integer labels 0..n-1 (taken from the dataset's features or the preset when unset)."""
-    label_names_file: str | None = None
-    """A text file with one label name per line, naming integer labels 0..n-1 (a relative path is read as given,
-    else inside the dataset's folder). Ignored when ``label_names`` is set."""
-    multi_label: bool | None = None
-    """Each text carries a set of labels, possibly empty (sigmoid scores per label, a threshold per label). Unset:
-    detected (list-valued labels, ``label_columns`` or ``label_separator`` make a run multi-label)."""
-    label_separator: str | None = None
-    """Multi-label cells written as one delimited string (``4,27``): the separator; unset: ``,``."""
-    label_columns: list[str] | None = None
-    """Multi-label data with one 0/1 column per label: those columns, whose names are the label names."""
-    column_names: list[str] | None = None
-    """Column names for CSV/TSV files without a header row (their first line is data), e.g. ``[text, labels, id]``
-    for GoEmotions' TSVs; unset: the first line is the header."""
     train_split: str = "train"
     """Name of the training split."""
     validation_split: str | None = None
     """Name of the validation split; when the data has none, ``validation_fraction`` of train is split off."""
     test_split: str | None = None
     """Name of the test split (``test`` when present and labelled)."""
-    validation_fraction: float = 0.1
+    validation_fraction: float = Field(0.1, gt=0, lt=1)
     """Stratified fraction of train held out for validation when there is no validation split."""
     split_seed: int | None = None
     """Seed for the held-out validation split and row sampling; unset uses ``train.seed``. ``compare`` fixes it so
     every method and seed sees the same splits."""
-    max_length: int | None = None
+    max_length: int | None = Field(None, ge=8)
     """Maximum tokens per example (longer ones are truncated); preset default, else 256."""
-    max_train_samples: int | None = None
+    max_train_samples: int | None = Field(None, ge=1)
     """Use only the first N training rows (after a seeded shuffle); handy for quick runs."""
-    max_eval_samples: int | None = None
+    max_eval_samples: int | None = Field(None, ge=1)
     """Use only the first N validation/test rows (after a seeded shuffle)."""
     drop_missing_labels: bool = False
     """Skip rows whose label cell is empty or NaN (with a counted warning) instead of stopping with an error."""
@@ -66,19 +56,23 @@ class DataConfig:
     """chunks: most windows per text (evenly spread over a longer text, first and last kept); unset: 8."""
     window_aggregation: Literal["mean", "max"] | None = None
     """chunks: how a text's window logits become its prediction: mean, or each label's max; unset: mean."""
+    label_names_file: str | None = None
+    """A text file with one label name per line, naming integer labels 0..n-1 (a relative path is read as given,
+    else inside the dataset's folder). Ignored when ``label_names`` is set."""
+    multi_label: bool | None = None
+    """Each text carries a set of labels, possibly empty (sigmoid scores per label, a threshold per label). Unset:
+    detected (list-valued labels, ``label_columns`` or ``label_separator`` make a run multi-label)."""
+    label_separator: str | None = None
+    """Multi-label cells written as one delimited string (``4,27``): the separator; unset: ``,``."""
+    label_columns: CommaList | None = None
+    """Multi-label data with one 0/1 column per label: those columns, whose names are the label names."""
+    column_names: CommaList | None = None
+    """Column names for CSV/TSV files without a header row (their first line is data), e.g. ``[text, labels, id]``
+    for GoEmotions' TSVs; unset: the first line is the header."""
 
-    def validate(self) -> None:
-        """Check values that types alone cannot; raise ConfigError naming the key."""
-        if self.max_length is not None and self.max_length < 8:
-            raise ConfigError(f"data.max_length must be >= 8, got {self.max_length}.")
-        if not 0 < self.validation_fraction < 1:
-            raise ConfigError(f"data.validation_fraction must be in (0, 1), got {self.validation_fraction}.")
-        for key, value in (
-            ("data.max_train_samples", self.max_train_samples),
-            ("data.max_eval_samples", self.max_eval_samples),
-        ):
-            if value is not None and value < 1:
-                raise ConfigError(f"{key} must be >= 1, got {value}.")
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        """What types and bounds alone cannot check; a ConfigError names the key."""
         if self.text_pair_column is not None and self.text_pair_column == self.text_column:
             raise ConfigError("data.text_pair_column must differ from data.text_column.")
         wants_multi_label = self.label_columns is not None or self.label_separator is not None
@@ -100,6 +94,7 @@ class DataConfig:
         if self.column_names is not None and len(set(self.column_names)) != len(self.column_names):
             raise ConfigError(f"data.column_names repeats a name: {self.column_names}.")
         self.long_text_options().validate(self.max_length)
+        return self
 
     def long_text_options(self) -> LongTextOptions:
         """How long texts are read (``data.long_text`` and its settings; unset reads as head)."""

@@ -27,9 +27,10 @@ from distiltune.errors import RunError
 from distiltune.hardware import resolve_device, resolve_precision
 from distiltune.inference.batched import InferenceBatching, InferenceSettings, predict_logits
 from distiltune.inference.onnx_runtime import ONNX_FILE, OnnxSequenceClassifier, find_export
-from distiltune.inference.scoring import apply_calibration, score_frame
+from distiltune.inference.scoring import score_frame
 from distiltune.methods import METHODS, Method, Predictor, get_method
 from distiltune.modeling import load_classifier_config, load_tokenizer
+from distiltune.tasks.base import SINGLE_LABEL, Task, TaskCalibration, get_task, task_of_model
 from distiltune.tasks.calibration import Calibration
 
 logger = logging.getLogger("distiltune")
@@ -55,8 +56,12 @@ class Classifier:
     run_dir: Path | None = None
     backend: str = "torch"
     method: str = "full"
-    calibration: Calibration = Calibration()
-    """The temperature and decision threshold the run fitted (``model/calibration.json``); none: the identity."""
+    calibration: TaskCalibration = Calibration()
+    """The temperature and decision threshold the run fitted (``model/calibration.json``, read by the task); none:
+    the identity."""
+    task: Task[Any] = dataclasses.field(default_factory=lambda: get_task(SINGLE_LABEL))
+    """The kind of task the run trained (``model/labels.json``): how logits become probabilities, decisions and
+    answers."""
 
     @classmethod
     def load(
@@ -77,6 +82,7 @@ class Classifier:
         config = Config.from_yaml(run_dir / runs.CONFIG_FILE)
         info = runs.read_model_info(model_dir)
         names = runs.label_names(info)
+        task = task_of_model(info)
         method = get_method(str(info.get("method") or config.method.name))
         onnx_dir = find_export(run_dir, export_dir) if backend == "onnx" and method.trains_with_trainer else None
         common = {
@@ -87,7 +93,8 @@ class Classifier:
             "run_dir": run_dir,
             "backend": backend,
             "method": method.name,
-            "calibration": read_calibration(onnx_dir or model_dir, names),
+            "calibration": read_calibration(onnx_dir or model_dir, names, task),
+            "task": task,
         }
         if method.load_predictor is not None:
             if backend != "torch":
@@ -192,14 +199,14 @@ class Classifier:
         truncation_side: str | None = None,
     ) -> np.ndarray:
         """Probabilities ``[n, num_labels]`` in input order, with the run's temperature applied."""
-        return apply_calibration(self.predict_logits(texts, pairs, batch_size, truncation_side), self.calibration)[0]
+        return self.task.probabilities(
+            self.predict_logits(texts, pairs, batch_size, truncation_side), self.calibration
+        )
 
     def decide(self, probabilities: np.ndarray) -> np.ndarray:
         """Label ids for rows of :meth:`predict_proba`: the run's decision threshold when it tuned one, else the
         most probable label."""
-        if self.calibration.threshold is None:
-            return np.asarray(probabilities).argmax(axis=-1)
-        return self.calibration.labels(probabilities)
+        return self.task.decide(probabilities, self.calibration)
 
     def predict(
         self,
@@ -215,26 +222,12 @@ class Classifier:
         one: each row then lists every label's score and adds ``"threshold": {"label", "value"}``, the label whose
         probability is compared with the threshold."""
         probabilities = self.predict_proba(texts, pairs, batch_size)
-        predicted = self.decide(probabilities)
-        threshold = self.calibration.threshold
-        top_k = len(self.label_names) if threshold is not None else max(1, min(top_k, len(self.label_names)))
-        results = []
-        for row, label_id in zip(probabilities, predicted, strict=True):
-            order = np.argsort(-row, kind="stable")[:top_k]
-            scores = [{"label": self.label_names[i], "score": round(float(row[i]), 6)} for i in order]
-            result = {"label": self.label_names[label_id], "score": round(float(row[label_id]), 6), "scores": scores}
-            if threshold is not None and self.calibration.threshold_label_id is not None:
-                result["threshold"] = {
-                    "label": self.label_names[self.calibration.threshold_label_id],
-                    "value": round(threshold, 6),
-                }
-            results.append(result)
-        return results
+        return self.task.prediction_results(probabilities, self.label_names, self.calibration, top_k)
 
     def evaluate_frame(self, frame: pd.DataFrame) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Metrics and ``predictions.jsonl`` rows for a labelled frame (text[, text_pair], label ids), under the
         run's calibration."""
-        return score_frame(self.predict_logits, frame, self.label_names, self.calibration)
+        return score_frame(self.predict_logits, frame, self.label_names, self.calibration, self.task)
 
 
 def load(run_dir: str | Path, **kwargs: Any) -> Classifier:
@@ -242,19 +235,21 @@ def load(run_dir: str | Path, **kwargs: Any) -> Classifier:
     return Classifier.load(run_dir, **kwargs)
 
 
-def read_calibration(folder: Path, label_names: list[str]) -> Calibration:
-    """The calibration saved in ``folder`` (a run's ``model/`` or an ONNX export); the identity when it has none,
-    as for every run trained without ``train.calibrate`` / ``train.tune_threshold``."""
+def read_calibration(folder: Path, label_names: list[str], task: Task[Any] | None = None) -> TaskCalibration:
+    """The calibration saved in ``folder`` (a run's ``model/`` or an ONNX export), read by the run's ``task``
+    (default: single-label); the identity when it has none, as for every run trained without ``train.calibrate`` /
+    ``train.tune_threshold``."""
+    task = task or get_task(SINGLE_LABEL)
     path = folder / runs.CALIBRATION_FILE
     if not path.is_file():
-        return Calibration()
+        return task.identity_calibration()
     try:
         raw = runs.read_json(path)
     except ValueError as err:
         raise RunError(f"{path} is not valid JSON ({err}).", "Train the run again.") from None
     if not isinstance(raw, dict):
         raise RunError(f"{path}: expected a JSON object.", "Train the run again.")
-    return Calibration.from_dict(raw, label_names, source=str(path))
+    return task.read_calibration(raw, label_names, str(path))
 
 
 def check_run_dir(run_dir: Path) -> Path:

@@ -1,11 +1,11 @@
 """The contract every tuning method follows, and the registry the methods add themselves to.
 
-A method is a config dataclass (its options, with defaults) plus hooks. Methods that train through the Hugging Face
-``Trainer`` give ``apply`` (turn a freshly loaded encoder into the model that trains), ``save`` and ``load``. A
-method that trains outside the Trainer gives ``fit`` and ``load_predictor`` instead, whether it has an encoder or not
-(``uses_encoder``: the TF-IDF baseline has none). Each method also owns its facts: its default search space for
-``tune`` and whether it joins ``compare``'s default line-up. Each method's module ends with its own
-:func:`register_method` call (peft's pattern); ``distiltune.methods`` imports them all. Nothing outside
+A method is a config model (its options, with defaults: a :class:`MethodConfig`) plus hooks. Methods that train
+through the Hugging Face ``Trainer`` give ``apply`` (turn a freshly loaded encoder into the model that trains),
+``save`` and ``load``. A method that trains outside the Trainer gives ``fit`` and ``load_predictor`` instead,
+whether it has an encoder or not (``uses_encoder``: the TF-IDF baseline has none). Each method also owns its facts:
+its default search space for ``tune`` and whether it joins ``compare``'s default line-up. Each method's module ends
+with its own :func:`register_method` call (peft's pattern); ``distiltune.methods`` imports them all. Nothing outside
 ``methods/`` asks which method a run used: it asks the :class:`Method` for what it can do.
 """
 
@@ -20,16 +20,18 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import numpy as np
 
 from distiltune.errors import ConfigError
+from distiltune.schema import ConfigModel
 
 if TYPE_CHECKING:
     import pandas as pd
     from torch import nn
 
 
-@dataclass
-class MethodConfig:
-    """Options of one tuning method; subclasses add their own fields."""
+class MethodConfig(ConfigModel):
+    """Options of one tuning method (the ``method`` section, less its ``name``); subclasses add their own fields
+    and validate them in the model."""
 
+    section: ClassVar[str] = "method"
     name: ClassVar[str] = ""
     default_lr: ClassVar[float] = 3e-5
     """The learning rate used when ``train.lr`` is unset: each method has its own sweet spot."""
@@ -37,12 +39,33 @@ class MethodConfig:
     supports_custom_head: ClassVar[bool] = True
     """False where the method cannot run with ``--head mlp`` (prompt/prefix rely on peft's built-in heads)."""
 
-    def validate(self) -> None:
-        """Raise ConfigError on inconsistent options."""
+    @classmethod
+    def unknown_key_error(cls, key: str, prefix: str) -> ConfigError:
+        """An option this method does not have: the method that has it (``--merge`` belongs to lora), else the
+        closest option this one has, else that it has none."""
+        owners = [method.name for method in METHODS.values() if key in method.config_cls.model_fields]
+        if owners:
+            return ConfigError(
+                f"{prefix}method.{key} is an option of {_methods_named(owners)}, not {cls.name}.",
+                f"Add --method {owners[0]} (method.name: {owners[0]} in a config file), or leave method.{key} out.",
+            )
+        allowed = list(cls.model_fields)
+        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
+        if close:
+            hint = f"Did you mean '{close[0]}'?"
+        elif allowed:
+            hint = f"Method {cls.name} takes: {', '.join(allowed)}."
+        else:
+            hint = f"Method {cls.name} has no options."
+        return ConfigError(f"{prefix}method: unknown key '{key}'.", hint)
 
     def reserved_positions(self) -> int:
         """Position embeddings the method uses itself (virtual tokens), taken from the usable max length."""
         return 0
+
+
+def _methods_named(names: list[str]) -> str:
+    return f"method {names[0]}" if len(names) == 1 else f"methods {', '.join(names[:-1])} and {names[-1]}"
 
 
 class Predictor(Protocol):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -13,7 +12,6 @@ from distiltune.modeling import load_classifier_from_dir
 from distiltune.modeling.heads import EncoderWithHead, has_custom_head
 
 
-@dataclass
 class FullConfig(MethodConfig):
     name: ClassVar[str] = "full"
     default_lr: ClassVar[float] = 3e-5

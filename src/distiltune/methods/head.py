@@ -7,7 +7,6 @@ saves the whole model, so it reloads without the base model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 from torch import nn
@@ -18,7 +17,6 @@ from distiltune.methods.full import load_pretrained, save_pretrained
 from distiltune.modeling.heads import head_module_names
 
 
-@dataclass
 class HeadOnlyConfig(MethodConfig):
     name: ClassVar[str] = "head"
     default_lr: ClassVar[float] = 1e-3

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pydantic import Field, field_validator
 from torch import nn
 
 from distiltune.errors import ConfigError
 from distiltune.methods.adapters import ADAPTER_FILES, load_adapter, save_adapter, wrap
 from distiltune.methods.base import Method, MethodConfig, register_method, trainer_search_space
 from distiltune.modeling.heads import EncoderWithHead, head_module_names
+from distiltune.schema import CommaList
 
 logger = logging.getLogger("distiltune")
 
@@ -42,32 +43,28 @@ LORA_TARGET_MODULES: dict[str, list[str]] = {
 }
 
 
-@dataclass
 class LoraMethodConfig(MethodConfig):
     name: ClassVar[str] = "lora"
     default_lr: ClassVar[float] = 2e-3
     """Low-rank updates start at zero and a short run must move them far: measured in docs/methods.md."""
 
-    r: int = 8
+    r: int = Field(8, ge=1)
     """Rank of the low-rank update matrices."""
-    alpha: int = 16
+    alpha: int = Field(16, gt=0)
     """Scaling numerator: the update is multiplied by alpha / r."""
-    dropout: float = 0.1
+    dropout: float = Field(0.1, ge=0, lt=1)
     """Dropout on the LoRA branch's input."""
-    target_modules: list[str] | None = None
+    target_modules: CommaList | None = None
     """Module names to adapt; unset picks the architecture's attention projections (q_lin/v_lin, query/value...)."""
     merge: bool = False
     """Also write model/merged/: the update folded into the weights, loadable with plain transformers."""
 
-    def validate(self) -> None:
-        if self.r < 1:
-            raise ConfigError(f"method.r must be >= 1, got {self.r}.")
-        if self.alpha <= 0:
-            raise ConfigError(f"method.alpha must be > 0, got {self.alpha}.")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"method.dropout must be in [0, 1), got {self.dropout}.")
-        if self.target_modules is not None and not self.target_modules:
+    @field_validator("target_modules")
+    @classmethod
+    def _named(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
             raise ConfigError("method.target_modules is empty.", "Leave it unset to auto-detect, or name modules.")
+        return value
 
 
 def target_modules_for(model: nn.Module) -> list[str]:

@@ -11,9 +11,9 @@ encoder's config before anything loads (``train`` stops at once, ``compare`` ski
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from pydantic import Field
 from torch import nn
 
 from distiltune.errors import ConfigError
@@ -24,25 +24,18 @@ from distiltune.modeling import encoder_class
 from distiltune.modeling.heads import head_module_names
 
 
-@dataclass
 class PrefixConfig(MethodConfig):
     name: ClassVar[str] = "prefix"
     default_lr: ClassVar[float] = 1e-2
     """P-tuning v2 trains deep prompts at 5e-3 to 1e-2."""
     supports_custom_head: ClassVar[bool] = False
 
-    num_virtual_tokens: int = 20
+    num_virtual_tokens: int = Field(20, ge=1)
     """Number of key/value prefix vectors per layer."""
     projection: bool = False
     """Reparameterise the prefixes through a two-layer MLP (prefix tuning's trick; P-tuning v2 goes without)."""
-    projection_hidden_size: int = 256
+    projection_hidden_size: int = Field(256, ge=1)
     """Hidden size of that MLP when ``projection`` is on."""
-
-    def validate(self) -> None:
-        if self.num_virtual_tokens < 1:
-            raise ConfigError(f"method.num_virtual_tokens must be >= 1, got {self.num_virtual_tokens}.")
-        if self.projection_hidden_size < 1:
-            raise ConfigError(f"method.projection_hidden_size must be >= 1, got {self.projection_hidden_size}.")
 
     def reserved_positions(self) -> int:
         return self.num_virtual_tokens

@@ -12,10 +12,10 @@ its batch needed (a text's probability moved by 0.06 between scoring it alone an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from pydantic import Field, model_validator
 from torch import nn
 
 from distiltune.errors import ConfigError
@@ -26,14 +26,13 @@ from distiltune.modeling.heads import head_module_names
 PromptInit = Literal["text", "vocab", "random"]
 
 
-@dataclass
 class PromptConfig(MethodConfig):
     name: ClassVar[str] = "prompt"
     default_lr: ClassVar[float] = 1e-2
     """Soft prompts live in embedding space and start far from useful: they need a large step size."""
     supports_custom_head: ClassVar[bool] = False
 
-    num_virtual_tokens: int = 20
+    num_virtual_tokens: int = Field(20, ge=1)
     """Number of trainable prompt vectors prepended to the input embeddings."""
     init: PromptInit = "text"
     """Initialise the prompt from the embeddings of ``init_text`` (text), of random vocabulary tokens (vocab),
@@ -41,11 +40,11 @@ class PromptConfig(MethodConfig):
     init_text: str = "Classify the following text:"
     """Text whose token embeddings initialise the prompt when ``init`` is text (repeated to fill the tokens)."""
 
-    def validate(self) -> None:
-        if self.num_virtual_tokens < 1:
-            raise ConfigError(f"method.num_virtual_tokens must be >= 1, got {self.num_virtual_tokens}.")
+    @model_validator(mode="after")
+    def _check(self) -> PromptConfig:
         if self.init == "text" and not self.init_text.strip():
             raise ConfigError("method.init_text is empty.", "Give a text, or use --set method.init=random.")
+        return self
 
     def reserved_positions(self) -> int:
         return self.num_virtual_tokens

@@ -28,9 +28,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from distiltune import runs
-from distiltune.errors import ConfigError, RunError
+from distiltune.errors import RunError
 from distiltune.methods.base import Method, MethodConfig, register_method
 
 #: Joins the two sentences of a pair into one document (the default token pattern keeps "sep" as a term).
@@ -40,38 +41,25 @@ VOCABULARY_FILE = "vocabulary.json"
 SETTINGS_FILE = "tfidf.json"
 
 
-@dataclass
 class TfidfConfig(MethodConfig):
     """TF-IDF features and a logistic regression (scikit-learn) on the same splits as the other methods.
     Sentence pairs are joined into one text with a separator. ``train.lr``/epochs/batch size do not apply."""
 
     name: ClassVar[str] = "tfidf"
-    max_features: int | None = 50000
+    max_features: int | None = Field(50000, ge=1)
     """Keep the most frequent terms (unigrams and n-grams) up to this many; unset keeps all."""
-    ngram_max: int = 2
+    ngram_max: int = Field(2, ge=1)
     """Longest word n-gram used as a feature (1 = unigrams only)."""
-    min_df: int = 1
+    min_df: int = Field(1, ge=1)
     """Ignore terms that appear in fewer training documents than this."""
     sublinear_tf: bool = True
     """Use 1 + log(term count) instead of the raw count (better for long documents such as reviews)."""
     lowercase: bool = True
     """Lower-case the text before extracting terms."""
-    c: float = 4.0
+    c: float = Field(4.0, gt=0)
     """Inverse L2 regularisation strength of the logistic regression (scikit-learn's ``C``)."""
-    max_iter: int = 2000
+    max_iter: int = Field(2000, ge=1)
     """Iterations of the L-BFGS solver."""
-
-    def validate(self) -> None:
-        if self.ngram_max < 1:
-            raise ConfigError(f"method.ngram_max must be >= 1, got {self.ngram_max}.")
-        if self.min_df < 1:
-            raise ConfigError(f"method.min_df must be >= 1, got {self.min_df}.")
-        if self.max_features is not None and self.max_features < 1:
-            raise ConfigError(f"method.max_features must be >= 1, got {self.max_features}.")
-        if self.c <= 0:
-            raise ConfigError(f"method.c must be > 0, got {self.c}.")
-        if self.max_iter < 1:
-            raise ConfigError(f"method.max_iter must be >= 1, got {self.max_iter}.")
 
 
 @dataclass

@@ -7,14 +7,12 @@ tuning method has to clear.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from distiltune.methods.base import Method, MethodConfig, register_method
 from distiltune.methods.full import load_pretrained, save_pretrained
 
 
-@dataclass
 class UntunedConfig(MethodConfig):
     """The encoder exactly as every other method starts from it: the pretrained weights plus a freshly
     initialised classification head (seeded by ``train.seed``), evaluated without a single optimizer step."""

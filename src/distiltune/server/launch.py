@@ -55,7 +55,6 @@ def serve(settings: ServeSettings, classifier: Any | None = None) -> None:
     ends). ``classifier``: an already loaded one (one worker only)."""
     import uvicorn
 
-    settings.validate()
     api_key = read_api_key(settings)
     if settings.host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
         logger.warning("Serving on %s without an API key: anyone who reaches this port can use it.", settings.host)

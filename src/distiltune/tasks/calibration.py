@@ -11,9 +11,11 @@ The pieces, in the order a run uses them (issue 18):
 4. :class:`Calibration` holds both (what ``model/calibration.json`` stores) and turns logits into probabilities and
    label ids the same way in every predictor.
 
-This module sits in the bottom layer beside :mod:`distiltune.tasks.metrics`: it imports only numpy and
-:mod:`distiltune.errors`. Inputs may be numpy arrays or CPU/GPU torch tensors (converted, never imported). The file a
-run saves the fit in is ``runs.CALIBRATION_FILE`` (``model/calibration.json``).
+This is the single-label (softmax) calibration that :mod:`distiltune.tasks.single_label` applies: top-label
+reliability, one temperature, a threshold on one of two labels. It imports numpy, scipy, :mod:`distiltune.errors` and
+the shared numerics of :mod:`distiltune.tasks.metrics` (the one softmax and NLL). Inputs may be numpy arrays or
+CPU/GPU torch tensors (converted, never imported). The file a run saves the fit in is ``runs.CALIBRATION_FILE``
+(``model/calibration.json``).
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from statistics import NormalDist
 from typing import Any, Literal
 
 import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.stats import chi2
 
 from distiltune.errors import ConfigError, DataError, RunError
+from distiltune.tasks.metrics import negative_log_likelihood, softmax
 
 logger = logging.getLogger("distiltune")
 
@@ -35,6 +39,8 @@ ECE_BINS = 15
 TEMPERATURE_BOUNDS = (0.05, 20.0)
 """The fitted temperature stays inside these bounds: positive, and far enough from 0 and infinity that a degenerate
 validation split (every example right, or every example wrong) cannot make the probabilities one-hot or flat."""
+TEMPERATURE_XATOL = 1e-7
+"""How close to the NLL-optimal ``log T`` the search stops (absolute, in log T: 1e-7 relative in T)."""
 TEMPERATURE_SIGNIFICANCE = 0.05
 """``T`` stays 1 unless a likelihood-ratio test on the validation split rejects ``T = 1`` at this level."""
 ThresholdMetric = Literal["f1", "f1_macro", "balanced_accuracy", "accuracy"]
@@ -94,13 +100,6 @@ def brier_score(probabilities: Any, labels: Any) -> float:
     return float(scale * per_row.mean())
 
 
-def negative_log_likelihood(probabilities: Any, labels: Any) -> float:
-    """Mean ``-log p(gold)`` in nats; a probability of 0 counts as float64 epsilon (scikit-learn's ``log_loss``)."""
-    probabilities, labels = _checked(probabilities, labels)
-    gold = probabilities[np.arange(len(labels)), labels]
-    return float(-np.log(np.clip(gold, np.finfo(np.float64).eps, 1.0)).mean())
-
-
 def calibration_metrics(probabilities: Any, labels: Any, bins: int = ECE_BINS) -> dict[str, float]:
     """``{"ece", "brier", "nll"}`` of predicted probabilities ``[n, classes]`` against gold label ids ``[n]``.
 
@@ -110,7 +109,8 @@ def calibration_metrics(probabilities: Any, labels: Any, bins: int = ECE_BINS) -
     return {
         "ece": expected_calibration_error(probabilities, labels, bins),
         "brier": brier_score(probabilities, labels),
-        "nll": negative_log_likelihood(probabilities, labels),
+        # float64, as every calibration metric: the tails that NLL weighs survive the conversion of float32 inputs.
+        "nll": negative_log_likelihood(*_checked(probabilities, labels)),
     }
 
 
@@ -122,14 +122,6 @@ def calibration_report(probabilities: Any, labels: Any, bins: int = ECE_BINS) ->
         **calibration_metrics(probabilities, labels, bins),
         "reliability": reliability_bins(probabilities, labels, bins),
     }
-
-
-def softmax64(logits: Any) -> np.ndarray:
-    """Softmax in float64 (calibration metrics of float32 softmax outputs lose the tails that NLL weighs)."""
-    z = _as_float64(logits)
-    z = z - z.max(axis=-1, keepdims=True)
-    exp = np.exp(z)
-    return exp / exp.sum(axis=-1, keepdims=True)
 
 
 # --- temperature scaling -----------------------------------------------------------------------------------
@@ -188,12 +180,14 @@ def fit_temperature_details(
 ) -> TemperatureFit:
     """Fit one temperature by NLL, with the guards issue 18 asks for.
 
-    * **Method.** A golden-section search over ``log T`` in ``log(bounds)``, in float64, run to a fixed tolerance
-      (1e-7 in log T) rather than to an iteration budget. The NLL is convex in ``1/T`` (log-sum-exp of a linear
-      function, minus a linear function), so it is unimodal in ``log T`` and a bracketing search finds the global
-      optimum inside the bounds. LBFGS on ``T`` itself (the reference implementation of Guo et al. 2017) needs a
-      learning rate and an iteration cap, can step to a negative ``T``, and stops where its budget ends; none of
-      that applies to a bracketing search on one variable, and scipy is not needed for it.
+    * **Method.** scipy's bounded scalar minimiser (``minimize_scalar(method="bounded")``: Brent's method, golden
+      sections with parabolic steps) over ``log T`` in ``log(bounds)``, in float64, run to a fixed tolerance
+      (``xatol`` 1e-7 in log T) rather than to an iteration budget. The NLL is convex in ``1/T`` (log-sum-exp of a
+      linear function, minus a linear function), so it is unimodal in ``log T`` and a bracketing search finds the
+      global optimum inside the bounds. LBFGS on ``T`` itself (the reference implementation of Guo et al. 2017)
+      needs a learning rate and an iteration cap, can step to a negative ``T``, and stops where its budget ends; none
+      of that applies to a bracketing search on one variable. The NLL is the exact one of the scaled logits
+      (``negative_log_likelihood(from_logits=True)``: log-softmax, no probability floor).
     * **Positive and bounded.** ``T`` is searched as ``exp(u)`` with ``u`` between the logs of ``bounds``; an
       optimum on a bound is logged as a warning (a validation split with every example right drives ``T`` to 0).
     * **1 unless NLL improves.** The optimum replaces ``T = 1`` only when it lowers the *total* validation NLL by
@@ -209,17 +203,15 @@ def fit_temperature_details(
         raise ValueError(f"significance must be in (0, 1), got {significance}")
 
     def nll(log_temperature: float) -> float:
-        return _nll_of_logits(z / math.exp(log_temperature), y)
+        return negative_log_likelihood(z / math.exp(log_temperature), y, from_logits=True)
 
     u_low, u_high = math.log(low), math.log(high)
-    u_best = _golden_section_minimum(nll, u_low, u_high, tolerance=1e-7)
+    search = minimize_scalar(nll, bounds=(u_low, u_high), method="bounded", options={"xatol": TEMPERATURE_XATOL})
     # The search never evaluates the bounds themselves; an optimum at a bound would stop a hair inside it.
-    u_best = min((u_low, u_best, u_high), key=nll)
+    u_best = min((u_low, float(search.x), u_high), key=nll)
     optimum = low if u_best == u_low else high if u_best == u_high else math.exp(u_best)
     nll_before, nll_optimum = nll(0.0), nll(u_best)
-    # Likelihood-ratio test: 2 * (total log-likelihood gain) ~ chi2 with 1 degree of freedom under T = 1.
-    chi2_critical = NormalDist().inv_cdf(1 - significance / 2) ** 2
-    accepted = len(y) * (nll_before - nll_optimum) > chi2_critical / 2
+    accepted = len(y) * (nll_before - nll_optimum) > likelihood_ratio_critical_value(significance) / 2
     at_bound = math.isclose(u_best, u_low, abs_tol=1e-6) or math.isclose(u_best, u_high, abs_tol=1e-6)
     if at_bound:
         logger.warning(
@@ -239,6 +231,13 @@ def fit_temperature_details(
         at_bound=at_bound,
         rows=len(y),
     )
+
+
+def likelihood_ratio_critical_value(significance: float = TEMPERATURE_SIGNIFICANCE) -> float:
+    """The value twice the total log-likelihood gain of the fitted temperature must pass to replace ``T = 1``: under
+    ``T = 1`` that statistic is chi-squared with one degree of freedom, so this is its ``1 - significance`` quantile
+    (3.84 at 5%)."""
+    return float(chi2.ppf(1 - significance, df=1))
 
 
 def apply_temperature(logits: Any, temperature: float) -> Any:
@@ -348,7 +347,7 @@ class Calibration:
 
     def probabilities(self, logits: Any) -> np.ndarray:
         """Softmax of ``logits / T`` (float64)."""
-        return softmax64(apply_temperature(_as_float64(logits), self.temperature))
+        return softmax(apply_temperature(_as_float64(logits), self.temperature))
 
     def labels(self, probabilities: Any) -> np.ndarray:
         """Label ids from (already temperature-scaled) probabilities: the threshold rule, else argmax."""
@@ -405,30 +404,6 @@ def _threshold_quality(metric: str, tp: np.ndarray, fp: np.ndarray, fn: np.ndarr
     return (tp + tn) / (tp + fp + fn + tn)
 
 
-def _golden_section_minimum(function: Any, low: float, high: float, tolerance: float) -> float:
-    """The minimiser of a unimodal ``function`` on [low, high], to ``tolerance`` (every interior point it tries)."""
-    inverse_phi = (math.sqrt(5) - 1) / 2
-    a, b = low, high
-    c, d = b - inverse_phi * (b - a), a + inverse_phi * (b - a)
-    fc, fd = function(c), function(d)
-    while b - a > tolerance:
-        if fc <= fd:
-            b, d, fd = d, c, fc
-            c = b - inverse_phi * (b - a)
-            fc = function(c)
-        else:
-            a, c, fc = c, d, fd
-            d = a + inverse_phi * (b - a)
-            fd = function(d)
-    return (a + b) / 2
-
-
-def _nll_of_logits(z: np.ndarray, y: np.ndarray) -> float:
-    peak = z.max(axis=1, keepdims=True)
-    log_normaliser = peak[:, 0] + np.log(np.exp(z - peak).sum(axis=1))
-    return float((log_normaliser - z[np.arange(len(y)), y]).mean())
-
-
 def _as_float64(values: Any) -> np.ndarray:
     if hasattr(values, "detach"):  # a torch tensor, on any device
         values = values.detach().float().cpu().numpy()
@@ -473,9 +448,9 @@ __all__ = [
     "expected_calibration_error",
     "fit_temperature",
     "fit_temperature_details",
+    "likelihood_ratio_critical_value",
     "negative_log_likelihood",
     "reliability_bins",
     "require_binary",
-    "softmax64",
     "tune_threshold",
 ]

@@ -1,69 +1,54 @@
-"""Classification metrics as pure functions of gold labels and predicted probabilities (no I/O)."""
+"""The numerics every task shares: the one softmax, the one negative log-likelihood, and the flat part of a metrics
+dict. Pure functions of arrays (no I/O); what a metric *means* for a kind of task lives in that task's module
+(:mod:`distiltune.tasks.single_label`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+import scipy.special
 
-#: Metrics that can pick the best checkpoint; all are "higher is better" except eval loss.
-SELECTABLE_METRICS = (
-    "accuracy",
-    "f1_macro",
-    "f1_weighted",
-    "precision_macro",
-    "recall_macro",
-    "precision_weighted",
-    "recall_weighted",
-    "f1",
-    "precision",
-    "recall",
-    "loss",
-)
+PROBABILITY_FLOOR = float(np.finfo(np.float64).eps)
+"""The probability a predicted 0 counts as in :func:`negative_log_likelihood` (2.2e-16, so a confident miss costs at
+most 36.04 nats instead of infinity). float64's machine epsilon, as scikit-learn's ``log_loss`` uses for float64
+probabilities: the same number a user gets from scikit-learn, and the smallest floor that is still a relative step
+of a float64 probability (one floor for every dtype, so float32 and float64 runs report comparable losses). It only
+matters for a model that gives its gold label less than 2.2e-16: a TF-IDF model gives 0 to a label it never saw in
+training, and a float32 softmax rounds a logit gap beyond about 104 to 0."""
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
+def softmax(logits: Any) -> np.ndarray:
+    """Softmax over the last axis, in the dtype of ``logits`` (float32 logits stay float32: what every prediction
+    without a fitted calibration has returned since the first run; calibrated predictions pass float64).
+
+    ``scipy.special.softmax``: subtract each row's maximum, exponentiate, divide by the row's sum. A logit of -inf
+    (a label a TF-IDF model never saw) gets probability 0."""
+    return scipy.special.softmax(np.asarray(logits), axis=-1)
 
 
-def log_loss(probabilities: np.ndarray, gold: np.ndarray) -> float:
-    """Mean negative log-likelihood of the gold labels (probabilities clipped at 1e-12, so a confident miss counts
-    as 27.6 nats instead of infinity)."""
-    picked = np.asarray(probabilities)[np.arange(len(gold)), np.asarray(gold).astype(int)]
-    return float(-np.mean(np.log(np.clip(picked, 1e-12, 1.0)))) if len(gold) else float("nan")
+def negative_log_likelihood(scores: Any, labels: Any, from_logits: bool = False) -> float:
+    """Mean ``-log p(gold label)`` in nats over the rows of ``scores [n, classes]`` and label ids ``labels [n]``; NaN
+    for no rows.
 
+    ``scores`` are probabilities, a probability below :data:`PROBABILITY_FLOOR` counting as the floor (probabilities
+    round to 0; the floor keeps a confident miss finite). With ``from_logits`` they are logits, and the
+    log-probabilities come from ``scipy.special.log_softmax``, exact at any logit gap: no floor, since finite logits
+    never give log p = -inf. The temperature fit uses that form, so that its objective keeps growing as a temperature
+    near 0 makes a miss ever more confident instead of flattening at the floor.
 
-def classification_metrics(labels: np.ndarray, predictions: np.ndarray, label_names: list[str]) -> dict[str, Any]:
-    """Accuracy, macro/weighted P/R/F1, per-class P/R/F1/support and the confusion matrix.
-
-    For two classes, also binary P/R/F1 with the second label (id 1) as the positive class.
-    """
-    labels = np.asarray(labels)
-    predictions = np.asarray(predictions)
-    ids = list(range(len(label_names)))
-    out: dict[str, Any] = {"accuracy": float(accuracy_score(labels, predictions)), "samples": int(len(labels))}
-    for average in ("macro", "weighted"):
-        p, r, f, _ = precision_recall_fscore_support(labels, predictions, labels=ids, average=average, zero_division=0)
-        out[f"precision_{average}"], out[f"recall_{average}"], out[f"f1_{average}"] = float(p), float(r), float(f)
-    if len(label_names) == 2:
-        p, r, f, _ = precision_recall_fscore_support(
-            labels, predictions, labels=ids, pos_label=1, average="binary", zero_division=0
-        )
-        out["precision"], out["recall"], out["f1"] = float(p), float(r), float(f)
-    p, r, f, support = precision_recall_fscore_support(labels, predictions, labels=ids, zero_division=0)
-    out["per_class"] = {
-        name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(support[i])}
-        for i, name in enumerate(label_names)
-    }
-    out["confusion_matrix"] = {
-        "labels": list(label_names),
-        "matrix": confusion_matrix(labels, predictions, labels=ids).tolist(),
-    }
-    return out
+    Computed in the dtype of ``scores`` (float32 probabilities give the float32 mean every run has reported as its
+    ``loss``)."""
+    scores = np.asarray(scores)
+    gold = np.asarray(labels).astype(np.int64)
+    if len(gold) == 0:
+        return float("nan")
+    if from_logits:
+        log_p = scipy.special.log_softmax(scores, axis=-1)[np.arange(len(gold)), gold]
+    else:
+        log_p = np.log(np.clip(scores[np.arange(len(gold)), gold], PROBABILITY_FLOOR, 1.0))
+    return float(-np.mean(log_p))
 
 
 def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
@@ -76,53 +61,4 @@ def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 ToDocuments = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def trainer_compute_metrics(label_names: list[str], to_documents: ToDocuments | None = None):
-    """A ``compute_metrics`` for the HF Trainer: scalar metrics only (Trainer logs must be flat).
-
-    ``to_documents`` scores documents instead of rows when a row is one window of a document; it relies on the
-    Trainer's evaluation keeping the evaluation set's row order."""
-
-    def compute(eval_prediction: Any) -> dict[str, float]:
-        logits = eval_prediction.predictions
-        if isinstance(logits, tuple):
-            logits = logits[0]
-        labels = eval_prediction.label_ids
-        if to_documents is not None:
-            logits, labels = to_documents(np.asarray(logits), np.asarray(labels))
-        predictions = np.asarray(logits).argmax(axis=-1)
-        metrics = classification_metrics(labels, predictions, label_names)
-        return {k: v for k, v in scalar_metrics(metrics).items() if k != "samples"}
-
-    return compute
-
-
-def score_predictions(
-    texts: Sequence[str],
-    pairs: Sequence[str] | None,
-    gold: np.ndarray,
-    probabilities: np.ndarray,
-    label_names: list[str],
-    seconds: float,
-    predicted: np.ndarray | None = None,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """What an evaluation reports for labelled examples predicted in ``seconds``: the metrics (with samples/s), and
-    one row per example as written to ``predictions.jsonl`` (its text and pair, gold and predicted label, whether
-    they match, every label's probability). ``predicted`` label ids default to the most probable label; a decision
-    threshold gives its own."""
-    if predicted is None:
-        predicted = probabilities.argmax(axis=-1)
-    metrics = classification_metrics(gold, predicted, label_names)
-    metrics["eval_samples_per_second"] = round(len(texts) / seconds, 2) if seconds > 0 else None
-    rows = [
-        {
-            "index": i,
-            "text": texts[i],
-            **({"text_pair": pairs[i]} if pairs is not None else {}),
-            "gold": label_names[int(gold[i])],
-            "predicted": label_names[int(predicted[i])],
-            "correct": bool(gold[i] == predicted[i]),
-            "probabilities": {name: round(float(p), 6) for name, p in zip(label_names, probabilities[i], strict=True)},
-        }
-        for i in range(len(texts))
-    ]
-    return metrics, rows
+__all__ = ["PROBABILITY_FLOOR", "ToDocuments", "negative_log_likelihood", "scalar_metrics", "softmax"]

@@ -6,7 +6,6 @@ evaluation of the splits and the final files.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -16,7 +15,8 @@ from distiltune.config import Config, resolve_settings
 from distiltune.data import PreparedData
 from distiltune.data.fingerprint import splits_fingerprint
 from distiltune.methods import Method
-from distiltune.tasks.metrics import log_loss, softmax
+from distiltune.tasks.base import task_for
+from distiltune.tasks.metrics import negative_log_likelihood
 from distiltune.training.memory import PeakMemory
 from distiltune.training.run import (
     Run,
@@ -24,6 +24,7 @@ from distiltune.training.run import (
     check_metric,
     evaluate_splits,
     finish_run,
+    run_record,
     write_calibration,
 )
 
@@ -34,10 +35,11 @@ def fit_without_trainer(run_dir: Path, config: Config, method: Method, data: Pre
     """Fit ``method`` on the training split, save it and evaluate it like an encoder run."""
     if method.fit is None:
         raise TypeError(f"method {method.name} trains an encoder; train it through the Trainer")
-    check_calibration_settings(config.train, len(data.labels.names))
+    task = task_for(config)
+    check_calibration_settings(config.train, len(data.labels.names), task)
     settings = resolve_settings(config, model_limit=None, uses_encoder=False)
-    config = settings.apply(dataclasses.replace(config, data=data.config))
-    check_metric(settings.metric, len(data.labels.names))
+    config = settings.apply(config.model_copy(update={"data": data.config}))
+    check_metric(settings.metric, len(data.labels.names), task)
     _warn_unused(config, method)
     config.to_yaml(run_dir / runs.CONFIG_FILE)
     names = data.labels.names
@@ -61,26 +63,19 @@ def fit_without_trainer(run_dir: Path, config: Config, method: Method, data: Pre
     fitted.save(model_dir)
     runs.write_model_info(model_dir, data.labels.id2label, config.data.max_length, data.is_pair, method.name)
 
-    final = {
-        "method": method.name,
-        "model": config.model.name,
-        "dataset": config.data.dataset,
-        "metric_for_best": settings.metric,
-    }
-    evaluation = evaluate_splits(fitted.predict_logits, data, config.train)
+    evaluation = evaluate_splits(fitted.predict_logits, data, config.train, task)
     write_calibration(model_dir, evaluation)
-    final.update(evaluation.splits)
-    final["predictions_split"] = evaluation.evaluated
-    final.update(evaluation.fits)
     train_pairs = data.train["text_pair"].tolist() if data.is_pair else None
-    train_probabilities = softmax(fitted.predict_logits(data.train["text"].tolist(), train_pairs))
-    validation = final["validation"]
+    train_logits = fitted.predict_logits(data.train["text"].tolist(), train_pairs)
+    train_probabilities, train_predicted = task.predict(train_logits)
+    train_gold = data.train["label"].to_numpy()
+    validation = evaluation.splits["validation"]
     history_row = {
         "epoch": 1.0,
         "step": 1,
-        "train_loss": log_loss(train_probabilities, data.train["label"].to_numpy()),
+        "train_loss": negative_log_likelihood(train_probabilities, train_gold),
         # As for encoder runs, the accuracy on the data it trained on, next to the validation accuracy.
-        "train_accuracy": float((train_probabilities.argmax(axis=-1) == data.train["label"].to_numpy()).mean()),
+        "train_accuracy": float(task.agreement(train_predicted, train_gold).mean()),
         "eval_loss": validation["loss"],
         **{
             k: v
@@ -89,23 +84,23 @@ def fit_without_trainer(run_dir: Path, config: Config, method: Method, data: Pre
         },
     }
     runs.write_jsonl(run_dir / runs.HISTORY_FILE, [history_row])
-    final.update(
-        {
-            "best_step": 1,
-            "best_epoch": 1.0,
-            "train_seconds": round(train_seconds, 3),
-            "train_samples_per_second": round(len(data.train) / train_seconds, 2) if train_seconds > 0 else None,
-            "train_rows": len(data.train),
-            "data_fingerprint": splits_fingerprint(data.splits()),
-            **facts,
-            **peak_memory.as_dict(),
-        }
+    record = run_record(
+        evaluation,
+        method=method.name,
+        model=config.model.name,
+        dataset=config.data.dataset,
+        metric_for_best=settings.metric,
+        best_step=1,
+        best_epoch=1.0,
+        train_seconds=round(train_seconds, 3),
+        train_samples_per_second=round(len(data.train) / train_seconds, 2) if train_seconds > 0 else None,
+        train_rows=len(data.train),
+        data_fingerprint=splits_fingerprint(data.splits()),
+        # The method's facts name its model (tfidf), parameters, features, device and precision.
+        method_facts=facts,
+        peak_memory=peak_memory.as_dict(),
     )
-    # The device and precision describe the model; they come last, as in encoder runs.
-    for key in ("device", "precision"):
-        if key in final:
-            final[key] = final.pop(key)
-    return finish_run(run_dir, config, final, evaluation.predictions, [history_row])
+    return finish_run(run_dir, config, record, evaluation.predictions, [history_row])
 
 
 def _warn_unused(config: Config, method: Method) -> None:

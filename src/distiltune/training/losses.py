@@ -1,5 +1,6 @@
-"""Class-imbalance handling for training: class weights from a config spec, weighted cross-entropy and focal loss,
-and the ``compute_loss_func`` the Hugging Face Trainer takes (issue 18).
+"""Class-imbalance handling for training: class weights from a config spec, and the ``compute_loss_func`` the Hugging
+Face Trainer takes (issue 18). The loss itself belongs to the run's task (:meth:`distiltune.tasks.base.Task.loss`;
+single-label: :func:`distiltune.tasks.single_label.classification_loss`).
 
 The training pipeline installs :func:`make_compute_loss` when a run sets class weights or focal loss, or
 accumulates gradients (``train.gradient_accumulation_steps > 1``: see the function for the transformers 5.23 bug it
@@ -7,30 +8,24 @@ also fixes); otherwise the model computes its own loss, exactly as before.
 
 * :func:`resolve_class_weights` turns ``train.class_weights`` (``none``, ``balanced`` or ``{label: weight}``) into
   one weight per label id, or None.
-* :func:`classification_loss` is the loss itself: cross-entropy or focal loss, optionally class-weighted.
-* :func:`make_compute_loss` wraps it for ``Trainer(compute_loss_func=...)``, normalised by the Trainer's
-  ``num_items_in_batch`` so that gradient accumulation adds up to the loss of the whole accumulated batch.
+* :func:`make_compute_loss` wraps the task's loss for ``Trainer(compute_loss_func=...)``, normalised by the
+  Trainer's ``num_items_in_batch`` so that gradient accumulation adds up to the loss of the whole accumulated batch.
 * :func:`imbalance_warning` is the dataset summary's warning when the largest class dwarfs the smallest.
-
-Torch and numpy only, plus :mod:`distiltune.errors`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from distiltune.errors import ConfigError, DataError
+from distiltune.tasks.base import SINGLE_LABEL, Task, get_task
+from distiltune.tasks.single_label import IGNORE_INDEX, LOSS_KINDS, LossKind
 
-LossKind = Literal["cross_entropy", "focal"]
-LOSS_KINDS: tuple[str, ...] = ("cross_entropy", "focal")
-IGNORE_INDEX = -100
-"""Label id that contributes nothing (the Trainer's and torch's convention)."""
 IMBALANCE_RATIO = 5.0
 """The dataset summary warns when the largest class has more than this many times the rows of the smallest."""
 
@@ -87,58 +82,14 @@ def class_counts(labels: Any, num_labels: int) -> list[int]:
     return np.bincount(ids, minlength=num_labels)[:num_labels].astype(int).tolist()
 
 
-def classification_loss(
-    logits: torch.Tensor,
-    labels: torch.Tensor,
-    weights: Sequence[float] | torch.Tensor | None = None,
+def make_compute_loss(
+    weights: Sequence[float] | None = None,
     kind: LossKind | str = "cross_entropy",
     gamma: float = 2.0,
-    reduction: Literal["mean", "sum", "none"] = "mean",
-) -> torch.Tensor:
-    """Cross-entropy or focal loss of ``logits [n, classes]`` against label ids ``[n]``, in float32.
-
-    Per row: ``-w[y] * (1 - p_y) ** gamma * log p_y`` with ``gamma = 0`` for cross-entropy (focal loss, Lin et al.
-    2017, with the class weight in the role of its alpha). Rows labelled -100 contribute nothing.
-
-    ``reduction="mean"`` divides the sum by the number of labelled rows, not by the sum of their weights as
-    ``torch.nn.functional.cross_entropy(weight=...)`` does. Dividing by the count is what lets micro-batches add up
-    to the accumulated batch exactly (the Trainer counts items, not weights), and it keeps the weighting across
-    batches: a batch of majority rows weighs less than a batch of minority rows instead of being rescaled to match.
-    With ``balanced`` weights the two averages agree in expectation, since the weights average to 1 over the data.
-    """
-    if kind not in LOSS_KINDS:
-        raise ConfigError(f"train.loss must be one of {', '.join(LOSS_KINDS)}; got '{kind}'.")
-    if kind == "focal" and gamma < 0:
-        raise ConfigError(f"train.focal_gamma must be >= 0, got {gamma}.")
-    logits = logits.float()  # autocast may hand bf16/fp16 logits; the loss and its log-probabilities stay in fp32
-    labels = labels.view(-1).long()
-    logits = logits.view(labels.shape[0], -1)
-    labelled = labels != IGNORE_INDEX
-    safe_labels = torch.where(labelled, labels, torch.zeros_like(labels))
-    log_p = F.log_softmax(logits, dim=-1).gather(1, safe_labels.unsqueeze(1)).squeeze(1)
-    per_row = -log_p
-    if kind == "focal" and gamma != 0:
-        # 1 - p_y as -expm1(log p_y) keeps its precision near p_y = 1; the floor keeps the gradient of
-        # (1 - p_y) ** gamma finite there for gamma < 1 (where it would be 0 * inf = NaN).
-        per_row = per_row * (-torch.expm1(log_p)).clamp(min=1e-12).pow(gamma)
-    if weights is not None:
-        weight = torch.as_tensor(weights, dtype=per_row.dtype, device=per_row.device)
-        if weight.shape != (logits.shape[1],):
-            raise ValueError(f"expected {logits.shape[1]} class weights, got shape {tuple(weight.shape)}")
-        per_row = per_row * weight[safe_labels]
-    per_row = torch.where(labelled, per_row, torch.zeros_like(per_row))
-    if reduction == "none":
-        return per_row
-    total = per_row.sum()
-    if reduction == "sum":
-        return total
-    return total / labelled.sum().clamp(min=1)
-
-
-def make_compute_loss(
-    weights: Sequence[float] | None = None, kind: LossKind | str = "cross_entropy", gamma: float = 2.0
+    task: Task[Any] | None = None,
 ) -> Callable[..., torch.Tensor]:
-    """A ``compute_loss_func`` for ``transformers.Trainer`` (5.x) that trains with :func:`classification_loss`.
+    """A ``compute_loss_func`` for ``transformers.Trainer`` (5.x) that trains with ``task``'s loss (default:
+    single-label's cross-entropy or focal loss).
 
     How the Trainer (transformers 5.23, ``Trainer.compute_loss`` / ``training_step``) uses it: with a
     ``compute_loss_func`` it pops ``labels`` from the batch (the model computes no loss of its own), calls
@@ -148,15 +99,13 @@ def make_compute_loss(
     losses add up to the mean over the accumulated batch, whatever their sizes (a short last batch included).
     During evaluation ``N`` counts the one batch, which gives its mean. Without ``N`` (None) it returns the mean.
     """
-    if kind not in LOSS_KINDS:
-        raise ConfigError(f"train.loss must be one of {', '.join(LOSS_KINDS)}; got '{kind}'.")
-    if kind == "focal" and gamma < 0:
-        raise ConfigError(f"train.focal_gamma must be >= 0, got {gamma}.")
+    task = task or get_task(SINGLE_LABEL)
+    task.check_loss(kind, gamma)
     frozen_weights = None if weights is None else [float(w) for w in weights]
 
     def compute_loss(outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None) -> torch.Tensor:
         logits = outputs["logits"] if isinstance(outputs, Mapping) else outputs[0]
-        total = classification_loss(logits, labels, frozen_weights, kind, gamma, reduction="sum")
+        total = task.loss(logits, labels, frozen_weights, kind, gamma, reduction="sum")
         if num_items_in_batch is None:
             return total / (labels != IGNORE_INDEX).sum().clamp(min=1)
         if torch.is_tensor(num_items_in_batch):
@@ -189,10 +138,10 @@ def imbalance_warning(
 
 
 __all__ = [
+    "IGNORE_INDEX",
     "IMBALANCE_RATIO",
     "LOSS_KINDS",
     "class_counts",
-    "classification_loss",
     "imbalance_warning",
     "make_compute_loss",
     "resolve_class_weights",

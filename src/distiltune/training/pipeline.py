@@ -14,12 +14,11 @@ final evaluation is shared out between the processes and gathered back in order.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from distiltune import runs
-from distiltune.config import Config, load_config, resolve_settings, with_overrides
+from distiltune.config import Config, load_config, resolve_settings
 from distiltune.data import PreparedData, load_data
 from distiltune.data.cache import cached_tokenize
 from distiltune.data.collate import PaddingCollator
@@ -47,7 +46,7 @@ from distiltune.methods import Method, count_parameters, get_method
 from distiltune.methods.support import require_support
 from distiltune.modeling import load_encoder_config, load_model_for_classification, load_tokenizer, model_max_length
 from distiltune.modeling.heads import attach_head
-from distiltune.tasks.metrics import trainer_compute_metrics
+from distiltune.tasks.base import Task, task_for
 from distiltune.training import distributed
 from distiltune.training.callbacks import ConsoleProgress, HistoryCallback
 from distiltune.training.classical import fit_without_trainer
@@ -62,6 +61,7 @@ from distiltune.training.run import (
     check_metric,
     evaluate_splits,
     finish_run,
+    run_record,
     write_calibration,
 )
 from distiltune.training.speed import SpeedPlan, plan_speed
@@ -94,9 +94,13 @@ def train(
     """
     if resume is not None:
         return _resume(resume, config, overrides, callbacks, data_summary)
-    config = with_overrides(config, overrides) if isinstance(config, Config) else load_config(config, overrides)
+    config = load_config(config, overrides)
     # A method that cannot train this encoder says so now, from config.json alone: no run directory, no weights.
     require_support(config.method, config.model)
+    # So does a mistake in the data (a misspelt path or preset, a missing column, a bad row): a run directory
+    # that failed here could not be resumed into a better one, since resuming re-reads the same settings.
+    with runs.held_log() as early_log:  # its records go to the run's train.log once it exists
+        data = load_data(config.data, seed=config.train.seed)
     distributed.init_process_group(resolve_device(config.train.device))
     run_dir = distributed.on_main(
         lambda: runs.create_run_dir(
@@ -104,10 +108,14 @@ def train(
         )
     )
     distributed.require_shared_directory(run_dir)
-    with _run_log(run_dir), supervised(run_dir, record=distributed.is_main_process()) as interrupts:
+    run_log = _run_log(run_dir)
+    with run_log, supervised(run_dir, record=distributed.is_main_process()) as interrupts:
+        early_log.write_to(run_log)
         logger.info("Run directory: %s", run_dir)
         with deterministic_mode(config.train.deterministic):
-            return run_in(run_dir, config, interrupts=interrupts, callbacks=callbacks, data_summary=data_summary)
+            return run_in(
+                run_dir, config, interrupts=interrupts, callbacks=callbacks, data_summary=data_summary, data=data
+            )
 
 
 def _resume(
@@ -153,13 +161,16 @@ def run_in(
     checkpoint: Path | None = None,
     callbacks: Sequence[Any] | None = None,
     data_summary: bool = True,
+    data: PreparedData | None = None,
 ) -> Run:
-    """Train into an existing run directory (new, or resumed from ``checkpoint``) and write every output."""
+    """Train into an existing run directory (new, or resumed from ``checkpoint``) and write every output; ``data``
+    is the run's data when already loaded (from ``config.data``)."""
     import transformers
 
     method = get_method(config.method.name)
     transformers.set_seed(config.train.seed)
-    data = load_data(config.data, seed=config.train.seed)
+    if data is None:
+        data = load_data(config.data, seed=config.train.seed)
     if not method.trains_with_trainer:  # no Trainer, no DDP: the main process fits, the others get its Run
         return distributed.on_main(lambda: fit_without_trainer(run_dir, config, method, data))
 
@@ -194,36 +205,27 @@ def run_in(
     predict = distributed.sharded(predict_here)
 
     config = prepared.config
-    final: dict[str, Any] = {
-        "method": method.name,
-        "model": config.model.name,
-        "dataset": config.data.dataset,
-        "metric_for_best": config.train.metric,
-    }
-    evaluation = evaluate_splits(predict, data, config.train)
+    evaluation = evaluate_splits(predict, data, config.train, prepared.task)
     distributed.on_main(lambda: write_calibration(prepared.run_dir / runs.MODEL_DIR, evaluation))
-    for split, values in evaluation.splits.items():
-        final[split] = values
-    final["predictions_split"] = evaluation.evaluated
-    final.update(evaluation.fits)
-    best = best_row(history.rows, config.train.metric or "f1_macro")
-    final.update(
-        {
-            "best_step": best.get("step") if best else None,
-            "best_epoch": best.get("epoch") if best else None,
-            "train_seconds": round(fitted.seconds, 3),
-            "train_samples_per_second": fitted.samples_per_second,
-            "train_rows": len(data.train),
-            **({"train_windows": len(train_set)} if prepared.long_text.mode == "chunks" else {}),
-            "data_fingerprint": splits_fingerprint(data.splits()),
-            "token_fingerprint": token_fingerprint(train_set, eval_set),
-            **parameters,
-            **fitted.peak_memory,
-            "device": str(prepared.device),
-            "precision": prepared.speed.precision,
-        }
+    best = best_row(history.rows, config.train.metric or prepared.task.default_metric)
+    record = run_record(
+        evaluation,
+        method=method.name,
+        model=config.model.name,
+        dataset=config.data.dataset,
+        metric_for_best=config.train.metric,
+        best_step=best.get("step") if best else None,
+        best_epoch=best.get("epoch") if best else None,
+        train_seconds=round(fitted.seconds, 3),
+        train_samples_per_second=fitted.samples_per_second,
+        train_rows=len(data.train),
+        train_windows=len(train_set) if prepared.long_text.mode == "chunks" else None,
+        data_fingerprint=splits_fingerprint(data.splits()),
+        token_fingerprint=token_fingerprint(train_set, eval_set),
+        method_facts={**parameters, "device": str(prepared.device), "precision": prepared.speed.precision},
+        peak_memory=fitted.peak_memory,
     )
-    return distributed.on_main(lambda: finish_run(run_dir, config, final, evaluation.predictions, history.rows))
+    return distributed.on_main(lambda: finish_run(run_dir, config, record, evaluation.predictions, history.rows))
 
 
 # --- phases -----------------------------------------------------------------------------------------
@@ -243,6 +245,8 @@ class PreparedRun:
     speed: SpeedPlan
     class_weights: list[float] | None = None
     """One cross-entropy weight per label id (``train.class_weights``); None: unweighted."""
+    task: Task[Any] = field(default_factory=task_for)
+    """The kind of task (:func:`distiltune.tasks.base.task_for`): loss, metrics, calibration, outputs."""
 
     @property
     def max_length(self) -> int:
@@ -261,8 +265,9 @@ def prepare_run(
     refuse what cannot run (a method the encoder cannot run, class weights for unknown labels, a decision threshold
     on more than two labels, a stride that does not fit a window) before anything trains, write the resolved
     ``config.yaml`` and log the dataset summary (unless ``data_summary`` is off)."""
+    task = task_for(config)
     class_weights = resolve_class_weights(config.train.class_weights, data.labels.names, data.train["label"])
-    check_calibration_settings(config.train, len(data.labels.names))
+    check_calibration_settings(config.train, len(data.labels.names), task)
     m = config.model
     tokenizer = load_tokenizer(m.name, m.revision, m.trust_remote_code)
     encoder_config = load_encoder_config(m.name, m.revision, m.trust_remote_code)
@@ -270,8 +275,8 @@ def prepare_run(
     if reason:
         raise ConfigError(f"{reason[0].upper()}{reason[1:]}.")
     settings = resolve_settings(config, model_max_length(encoder_config, tokenizer))
-    config = settings.apply(dataclasses.replace(config, data=data.config))
-    check_metric(settings.metric, len(data.labels.names))
+    config = settings.apply(config.model_copy(update={"data": data.config}))
+    check_metric(settings.metric, len(data.labels.names), task)
     device = resolve_device(config.train.device)
     # Measured once (the bf16 check times this CPU), so that every process trains with the same plan.
     speed = distributed.on_main(lambda: plan_speed(config.train, device))
@@ -280,7 +285,7 @@ def prepare_run(
     check_window_settings(tokenizer, settings.max_length, long_text, data.is_pair)
     if data_summary and distributed.is_main_process():  # the summary tokenizes the training split: once is enough
         log_summary(data, tokenizer, settings.max_length, long_text)
-    return PreparedRun(run_dir, config, method, data, tokenizer, device, speed, class_weights)
+    return PreparedRun(run_dir, config, method, data, tokenizer, device, speed, class_weights, task)
 
 
 def build_model(prepared: PreparedRun) -> tuple[Any, dict[str, float]]:
@@ -295,6 +300,9 @@ def build_model(prepared: PreparedRun) -> tuple[Any, dict[str, float]]:
         attention_dropout=0.0 if config.train.fast_attention else None,
         attn_implementation=speed.attn_implementation,
     )
+    # Which loss the model computes for itself (when no compute_loss_func replaces it), set by the task rather than
+    # guessed by transformers from the labels' dtype at the first labelled forward pass.
+    model.config.problem_type = prepared.task.problem_type
     model = attach_head(model, config.model)
     model = prepared.method.apply(model, config.method)  # type: ignore[misc]
     parameters = count_parameters(model)
@@ -360,7 +368,7 @@ def build_trainer(
     global_batch = t.batch_size * t.gradient_accumulation_steps * distributed.world_size()
     steps_per_epoch = max(1, math.ceil(len(train_set) / global_batch))
     total_steps = t.max_steps if t.max_steps > 0 else math.ceil(steps_per_epoch * t.epochs)
-    metric = t.metric or "f1_macro"
+    metric = t.metric or prepared.task.default_metric
     eval_interval = steps_per_epoch if t.eval_strategy == "epoch" else t.eval_steps
     main_process = distributed.is_main_process()
     history = HistoryCallback(prepared.run_dir / runs.HISTORY_FILE, writes=main_process)
@@ -430,14 +438,14 @@ def build_trainer(
         train_dataset=train_set,
         eval_dataset=eval_set,
         processing_class=tokenizer,
-        compute_metrics=trainer_compute_metrics(
+        compute_metrics=prepared.task.compute_metrics(
             list(model.config.id2label.values()),
             documents_of(eval_set, prepared.long_text.aggregation) if windows else None,
         ),
         # The model's own loss unless the run changes it. The adapter also divides correctly under gradient
         # accumulation (transformers 5.23 does not for sequence classifiers; training.losses), but runs without
         # either keep the model's loss so they stay bit-identical to runs trained before it existed.
-        compute_loss_func=make_compute_loss(prepared.class_weights, t.loss, t.focal_gamma)
+        compute_loss_func=make_compute_loss(prepared.class_weights, t.loss, t.focal_gamma, prepared.task)
         if _needs_loss_adapter(prepared)
         else None,
         callbacks=callbacks,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from distiltune import runs
 from distiltune.config import Config, read_yaml_file
-from distiltune.errors import DistiltuneError, RunError
+from distiltune.errors import ConfigError, DataError, DistiltuneError, ModelError, RunError
 from distiltune.runs import is_alive_elsewhere, read_status, resume_command, write_status
 from distiltune.training import distributed
 from distiltune.training.checkpoints import (
@@ -36,6 +36,10 @@ _VALUES_BEFORE_THE_KEY_EXISTED: dict[tuple[str, str], object] = {
 }
 
 logger = logging.getLogger("distiltune")
+
+#: Failures that ``--resume`` would meet again: the resumed run re-reads the same config and data, and loads the same
+#: model. A failed run's status.json names the resume command only for the others (a crash, a full disk).
+RESUMING_CANNOT_FIX = (ConfigError, DataError, ModelError)
 
 #: Files a finished run writes after training; a resumed run rewrites them, so leftovers go first.
 _FINAL_OUTPUTS = (runs.METRICS_FILE, runs.PREDICTIONS_FILE)
@@ -114,11 +118,12 @@ def _recorded_nodes(run_dir: Path) -> int:
 
 def _config_as_written(path: Path) -> Config:
     saved = read_yaml_file(path)
-    config = Config.from_dict(saved, source=str(path))
-    for (section, key), value in _VALUES_BEFORE_THE_KEY_EXISTED.items():
-        if key not in (saved.get(section) or {}):
-            setattr(getattr(config, section), key, value)
-    return config.validate()
+    if isinstance(saved, dict):
+        for (section, key), value in _VALUES_BEFORE_THE_KEY_EXISTED.items():
+            values = saved.get(section) or {}
+            if isinstance(values, dict) and key not in values:
+                saved[section] = {**values, key: value}
+    return Config.from_dict(saved, source=str(path))
 
 
 @contextmanager
@@ -159,7 +164,9 @@ def supervised(run_dir: Path, plan: ResumePlan | None = None, record: bool = Tru
         logger.warning("%s", message)
         raise RunInterrupted(message, step=getattr(err, "step", None)) from None
     except DistiltuneError as err:
-        write_status(run_dir, "failed", error=err.one_line(), resume=resume, **_checkpoint_field(run_dir))
+        # Resuming re-reads the run's saved config and data: it helps after a crash, not after a mistake in those.
+        hint = None if isinstance(err, RESUMING_CANNOT_FIX) else resume
+        write_status(run_dir, "failed", error=err.one_line(), resume=hint, **_checkpoint_field(run_dir))
         raise
     except Exception as err:
         write_status(
@@ -180,4 +187,4 @@ def _checkpoint_field(run_dir: Path) -> dict[str, str]:
     return {"checkpoint": str(checkpoint.relative_to(run_dir))} if checkpoint else {}
 
 
-__all__ = ["ResumePlan", "check_world_size", "prepare_resume", "run_config", "supervised"]
+__all__ = ["RESUMING_CANNOT_FIX", "ResumePlan", "check_world_size", "prepare_resume", "run_config", "supervised"]

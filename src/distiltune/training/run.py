@@ -4,7 +4,6 @@ training (temperature, decision threshold), the evaluation of its splits, and th
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -16,29 +15,14 @@ import numpy as np
 from distiltune import runs
 from distiltune.config import Config, TrainConfig
 from distiltune.data import PreparedData
-from distiltune.errors import ConfigError, DataError
+from distiltune.errors import DataError
 from distiltune.inference.classifier import Classifier
-from distiltune.inference.scoring import (
-    LogitsFunction,
-    apply_calibration,
-    calibration_or_none,
-    frame_inputs,
-    score_logits,
-)
+from distiltune.inference.scoring import LogitsFunction, frame_inputs, score_logits
 from distiltune.plots import plot_run
-from distiltune.tasks.calibration import (
-    TEMPERATURE_BOUNDS,
-    Calibration,
-    fit_temperature_details,
-    require_binary,
-    tune_threshold,
-)
-from distiltune.tasks.metrics import SELECTABLE_METRICS, classification_metrics
+from distiltune.tasks.base import SINGLE_LABEL, Task, TaskCalibration, task_for
+from distiltune.tasks.record import RunMetrics
 
 logger = logging.getLogger("distiltune")
-
-#: Metrics defined for two labels only (the second label is the positive class).
-BINARY_METRICS = ("f1", "precision", "recall")
 
 
 @dataclass
@@ -54,21 +38,21 @@ class Run:
         """The trained model as a :class:`~distiltune.inference.Classifier`."""
         return Classifier.load(self.dir, **kwargs)
 
-
-def check_metric(metric: str, num_labels: int) -> None:
-    """``train.metric`` must be one the Trainer can select on for this many labels."""
-    if metric not in SELECTABLE_METRICS or (metric in BINARY_METRICS and num_labels != 2):
-        raise ConfigError(
-            f"train.metric '{metric}' is not available here.",
-            f"Choose one of: {', '.join(m for m in SELECTABLE_METRICS if m not in BINARY_METRICS)}.",
-        )
+    @property
+    def record(self) -> RunMetrics:
+        """:attr:`metrics` as the typed metrics.json record."""
+        return RunMetrics.from_dict(self.metrics, source=str(self.dir / runs.METRICS_FILE))
 
 
-def check_calibration_settings(train: TrainConfig, num_labels: int) -> None:
-    """Refuse, before anything trains, what the calibration steps cannot do: a decision threshold on a task without
-    exactly two labels (one-line ConfigError)."""
-    if train.tune_threshold:
-        require_binary(num_labels, "train.tune_threshold (--tune-threshold)")
+def check_metric(metric: str, num_labels: int, task: Task[Any] | None = None) -> None:
+    """``train.metric`` must be one the Trainer can select on for this many labels (the run's ``task`` says which)."""
+    (task or task_for()).check_metric(metric, num_labels)
+
+
+def check_calibration_settings(train: TrainConfig, num_labels: int, task: Task[Any] | None = None) -> None:
+    """Refuse, before anything trains, what the calibration steps cannot do: for single-label, a decision threshold
+    on a task without exactly two labels (one-line ConfigError)."""
+    (task or task_for()).check_calibration_settings(num_labels, train.tune_threshold)
 
 
 @dataclass
@@ -82,9 +66,11 @@ class Evaluation:
     predictions: list[dict[str, Any]]
     evaluated: str | None
     """The split whose rows ``predictions`` holds: test when labelled, else validation."""
-    calibration: Calibration
+    calibration: TaskCalibration
     fits: dict[str, Any]
     """metrics.json's top-level ``temperature`` and ``threshold`` reports (only those the run fitted)."""
+    task: Task[Any] = field(default_factory=task_for)
+    """The task that scored the splits."""
 
     def calibration_file(self) -> dict[str, Any] | None:
         """``model/calibration.json`` (None when the run fitted nothing: no file, the identity)."""
@@ -97,11 +83,14 @@ class Evaluation:
         }
 
 
-def evaluate_splits(predict: LogitsFunction, data: PreparedData, train: TrainConfig | None = None) -> Evaluation:
+def evaluate_splits(
+    predict: LogitsFunction, data: PreparedData, train: TrainConfig | None = None, task: Task[Any] | None = None
+) -> Evaluation:
     """Predict the validation and (labelled) test splits once each, fit what ``train`` asks for on the validation
     logits (``calibrate: temperature`` first, then ``tune_threshold`` on the scaled probabilities), and score both
-    splits under the result."""
+    splits under the result, as the run's ``task`` does each step."""
     train = train or TrainConfig()
+    task = task or task_for()
     names = data.labels.names
     frames = {
         split: frame for split, frame in (("validation", data.validation), ("test", data.test)) if frame is not None
@@ -113,107 +102,39 @@ def evaluate_splits(predict: LogitsFunction, data: PreparedData, train: TrainCon
         started = time.perf_counter()
         logits[split] = np.asarray(predict(texts, pairs))
         seconds[split] = time.perf_counter() - started
-    calibration, fits = fit_calibration(logits.get("validation"), data, train)
+    calibration, fits = fit_calibration(logits.get("validation"), data, train, task)
     metrics: dict[str, Any] = {}
     predictions: list[dict[str, Any]] = []
     evaluated: str | None = None
     for split, frame in frames.items():
-        metrics[split], predictions = score_logits(logits[split], seconds[split], frame, names, calibration)
-        gold = frame["label"].to_numpy()
-        if "temperature" in fits:
-            metrics[split]["before_calibration"] = _before_calibration(logits[split], gold, names)
-        if "threshold" in fits:
-            metrics[split]["before_threshold"] = _before_threshold(logits[split], gold, names, calibration)
+        metrics[split], predictions = score_logits(
+            logits[split], seconds[split], frame, names, calibration, task, fitted=tuple(fits)
+        )
         evaluated = split
-    return Evaluation(metrics, predictions, evaluated, calibration, fits)
+    return Evaluation(metrics, predictions, evaluated, calibration, fits, task)
 
 
 def fit_calibration(
-    validation_logits: np.ndarray | None, data: PreparedData, train: TrainConfig
-) -> tuple[Calibration, dict[str, Any]]:
-    """The temperature (``train.calibrate``) and decision threshold (``train.tune_threshold``) fitted on the
-    validation split's logits, and their reports; the identity and {} when the run asks for neither."""
-    calibration = Calibration()
-    fits: dict[str, Any] = {}
+    validation_logits: np.ndarray | None, data: PreparedData, train: TrainConfig, task: Task[Any] | None = None
+) -> tuple[TaskCalibration, dict[str, Any]]:
+    """The temperature (``train.calibrate``) and decision threshold (``train.tune_threshold``) the run's ``task``
+    fits on the validation split's logits, and their reports; the identity and {} when the run asks for neither."""
+    task = task or task_for()
     if train.calibrate == "none" and not train.tune_threshold:
-        return calibration, fits
+        return task.identity_calibration(), {}
     if validation_logits is None or len(validation_logits) == 0:
         raise DataError(
             "train.calibrate / train.tune_threshold fit on the validation split, which is empty.",
             "Give the run validation rows (data.validation_split or data.validation_fraction).",
         )
-    labels = data.validation["label"].to_numpy().astype(np.int64)
-    names = data.labels.names
-    if train.calibrate == "temperature":
-        fit = fit_temperature_details(validation_logits, labels)
-        calibration = Calibration(temperature=fit.temperature)
-        report = fit.to_dict()
-        fits["temperature"] = {
-            "value": report.pop("temperature"),
-            **report,
-            "bounds": list(TEMPERATURE_BOUNDS),
-            "split": "validation",
-        }
-        logger.info(
-            "Temperature %.4f fitted on %d validation rows (NLL %.4f -> %.4f%s).",
-            fit.temperature,
-            fit.rows,
-            fit.nll_before,
-            fit.nll_after,
-            "" if fit.accepted else f"; the optimum {fit.optimum:.4f} did not improve it enough, so T stays 1",
-        )
-    if train.tune_threshold:
-        require_binary(len(names), "train.tune_threshold (--tune-threshold)")
-        counts = np.bincount(data.train["label"].to_numpy().astype(np.int64), minlength=2)
-        minority = int(np.argmin(counts))  # ties: the first label
-        probabilities = calibration.probabilities(validation_logits)  # tuned after the temperature, as applied
-        threshold = tune_threshold(probabilities, labels, minority, train.threshold_metric)
-        calibration = dataclasses.replace(calibration, threshold=threshold, threshold_label_id=minority)
-        tuned = _threshold_score(labels, calibration.labels(probabilities), names, train.threshold_metric, minority)
-        argmax = _threshold_score(labels, probabilities.argmax(axis=-1), names, train.threshold_metric, minority)
-        fits["threshold"] = {
-            "value": threshold,
-            "label": names[minority],
-            "label_id": minority,
-            "metric": train.threshold_metric,
-            "validation_score": tuned,
-            "validation_score_argmax": argmax,
-        }
-        logger.info(
-            "Decision threshold %.4f on P(%s) (validation %s %.4f, argmax %.4f).",
-            threshold,
-            names[minority],
-            train.threshold_metric,
-            tuned,
-            argmax,
-        )
-    return calibration, fits
-
-
-def _threshold_score(labels: np.ndarray, predicted: np.ndarray, names: list[str], metric: str, label_id: int) -> float:
-    scores = classification_metrics(labels, predicted, names)
-    if metric == "f1":
-        return scores["per_class"][names[label_id]]["f1"]
-    return {"f1_macro": scores["f1_macro"], "balanced_accuracy": scores["recall_macro"]}.get(
-        metric, scores["accuracy"]
+    return task.fit_calibration(
+        validation_logits,
+        data.validation["label"].to_numpy(),
+        data.train["label"].to_numpy(),
+        data.labels.names,
+        temperature=train.calibrate == "temperature",
+        threshold_metric=train.threshold_metric if train.tune_threshold else None,
     )
-
-
-def _before_calibration(logits: np.ndarray, gold: np.ndarray, names: list[str]) -> dict[str, Any]:
-    """The same model at T = 1 (argmax labels): what the temperature changed."""
-    probabilities, predicted = apply_calibration(logits, Calibration())
-    report = calibration_or_none(probabilities, gold) or {}
-    return {"accuracy": classification_metrics(gold, predicted, names)["accuracy"], **report}
-
-
-def _before_threshold(
-    logits: np.ndarray, gold: np.ndarray, names: list[str], calibration: Calibration
-) -> dict[str, Any]:
-    """The calibrated probabilities' argmax labels: what the decision threshold changed."""
-    probabilities = calibration.probabilities(logits)
-    scores = classification_metrics(gold, probabilities.argmax(axis=-1), names)
-    keys = ("accuracy", "f1_macro", "precision", "recall", "f1", "per_class")
-    return {key: scores[key] for key in keys if key in scores}
 
 
 def write_calibration(model_dir: Path, evaluation: Evaluation) -> None:
@@ -223,10 +144,30 @@ def write_calibration(model_dir: Path, evaluation: Evaluation) -> None:
         runs.write_json(model_dir / runs.CALIBRATION_FILE, content)
 
 
+def run_record(
+    evaluation: Evaluation, *, method: str, model: str, dataset: str, metric_for_best: str | None, **facts: Any
+) -> RunMetrics:
+    """metrics.json of a run, for every trainer: its identity, ``evaluation``'s task, splits and calibration fits, and
+    the training ``facts`` (:meth:`~distiltune.tasks.record.RunMetrics.build`'s keyword arguments). The task is
+    written for every kind but single-label, whose runs have never named it."""
+    return RunMetrics.build(
+        method=method,
+        model=model,
+        dataset=dataset,
+        metric_for_best=metric_for_best,
+        task=None if evaluation.task.name == SINGLE_LABEL else evaluation.task.name,
+        splits=evaluation.splits,
+        predictions_split=evaluation.evaluated,
+        fits=evaluation.fits,
+        **facts,
+    )
+
+
 def finish_run(
-    run_dir: Path, config: Config, final: dict[str, Any], predictions: list[dict[str, Any]], history: list[dict]
+    run_dir: Path, config: Config, record: RunMetrics, predictions: list[dict[str, Any]], history: list[dict]
 ) -> Run:
     """Write the evaluated split's predictions, ``metrics.json`` and the plots; the run is then complete."""
+    final = record.to_json()
     runs.write_jsonl(run_dir / runs.PREDICTIONS_FILE, predictions)
     runs.write_json(run_dir / runs.METRICS_FILE, final)
     plot_run(run_dir)
@@ -242,5 +183,6 @@ __all__ = [
     "evaluate_splits",
     "finish_run",
     "fit_calibration",
+    "run_record",
     "write_calibration",
 ]

@@ -35,18 +35,20 @@ import traceback
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from distiltune import runs
-from distiltune.config import Config, flatten, load_config, with_overrides
+from distiltune.config import Config, dotted_items, load_config, read_yaml_file
 from distiltune.errors import ConfigError, DistiltuneError, RunError
 from distiltune.runs import write_status
+from distiltune.schema import ConfigModel, error_context
+from distiltune.tasks.record import RunMetrics
 from distiltune.training import train
 from distiltune.tuning.outputs import STUDY_ATTR, write_outputs
 from distiltune.tuning.pruning import PruningCallback
-from distiltune.tuning.space import SearchSpace, resolve_space, space_to_dict, suggest
+from distiltune.tuning.space import SearchSpace, SpaceFile, resolve_space, space_to_dict, suggest
 
 logger = logging.getLogger("distiltune")
 
@@ -62,6 +64,33 @@ MAX_CONSECUTIVE_FAILURES = 3
 #: Seconds between a worker's heartbeats; a trial whose worker fell silent for the grace period is marked failed.
 HEARTBEAT_SECONDS = 60
 GRACE_SECONDS = 180
+
+
+class TunePlan(ConfigModel):
+    """``tune.yaml``: what a worker looks for to join a study's folder, and what the study searches."""
+
+    study: str
+    """The Optuna study's name."""
+    storage: str | None = None
+    """The ``--storage`` URL the study lives in; unset: ``study.db`` in this folder."""
+    metric: str | None = None
+    """The validation metric the trials are scored on (``train.metric``; unset: the preset's, else f1_macro)."""
+    direction: Literal["minimize", "maximize"] = "maximize"
+    """minimize for the loss, maximize for every other metric."""
+    created: str = ""
+    """When the folder was created (its name's timestamp)."""
+    space: SpaceFile
+    """The search space, in a space file's form."""
+    config: Config
+    """The base config every trial starts from."""
+
+    def write(self, tune_dir: Path) -> None:
+        (tune_dir / PLAN_FILE).write_text(yaml.safe_dump(self.model_dump(), sort_keys=False), encoding="utf-8")
+
+    @classmethod
+    def read(cls, tune_dir: Path) -> TunePlan:
+        path = tune_dir / PLAN_FILE
+        return cls.model_validate(read_yaml_file(path), context=error_context(str(path)))
 
 
 @dataclass
@@ -114,7 +143,7 @@ def tune(
     """
     import optuna
 
-    base = _base_config(config, overrides)
+    base = load_config(config, overrides)
     if trials < 1:
         raise ConfigError(f"--trials must be at least 1, got {trials}.")
     seconds = parse_duration(timeout)
@@ -122,7 +151,7 @@ def tune(
     direction = "minimize" if base.train.metric == "loss" else "maximize"
     study_name = study or default_study_name(base)
     pruner_object = make_pruner(pruner)
-    fixed = {key: value for key, value in flatten(base.to_dict()).items() if not key.startswith("run.")}
+    fixed = dotted_items(base, skip=("run",))
     agreement = _jsonable({"config": fixed, "space": space_to_dict(searched)})
     root = Path(output_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -134,16 +163,15 @@ def tune(
         joined = tune_dir is not None
         if tune_dir is None:
             tune_dir = runs.create_unique_dir(root, runs.slug(study_name))
-            plan = {
-                "study": study_name,
-                "storage": storage,
-                "metric": base.train.metric,
-                "direction": direction,
-                "created": tune_dir.name[:19],
-                "space": space_to_dict(searched),
-                "config": base.to_dict(),
-            }
-            (tune_dir / PLAN_FILE).write_text(yaml.safe_dump(plan, sort_keys=False), encoding="utf-8")
+            TunePlan(
+                study=study_name,
+                storage=storage,
+                metric=base.train.metric,
+                direction=direction,
+                created=tune_dir.name[:19],
+                space=SpaceFile(searched),
+                config=base,
+            ).write(tune_dir)
         storage_url = storage or f"sqlite:///{(tune_dir / STUDY_DB).resolve()}"
         optuna_study = _open_study(storage_url, study_name, direction, pruner_object, sampler_seed)
         _check_agreement(optuna_study, agreement, study_name)
@@ -160,7 +188,7 @@ def tune(
     }
     trials_dir = tune_dir / TRIALS_DIR
     trials_dir.mkdir(exist_ok=True)
-    objective = _Objective(fixed, searched, trials_dir, study_name, keep_checkpoints)
+    objective = _Objective(base, searched, trials_dir, study_name, keep_checkpoints)
     progress = _Progress(trials, tune_dir, settings, base.run.output_dir)
     with runs.log_to(tune_dir / LOG_FILE, source=f"{socket.gethostname()}:{os.getpid()}"):
         logger.info(
@@ -243,23 +271,16 @@ def parse_duration(value: float | str | None) -> float | None:
 # --- the study ------------------------------------------------------------------------------------
 
 
-def _base_config(config: Config | str | Path | None, overrides: list[str] | dict[str, Any] | None) -> Config:
-    if isinstance(config, Config):
-        return with_overrides(config, overrides)
-    return load_config(config, overrides)
-
-
 def _find_tune_dir(root: Path, study: str, storage: str | None) -> Path | None:
     """The newest folder under ``root`` whose tune.yaml names ``study`` with the same storage."""
     for candidate in sorted(root.glob(f"*_{runs.slug(study)}*"), key=lambda path: path.name, reverse=True):
-        plan_path = candidate / PLAN_FILE
-        if not plan_path.is_file():
+        if not (candidate / PLAN_FILE).is_file():
             continue
         try:
-            plan = yaml.safe_load(plan_path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError:
+            plan = TunePlan.read(candidate)
+        except ConfigError:  # not a readable study folder: not the one to join
             continue
-        if plan.get("study") == study and plan.get("storage") == storage:
+        if plan.study == study and plan.storage == storage:
             return candidate
     return None
 
@@ -319,10 +340,8 @@ def _check_agreement(study: Any, mine: dict[str, Any], name: str) -> None:
 class _Objective:
     """One trial: suggest values, train an ordinary run under trials/, return its validation metric."""
 
-    def __init__(
-        self, fixed: dict[str, Any], space: SearchSpace, trials_dir: Path, study: str, keep_checkpoints: bool
-    ) -> None:
-        self.fixed = fixed
+    def __init__(self, base: Config, space: SearchSpace, trials_dir: Path, study: str, keep_checkpoints: bool) -> None:
+        self.base = base
         self.space = space
         self.trials_dir = trials_dir
         self.study = study
@@ -338,11 +357,11 @@ class _Objective:
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         logger.info("Trial %d: %s", trial.number, ", ".join(f"{key}={value!r}" for key, value in params.items()))
         pruning = PruningCallback(trial)
-        overrides = {**self.fixed, **params, "run.output_dir": str(self.trials_dir), "run.name": name}
         quiet_pruning = _NotAFailure()
         logger.addFilter(quiet_pruning)
         try:
-            run = train(None, overrides, callbacks=[pruning])
+            config = load_config(self.base, {**params, "run.output_dir": str(self.trials_dir), "run.name": name})
+            run = train(config, callbacks=[pruning])
         except optuna.TrialPruned:
             where = pruning.pruned_at
             if where is not None:
@@ -366,7 +385,7 @@ class _Objective:
             logger.removeFilter(quiet_pruning)
         metric = run.config.train.metric or "f1_macro"
         trial.set_user_attr("metric", metric)
-        trial.set_user_attr("scores", _headline_scores(run.metrics, metric))
+        trial.set_user_attr("scores", _headline_scores(run.record, metric))
         self._drop_checkpoints(run_dir)
         return _objective_value(run, metric)
 
@@ -437,18 +456,18 @@ def _objective_value(run: Any, metric: str) -> float:
         losses = [row["eval_loss"] for row in run.history if row.get("eval_loss") is not None]
         if losses:
             return float(min(losses))
-    value = (run.metrics.get("validation") or {}).get(metric)
+    validation = run.record.validation
+    value = validation.value(metric) if validation is not None else None
     if value is None:
         raise RunError(f"{run.dir}: no validation {metric} in metrics.json to optimise.")
     return float(value)
 
 
-def _headline_scores(metrics: dict[str, Any], metric: str) -> dict[str, dict[str, float]]:
+def _headline_scores(record: RunMetrics, metric: str) -> dict[str, dict[str, float]]:
     keys = list(dict.fromkeys(["accuracy", "f1_macro", metric]))
     return {
-        split: {key: metrics[split][key] for key in keys if isinstance(metrics[split].get(key), int | float)}
-        for split in ("validation", "test")
-        if isinstance(metrics.get(split), dict)
+        name: {key: value for key in keys if (value := split.value(key)) is not None}
+        for name, split in record.splits().items()
     }
 
 
@@ -492,4 +511,4 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-__all__ = ["PRUNERS", "TuneResult", "default_study_name", "make_pruner", "parse_duration", "tune"]
+__all__ = ["PRUNERS", "TunePlan", "TuneResult", "default_study_name", "make_pruner", "parse_duration", "tune"]

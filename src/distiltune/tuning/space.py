@@ -17,18 +17,20 @@ values the config accepts; a mistake is a one-line ConfigError naming the file a
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import math
 import types
 import typing
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, RootModel, ValidationInfo, model_serializer, model_validator
 
 from distiltune.config import Config, DataConfig, ModelConfig, TrainConfig, load_config, read_yaml_file
 from distiltune.errors import ConfigError
 from distiltune.methods import get_method, get_method_config_class, method_names
+from distiltune.schema import ConfigModel
 
 ParamType = Literal["float", "int", "categorical"]
 PARAM_TYPES: tuple[str, ...] = ("float", "int", "categorical")
@@ -41,17 +43,41 @@ _FIELDS: dict[str, tuple[str, ...]] = {
 _FIXED_KEYS = ("run.", "method.name")
 
 
-@dataclass(frozen=True)
-class SearchParam:
-    """One searched config key and its distribution."""
+class SearchParam(ConfigModel):
+    """One searched config key and its distribution: a space file's entry for that key."""
 
-    key: str
+    model_config = ConfigDict(frozen=True)
+
+    key: str = Field(exclude=True)
+    """The dotted config key it sets (``train.lr``): the entry's name in the space file, not part of the entry."""
     type: ParamType
-    low: float | None = None
-    high: float | None = None
+    """float, int (``low``/``high``, both included) or categorical (``choices``)."""
+    low: int | float | None = None
+    """The smallest value (float and int)."""
+    high: int | float | None = None
+    """The largest value (float and int)."""
     log: bool = False
-    step: float | None = None
+    """Sample log-uniformly (float and int; needs low > 0)."""
+    step: int | float | None = None
+    """Sample on a grid of this step from low (float and int; not with log)."""
     choices: tuple[Any, ...] | None = None
+    """The values to try (categorical): numbers, strings, true/false, null."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_entry(cls, raw: Any, info: ValidationInfo) -> Any:
+        """A space file's entry checked in the order a reader fixes it: the type, its fields, then their values;
+        each mistake is one line naming the source and the key."""
+        if not isinstance(raw, Mapping) or "key" not in raw:
+            return raw  # built in Python: pydantic checks the fields
+        spec = {name: value for name, value in raw.items() if name != "key"}
+        key = str(raw["key"])
+        where = f"{(info.context or {}).get('source') or 'space'}: {key}"
+        return {"key": key, **_checked_spec(spec, where)}
+
+    @model_serializer
+    def _yaml_form(self) -> dict[str, Any]:
+        return self.to_dict()
 
     def suggest(self, trial: Any) -> Any:
         """This parameter's value for an Optuna trial (the parameter is named after the config key)."""
@@ -82,6 +108,38 @@ class SearchParam:
 SearchSpace = dict[str, SearchParam]
 
 
+class SpaceFile(RootModel[dict[str, SearchParam]]):
+    """A space file (or a method's default space, or the same mapping given in Python): dotted config keys to
+    distributions. Its entries are checked on their own here; :func:`check_space` checks them against a config."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keyed_entries(cls, raw: Any, info: ValidationInfo) -> Any:
+        source = (info.context or {}).get("source") or "space"
+        example = "e.g. train.lr: {type: float, low: 1.0e-5, high: 1.0e-3, log: true}"
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{source}: expected a mapping of config keys to distributions, {example}.")
+        if not raw:
+            raise ConfigError(f"{source}: the search space is empty.", f"Add at least one key, {example}.")
+        entries = {}
+        for key, spec in raw.items():
+            if isinstance(spec, SearchParam):
+                entries[str(key)] = spec
+                continue
+            if not isinstance(spec, Mapping):
+                raise ConfigError(
+                    f"{source}: {key}: expected a mapping with a type (float, int or categorical), got {spec!r}.",
+                    "E.g. {type: categorical, choices: [8, 16, 32]}.",
+                )
+            entries[str(key)] = {**spec, "key": str(key)}
+        return entries
+
+    @classmethod
+    def parse(cls, raw: Any, source: str) -> SearchSpace:
+        """The entries of ``raw``, checked on their own; ConfigErrors name ``source`` and the key."""
+        return dict(cls.model_validate(raw, context={"source": source}).root)
+
+
 def default_space(method: str) -> SearchSpace:
     """The default space of a method: the one it registers (``Method.search_space``; for the methods that train by
     gradient, the learning rate around the method's default, batch size, epochs, warmup and weight decay, plus
@@ -93,12 +151,10 @@ def default_space(method: str) -> SearchSpace:
             f"There is no default search space for method '{method}'.",
             f"Pass --space FILE (docs/tune.md), or tune one of: {', '.join(tunable)}.",
         )
-    return {
-        str(key): _parse_param(str(key), dict(spec), f"method {method}'s default space") for key, spec in raw.items()
-    }
+    return SpaceFile.parse(raw, f"method {method}'s default space")
 
 
-def resolve_space(space: str | Path | dict[str, Any] | None, base: Config) -> SearchSpace:
+def resolve_space(space: str | Path | Mapping[str, Any] | None, base: Config) -> SearchSpace:
     """The space a study searches: ``base``'s method default when ``space`` is None, else a YAML file (path) or the
     same mapping given in Python, checked against ``base``."""
     if space is None:
@@ -112,12 +168,7 @@ def resolve_space(space: str | Path | dict[str, Any] | None, base: Config) -> Se
 
 def parse_space(raw: Any, base: Config, source: str = "space") -> SearchSpace:
     """Parse and check a space mapping (the contents of a space file); ConfigErrors name ``source`` and the key."""
-    example = "e.g. train.lr: {type: float, low: 1.0e-5, high: 1.0e-3, log: true}"
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping of config keys to distributions, {example}.")
-    if not raw:
-        raise ConfigError(f"{source}: the search space is empty.", f"Add at least one key, {example}.")
-    space = {str(key): _parse_param(str(key), spec, source) for key, spec in raw.items()}
+    space = SpaceFile.parse(raw, source)
     check_space(space, base, source)
     return space
 
@@ -134,7 +185,6 @@ def suggest(trial: Any, space: SearchSpace) -> dict[str, Any]:
 def check_space(space: SearchSpace, base: Config, source: str) -> None:
     """Each key exists for ``base``'s method, its type suits the setting, and its bounds/choices are valid values."""
     annotations = _annotations(base.method.name)
-    flat = _flatten(base.to_dict())
     for key, param in space.items():
         where = f"{source}: {key}"
         if key.startswith(_FIXED_KEYS[0]) or key == _FIXED_KEYS[1]:
@@ -157,18 +207,14 @@ def check_space(space: SearchSpace, base: Config, source: str) -> None:
         )
         for name, value in candidates:
             try:
-                load_config(None, {**flat, key: value})
+                load_config(base, {key: value})
             except ConfigError as err:
                 raise ConfigError(f"{where}: {name} {value!r} is not a valid value ({err.message})") from None
 
 
-def _parse_param(key: str, spec: Any, source: str) -> SearchParam:
-    where = f"{source}: {key}"
-    if not isinstance(spec, dict):
-        raise ConfigError(
-            f"{where}: expected a mapping with a type (float, int or categorical), got {spec!r}.",
-            "E.g. {type: categorical, choices: [8, 16, 32]}.",
-        )
+def _checked_spec(spec: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A space entry's fields, checked and with its bounds as numbers of its type (``1e-5``, which YAML 1.1 reads
+    as a string, as a float)."""
     kind = spec.get("type")
     if kind not in PARAM_TYPES:
         raise ConfigError(f"{where}: type must be one of {', '.join(PARAM_TYPES)}; got {kind!r}.")
@@ -179,14 +225,14 @@ def _parse_param(key: str, spec: Any, source: str) -> SearchParam:
             raise ConfigError(f"{where}: unknown field '{field}' for type {kind}.", hint)
     if kind == "categorical":
         choices = spec.get("choices")
-        if not isinstance(choices, list) or not choices:
+        if not isinstance(choices, list | tuple) or not choices:
             raise ConfigError(f"{where}: choices must be a non-empty list, e.g. choices: [8, 16, 32].")
         for choice in choices:
             if choice is not None and not isinstance(choice, bool | int | float | str):
                 raise ConfigError(f"{where}: choice {choice!r} must be a number, a string, true/false or null.")
         if len({repr(choice) for choice in choices}) != len(choices):
             raise ConfigError(f"{where}: choices repeat a value.")
-        return SearchParam(key, "categorical", choices=tuple(choices))
+        return {"type": "categorical", "choices": tuple(choices)}
     bounds = {}
     for name in ("low", "high"):
         value = spec.get(name)
@@ -217,22 +263,21 @@ def _parse_param(key: str, spec: Any, source: str) -> SearchParam:
         if log:
             raise ConfigError(f"{where}: step and log: true cannot be combined.")
         step = int(step) if kind == "int" else float(step)
-    return SearchParam(key, kind, low, high, log=log, step=step)
+    return {"type": kind, "low": low, "high": high, "log": log, "step": step}
 
 
 def _annotations(method: str) -> dict[str, Any]:
-    sections: dict[str, type] = {
+    sections: dict[str, type[ConfigModel]] = {
         "data": DataConfig,
         "model": ModelConfig,
         "method": get_method_config_class(method),
         "train": TrainConfig,
     }
-    out = {}
-    for section, cls in sections.items():
-        hints = typing.get_type_hints(cls)
-        for field in dataclasses.fields(cls):
-            out[f"{section}.{field.name}"] = hints[field.name]
-    return out
+    return {
+        f"{section}.{name}": info.annotation
+        for section, cls in sections.items()
+        for name, info in cls.model_fields.items()
+    }
 
 
 def _kind(annotation: Any) -> str:
@@ -251,12 +296,9 @@ def _type_hint(kind: str) -> str:
     return "Use type int or categorical." if kind == "int" else "Use type categorical with the values to try."
 
 
-def _flatten(raw: dict[str, Any]) -> dict[str, Any]:
-    return {f"{section}.{key}": value for section, values in raw.items() for key, value in values.items()}
-
-
 __all__ = [
     "SearchParam",
+    "SpaceFile",
     "SearchSpace",
     "default_space",
     "parse_space",
