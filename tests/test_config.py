@@ -128,6 +128,9 @@ def test_cli_names_the_method_of_an_option(tmp_path: Path) -> None:
 
 
 def test_load_config_takes_a_config_a_file_a_mapping_or_the_defaults(tmp_path: Path) -> None:
+    from distiltune.config import TrainConfig
+    from distiltune.methods.lora import LoraMethodConfig
+
     overrides = {"train.lr": 3e-5, "method.name": "lora", "method.r": 4}
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump({"data": {"dataset": "rte"}, "train": {"epochs": 1}}))
@@ -146,6 +149,10 @@ def test_load_config_takes_a_config_a_file_a_mapping_or_the_defaults(tmp_path: P
         == load_config(None, {"method.name": "prompt"}).method.model_dump()
     )
     assert load_config(lora, {"train.epochs": 2}).method.r == 4
+    # Sections given as models take overrides too.
+    sections = {"train": TrainConfig(lr=1e-3), "method": LoraMethodConfig(r=2)}
+    mixed = load_config(sections, {"train.epochs": 2, "method.alpha": 4})
+    assert (mixed.train.lr, mixed.train.epochs, mixed.method.r, mixed.method.alpha) == (1e-3, 2.0, 2, 4)
 
 
 def test_values_convert_as_a_yaml_file_and_the_command_line_write_them(tmp_path: Path) -> None:

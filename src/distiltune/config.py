@@ -293,6 +293,8 @@ def apply_overrides(raw: dict[str, Any], items: Mapping[str, Any]) -> dict[str, 
     """``raw`` (a mapping of sections) with the dotted ``items`` written in. A new ``method.name`` keeps only the
     options the new method has."""
     items = dict(items)
+    # A section given as a model ({"train": TrainConfig(...)}) takes overrides as its mapping does.
+    raw = {section: _section_mapping(values) for section, values in raw.items()}
     if "method.name" in items:
         new_name = items.pop("method.name")
         current = raw.get("method") if isinstance(raw.get("method"), Mapping) else {}
@@ -309,6 +311,12 @@ def apply_overrides(raw: dict[str, Any], items: Mapping[str, Any]) -> dict[str, 
         if isinstance(values, Mapping):  # anything else is refused by validation, naming the section
             raw[section] = {**values, key: value}
     return raw
+
+
+def _section_mapping(values: Any) -> Any:
+    if isinstance(values, MethodConfig):
+        return {"name": values.name, **values.model_dump()}
+    return values.model_dump() if isinstance(values, ConfigModel) else values
 
 
 def parse_overrides(overrides: list[str] | Mapping[str, Any] | None) -> dict[str, Any]:

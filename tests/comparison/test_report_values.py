@@ -132,7 +132,7 @@ def comparison_dir(tmp_path: Path) -> Path:
                 "train_samples_per_second": per_seed(row["train_samples_per_second"], index),
                 "trainable_params": row["trainable_params"],
                 "total_params": row["total_params"],
-                "data_fingerprint": "same-splits",
+                "data_fingerprint": {"train": "same-splits", "validation": "same-splits"},
             }
             runs.write_json(run_dir / runs.METRICS_FILE, metrics)
             history = [

@@ -62,7 +62,7 @@ class ConfigFlag:
             self.parameter_name,
             inspect.Parameter.KEYWORD_ONLY,
             default=None,
-            annotation=Annotated[self.type | None, option],  # type: ignore[name-defined]
+            annotation=Annotated[self.type | None, option],
         )
 
     def value(self, given: Any) -> Any:
@@ -189,7 +189,8 @@ def config_flags(names: Sequence[str]) -> Callable[[Command], Command]:
         if OVERRIDES not in names_taken or clashes:
             raise TypeError(f"{command.__name__}: needs an '{OVERRIDES}' parameter and no parameter named {clashes}")
         at = [parameter.name for parameter in parameters].index(OVERRIDES)
-        # Typer reads options from the signature; keyword-only keeps them after the command's own positional ones.
+        # Typer reads the options from this signature and calls with keywords; all keyword-only, as a signature
+        # allows no positional parameter after the flags'.
         own = [parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY) for parameter in parameters]
         new_parameters = [*own[:at], *(flag.parameter() for flag in flags), *own[at + 1 :]]
 
