@@ -204,7 +204,7 @@ CONFIG_YAML_KEYS = {
         "dataset", "text_column", "text_pair_column", "label_column", "label_names", "train_split",
         "validation_split", "test_split", "validation_fraction", "split_seed", "max_length", "max_train_samples",
         "max_eval_samples", "drop_missing_labels", "long_text", "head_tokens", "stride", "max_windows",
-        "window_aggregation",
+        "window_aggregation", "label_names_file", "multi_label", "label_separator", "label_columns", "column_names",
     ],
     "model": ["name", "revision", "trust_remote_code", "head", "pooling", "head_hidden_size", "head_dropout"],
     "method": ["name"],

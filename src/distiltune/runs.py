@@ -148,13 +148,19 @@ def read_json(path: Path) -> Any:
 
 
 def write_model_info(
-    model_dir: Path, id2label: dict[int, str], max_length: int | None, is_pair: bool, method: str
+    model_dir: Path,
+    id2label: dict[int, str],
+    max_length: int | None,
+    is_pair: bool,
+    method: str,
+    task: str | None = None,
 ) -> None:
-    """``model/labels.json``: what a saved model needs besides its weights to predict."""
-    write_json(
-        model_dir / LABELS_FILE,
-        {"id2label": id2label, "max_length": max_length, "is_pair": is_pair, "method": method},
-    )
+    """``model/labels.json``: what a saved model needs besides its weights to predict. ``task`` names the kind of
+    task for every kind but single-label (absent there, as in every run written before other kinds existed)."""
+    info: dict[str, Any] = {"id2label": id2label, "max_length": max_length, "is_pair": is_pair, "method": method}
+    if task is not None:
+        info["task"] = task
+    write_json(model_dir / LABELS_FILE, info)
 
 
 def read_model_info(model_dir: Path) -> dict[str, Any]:

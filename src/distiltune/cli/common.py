@@ -108,13 +108,20 @@ def print_metrics(metrics: Any, title: str) -> None:
     from rich.table import Table
 
     from distiltune.tasks.base import SINGLE_LABEL, get_task
-    from distiltune.tasks.record import RunMetrics, evaluated_splits
+    from distiltune.tasks.record import LabelThresholdsReport, RunMetrics, evaluated_splits
 
     record = metrics if isinstance(metrics, RunMetrics) else None
     if record is None and ("validation" in metrics or "test" in metrics):
         record = RunMetrics.from_dict(metrics)
     splits = evaluated_splits(record if record is not None else metrics)
-    task = get_task((record.task if record is not None else None) or SINGLE_LABEL)
+    named = (
+        record.task
+        if record is not None
+        else next(
+            (value.get("task") for value in metrics.values() if isinstance(value, dict) and value.get("task")), None
+        )
+    )
+    task = get_task(named or SINGLE_LABEL)
     table = Table(title=title)
     table.add_column("metric")
     for split in splits:
@@ -135,7 +142,14 @@ def print_metrics(metrics: Any, title: str) -> None:
             f"temperature={temperature.value:.4f} (validation NLL {temperature.nll_before:.4f} -> "
             f"{temperature.nll_after:.4f})"
         )
-    if record is not None and record.threshold is not None:
+    if record is not None and isinstance(record.threshold, LabelThresholdsReport):
+        thresholds = record.threshold
+        console.print(
+            f"decision thresholds tuned for {thresholds.tuned_labels} of {len(thresholds.values)} labels by "
+            f"{thresholds.metric} (validation macro-F1 {thresholds.validation_f1_macro:.4f}, at 0.5 "
+            f"{thresholds.validation_f1_macro_at_default:.4f}); {len(thresholds.kept_default)} too rare keep 0.5"
+        )
+    elif record is not None and record.threshold is not None:
         threshold = record.threshold
         console.print(
             f"decision threshold={threshold.value:.4f} on P({threshold.label}) (validation "
@@ -156,6 +170,14 @@ def print_metrics(metrics: Any, title: str) -> None:
                 detail.add_column(column, justify="left" if column == "label" else "right")
             for label, values in split.per_class.items():
                 detail.add_row(label, *[fmt(getattr(values, c)) for c in ("precision", "recall", "f1", "support")])
+            console.print(detail)
+        per_label = (split.model_extra or {}).get("per_label")
+        if isinstance(per_label, dict) and len(per_label) <= 30:
+            detail = Table(title=f"Per label ({name})")
+            for column in ("label", "precision", "recall", "f1", "support"):
+                detail.add_column(column, justify="left" if column == "label" else "right")
+            for label, values in per_label.items():
+                detail.add_row(label, *[fmt(values.get(c)) for c in ("precision", "recall", "f1", "support")])
             console.print(detail)
 
 

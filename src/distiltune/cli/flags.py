@@ -98,6 +98,31 @@ _FLAGS = [
     ConfigFlag("data.text_column", str, "Text column.", "detected"),
     ConfigFlag("data.text_pair_column", str, "Second-sentence column (pairs/NLI).", "detected"),
     ConfigFlag("data.label_column", str, "Label column.", "detected"),
+    ConfigFlag(
+        "data.multi_label",
+        bool,
+        "Each text has any number of labels (sigmoid per label, a threshold per label).",
+        "detected (list-valued labels, --label-columns or --label-separator)",
+    ),
+    ConfigFlag(
+        "data.label_columns",
+        str,
+        "Multi-label data with one 0/1 column per label: those columns, comma-separated (their names are the labels).",
+        "none",
+    ),
+    ConfigFlag("data.label_separator", str, "Multi-label cells written as one string ('4,27'): the separator.", "','"),
+    ConfigFlag(
+        "data.label_names_file",
+        str,
+        "Text file naming integer labels 0..n-1, one name per line (relative: also looked up in the data folder).",
+        "none",
+    ),
+    ConfigFlag(
+        "data.column_names",
+        str,
+        "CSV/TSV files without a header row: their column names, comma-separated (e.g. text,labels,id).",
+        "the file's header row",
+    ),
     ConfigFlag("train.seed", int, "Random seed (compare: the first seed, and the validation split's).", "42"),
     ConfigFlag(
         "data.long_text",
@@ -127,7 +152,8 @@ _FLAGS = [
         "train.tune_threshold",
         bool,
         "Two labels: pick the decision threshold on the minority label that maximises its F1 on the validation "
-        "split (--set train.threshold_metric=...); every predictor applies it.",
+        "split; multi-label: one threshold per label, each maximising that label's F1 (--set "
+        "train.threshold_metric=...). Every predictor applies it.",
         "off",
     ),
     ConfigFlag("run.output_dir", str, "Where run directories go.", "runs"),

@@ -25,7 +25,7 @@ import datasets
 import pandas as pd
 
 from distiltune.data.long_text import LongTextOptions
-from distiltune.data.tokenize import tokenize_frame
+from distiltune.data.tokenize import is_multi_label_frame, tokenize_frame
 
 logger = logging.getLogger("distiltune")
 
@@ -44,6 +44,8 @@ def split_content_hash(frame: pd.DataFrame) -> str:
     """A content hash of a split: the same rows in the same order give the same hash."""
     digest = hashlib.sha256()
     digest.update(json.dumps(list(map(str, frame.columns))).encode())
+    if is_multi_label_frame(frame):  # lists are unhashable for pandas: hash their text form
+        frame = frame.assign(label=frame["label"].map(lambda ids: ",".join(map(str, ids))))
     digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return digest.hexdigest()
 
@@ -71,8 +73,16 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     return digest.hexdigest()
 
 
-def cache_key(frame: pd.DataFrame, tokenizer: Any, max_length: int, long_text: LongTextOptions | None = None) -> str:
+def cache_key(
+    frame: pd.DataFrame,
+    tokenizer: Any,
+    max_length: int,
+    long_text: LongTextOptions | None = None,
+    num_labels: int | None = None,
+) -> str:
     parts = [f"v{FORMAT_VERSION}", split_content_hash(frame), tokenizer_fingerprint(tokenizer), str(max_length)]
+    if is_multi_label_frame(frame):  # the width of the multi-hot targets (single-label keys stay as they were)
+        parts.append(f"labels{num_labels}")
     # head (the default) adds nothing, so its entries keep the keys they had before data.long_text existed.
     reading = long_text.cache_token() if long_text is not None else ""
     if reading:
@@ -86,10 +96,11 @@ def cached_tokenize(
     max_length: int,
     cache_dir: str | Path | None = None,
     long_text: LongTextOptions | None = None,
+    num_labels: int | None = None,
 ) -> tuple[datasets.Dataset, bool]:
     """``tokenize_frame`` through the cache. Returns the dataset and whether it came from the cache."""
     root = Path(cache_dir) if cache_dir is not None else cache_root() / "tokenized"
-    entry = root / cache_key(frame, tokenizer, max_length, long_text)
+    entry = root / cache_key(frame, tokenizer, max_length, long_text, num_labels)
     if (entry / "dataset_info.json").is_file():
         try:
             # keep_in_memory: the cache entry may be replaced later; never hold it open by memory map.
@@ -97,7 +108,7 @@ def cached_tokenize(
         except Exception as err:  # a corrupt entry is rebuilt, never fatal
             logger.warning("Ignoring unreadable tokenization cache entry %s (%s).", entry, err)
             shutil.rmtree(entry, ignore_errors=True)
-    dataset = tokenize_frame(frame, tokenizer, max_length, long_text)
+    dataset = tokenize_frame(frame, tokenizer, max_length, long_text, num_labels)
     try:
         root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))

@@ -22,7 +22,8 @@ class PaddingCollator:
     """Callable ``list of rows -> dict of tensors``: per-token columns padded, scalar columns stacked.
 
     ``max_length`` set pads every batch to that length (static padding); otherwise each batch pads to its
-    longest row, rounded up to ``pad_to_multiple_of``. A ``label`` column becomes ``labels``, as in transformers.
+    longest row, rounded up to ``pad_to_multiple_of``. A ``label`` column becomes ``labels``, as in transformers;
+    multi-hot ``labels`` (a multi-label task) are stacked as float32.
     """
 
     pad_token_id: int
@@ -60,7 +61,9 @@ class PaddingCollator:
             name = "labels" if key in ("label", "label_ids") else key
             if isinstance(first, str):
                 continue  # raw text left in the rows: the model does not take it
-            if _is_sequence(first):
+            if name == "labels" and _is_sequence(first):  # multi-hot targets of a multi-label task
+                batch[name] = torch.from_numpy(np.asarray([row[key] for row in rows], dtype=np.float32))
+            elif _is_sequence(first):
                 batch[name] = self._pad([row[key] for row in rows], key)
             else:
                 values = np.asarray([row[key] for row in rows])

@@ -62,9 +62,16 @@ def resolve_columns(
     return Columns(text=text_col, label=label_col, text_pair=pair_col)
 
 
-def standardize(frame: pd.DataFrame, columns: Columns, source: str, drop_missing_labels: bool = False) -> pd.DataFrame:
+def standardize(
+    frame: pd.DataFrame,
+    columns: Columns,
+    source: str,
+    drop_missing_labels: bool = False,
+    empty_labels_allowed: bool = False,
+) -> pd.DataFrame:
     """Rename to text/text_pair/label and drop rows with empty text (counted warning). A missing label is an
-    error that names the rows, unless ``drop_missing_labels`` (then those rows are dropped too)."""
+    error that names the rows, unless ``drop_missing_labels`` (then those rows are dropped too), or
+    ``empty_labels_allowed`` (multi-label data: an empty cell is a row with no label, and stays)."""
     out = pd.DataFrame({"text": frame[columns.text]})
     if columns.text_pair:
         out["text_pair"] = frame[columns.text_pair]
@@ -85,7 +92,11 @@ def standardize(frame: pd.DataFrame, columns: Columns, source: str, drop_missing
     empty_text = out["text"].map(_is_blank)
     if "text_pair" in out:
         empty_text |= out["text_pair"].map(_is_blank)
-    missing_label = out["label"].map(_is_missing) if "label" in out else pd.Series(False, index=out.index)
+    missing_label = (
+        out["label"].map(_is_missing)
+        if "label" in out and not empty_labels_allowed
+        else pd.Series(False, index=out.index)
+    )
     if missing_label.any() and not drop_missing_labels:
         rows = [i + 1 for i in missing_label[missing_label].index[:5]]
         raise DataError(
@@ -120,6 +131,8 @@ class LabelSpace:
     """Label names in id order: id ``i`` is ``names[i]``."""
     values: list[object]
     """The raw label value for each id (ints stay ints, strings stay strings)."""
+    multi_label: bool = False
+    """Each text carries a set of labels (possibly empty) instead of exactly one."""
 
     @property
     def id2label(self) -> dict[int, str]:
@@ -140,6 +153,26 @@ class LabelSpace:
                 "Fix the labels or the label column, or retrain with data that includes them.",
             )
         return [lookup[_key(v)] for v in labels]
+
+    def encode_sets(self, sets: list[list[object]], source: str) -> list[list[int]]:
+        """Multi-label rows (lists of raw labels: names or ids) as sorted lists of label ids; a label the training
+        data did not have is an error naming the row and the value."""
+        lookup = {_key(v): i for i, v in enumerate(self.values)}
+        lookup.update({name: i for i, name in enumerate(self.names)})
+        encoded = []
+        for row, labels in enumerate(sets):
+            ids = set()
+            for value in labels:
+                key = _key(value)
+                if key not in lookup:
+                    raise DataError(
+                        f"{source}: row {row + 1}: label {value!r} is not one of the training labels "
+                        f"({', '.join(self.names[:12])}{' ...' if len(self.names) > 12 else ''}).",
+                        "Fix the label, or retrain with data that includes it.",
+                    )
+                ids.add(lookup[key])
+            encoded.append(sorted(ids))
+        return encoded
 
 
 def build_label_space(labels: pd.Series, source: str, names: list[str] | None) -> LabelSpace:
@@ -173,6 +206,58 @@ def build_label_space(labels: pd.Series, source: str, names: list[str] | None) -
         raise DataError(
             f"{source}: the training data has a single class ({next(iter(present))}).",
             "Classification needs at least two classes; check the label column.",
+        )
+    return space
+
+
+def build_multi_label_space(sets: list[list[object]], source: str, names: list[str] | None) -> LabelSpace:
+    """The label space of multi-label training rows: integer ids follow the declared ``names`` (from
+    ``data.label_names``, a names file or the hub; an id outside them is an error naming its row), names given
+    with name labels fix the order (``data.label_columns``: the columns' order), else the sorted training values."""
+    values = [value for labels in sets for value in labels]
+    if not values:
+        raise DataError(f"{source}: no row has a label.", "Check the label column (or data.label_columns).")
+    kinds = {"number" if _is_number(v) else "string" for v in values}
+    if len(kinds) > 1:
+        example_number = next(v for v in values if _is_number(v))
+        example_string = next(v for v in values if not _is_number(v))
+        raise DataError(
+            f"{source}: labels mix numbers and strings (e.g. {example_number!r} and {example_string!r}).",
+            "Use one kind of label throughout the column.",
+        )
+    if kinds == {"number"}:
+        for row, labels in enumerate(sets):
+            for value in labels:
+                number = float(value)  # type: ignore[arg-type]
+                if not number.is_integer() or (names and not 0 <= number < len(names)):
+                    allowed = f"0..{len(names) - 1} (the {len(names)} label names)" if names else "integers"
+                    raise DataError(
+                        f"{source}: row {row + 1}: label id {value!r} is not a valid id; ids are {allowed}.",
+                        "Fix the label, or data.label_names / data.label_names_file.",
+                    )
+        if names:
+            space = LabelSpace(names=list(names), values=list(range(len(names))), multi_label=True)
+        else:
+            ids = sorted({int(float(v)) for v in values})  # type: ignore[arg-type]
+            space = LabelSpace(names=[str(v) for v in ids], values=list(ids), multi_label=True)
+    elif names:
+        known = set(names)
+        for row, labels in enumerate(sets):
+            unknown = next((v for v in labels if str(v).strip() not in known), None)
+            if unknown is not None:
+                raise DataError(
+                    f"{source}: row {row + 1}: label {unknown!r} is not one of the label names "
+                    f"({', '.join(names[:12])}{' ...' if len(names) > 12 else ''}).",
+                    "Fix the label or data.label_names.",
+                )
+        space = LabelSpace(names=list(names), values=list(names), multi_label=True)
+    else:
+        found = sorted({str(v).strip() for v in values})
+        space = LabelSpace(names=found, values=list(found), multi_label=True)
+    if len(space.names) < 2:
+        raise DataError(
+            f"{source}: the training data has a single label ({space.names[0]}).",
+            "Classification needs at least two labels; check the label column.",
         )
     return space
 

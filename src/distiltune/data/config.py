@@ -56,12 +56,43 @@ class DataConfig(ConfigModel):
     """chunks: most windows per text (evenly spread over a longer text, first and last kept); unset: 8."""
     window_aggregation: Literal["mean", "max"] | None = None
     """chunks: how a text's window logits become its prediction: mean, or each label's max; unset: mean."""
+    label_names_file: str | None = None
+    """A text file with one label name per line, naming integer labels 0..n-1 (a relative path is read as given,
+    else inside the dataset's folder). Ignored when ``label_names`` is set."""
+    multi_label: bool | None = None
+    """Each text carries a set of labels, possibly empty (sigmoid scores per label, a threshold per label). Unset:
+    detected (list-valued labels, ``label_columns`` or ``label_separator`` make a run multi-label)."""
+    label_separator: str | None = None
+    """Multi-label cells written as one delimited string (``4,27``): the separator; unset: ``,``."""
+    label_columns: CommaList | None = None
+    """Multi-label data with one 0/1 column per label: those columns, whose names are the label names."""
+    column_names: CommaList | None = None
+    """Column names for CSV/TSV files without a header row (their first line is data), e.g. ``[text, labels, id]``
+    for GoEmotions' TSVs; unset: the first line is the header."""
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
         """What types and bounds alone cannot check; a ConfigError names the key."""
         if self.text_pair_column is not None and self.text_pair_column == self.text_column:
             raise ConfigError("data.text_pair_column must differ from data.text_column.")
+        wants_multi_label = self.label_columns is not None or self.label_separator is not None
+        if self.multi_label is False and wants_multi_label:
+            key = "data.label_columns" if self.label_columns is not None else "data.label_separator"
+            raise ConfigError(f"{key} describes multi-label data, but data.multi_label is false.", "Drop one of them.")
+        if self.label_columns is not None:
+            if len(self.label_columns) < 2 or len(set(self.label_columns)) != len(self.label_columns):
+                raise ConfigError(
+                    f"data.label_columns needs two or more distinct columns, got {self.label_columns}.",
+                    "E.g. --label-columns toxic,insult,threat.",
+                )
+            if self.label_column is not None:
+                raise ConfigError(
+                    "data.label_column and data.label_columns both name the labels.", "Give one of them."
+                )
+        if self.label_separator is not None and not self.label_separator:
+            raise ConfigError("data.label_separator is empty.", "Use e.g. ',' or '|', or leave it unset.")
+        if self.column_names is not None and len(set(self.column_names)) != len(self.column_names):
+            raise ConfigError(f"data.column_names repeats a name: {self.column_names}.")
         self.long_text_options().validate(self.max_length)
         return self
 

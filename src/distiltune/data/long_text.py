@@ -499,8 +499,10 @@ def aggregate_windows(
 
 
 def document_labels(window_labels: np.ndarray, document_index: np.ndarray, num_documents: int) -> np.ndarray:
-    """Each document's label from its windows' labels (all equal: every window carries its document's label)."""
-    labels = np.empty(num_documents, dtype=np.asarray(window_labels).dtype)
+    """Each document's label from its windows' labels (all equal: every window carries its document's label); a
+    multi-label document's multi-hot row likewise."""
+    window_labels = np.asarray(window_labels)
+    labels = np.empty((num_documents, *window_labels.shape[1:]), dtype=window_labels.dtype)
     labels[np.asarray(document_index)] = window_labels
     return labels
 

@@ -30,13 +30,14 @@ def looks_like_path(source: str) -> bool:
     return source.startswith((".", "/", "~")) or Path(source).suffix.lower() in EXTENSIONS or Path(source).exists()
 
 
-def read_local(source: str) -> dict[str, pd.DataFrame]:
-    """A file becomes ``{"train": df}``; a folder becomes one entry per split file it holds."""
+def read_local(source: str, column_names: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    """A file becomes ``{"train": df}``; a folder becomes one entry per split file it holds. ``column_names``:
+    CSV/TSV files have no header row and their columns get these names (``data.column_names``)."""
     path = Path(source).expanduser()
     if not path.exists():
         raise DataError(f"Data file not found: {path}.", "Check the path, or name a preset or hub dataset instead.")
     if path.is_file():
-        return {"train": read_table(path)}
+        return {"train": read_table(path, column_names)}
     splits: dict[str, pd.DataFrame] = {}
     for file in sorted(path.iterdir()):
         if file.suffix.lower() not in EXTENSIONS:
@@ -45,7 +46,7 @@ def read_local(source: str) -> dict[str, pd.DataFrame]:
             if file.stem.lower() in aliases:
                 if split in splits:
                     raise DataError(f"{path}: more than one file for the {split} split.", "Keep one per split.")
-                splits[split] = read_table(file)
+                splits[split] = read_table(file, column_names)
     if "train" not in splits:
         raise DataError(
             f"{path}: no train file found.",
@@ -54,7 +55,9 @@ def read_local(source: str) -> dict[str, pd.DataFrame]:
     return splits
 
 
-def read_table(path: Path) -> pd.DataFrame:
+def read_table(path: Path, column_names: list[str] | None = None) -> pd.DataFrame:
+    """One file as a frame of strings (CSV/TSV), values (JSON) or typed columns (Parquet). ``column_names`` names
+    the columns of a CSV/TSV file without a header row; other formats carry their names and ignore it."""
     suffix = path.suffix.lower()
     if suffix not in EXTENSIONS:
         raise DataError(
@@ -70,9 +73,9 @@ def read_table(path: Path) -> pd.DataFrame:
         if not text.strip():
             raise DataError(f"{path}: the file is empty.", "Add a header row and at least one data row.")
         if suffix == ".csv":
-            frame = _read_csv(path, text)
+            frame = _read_csv(path, text, column_names)
         elif suffix == ".tsv":
-            frame = _read_tsv(path, text)
+            frame = _read_tsv(path, text, column_names)
         else:
             frame = _read_json(path, text)
     if frame.empty:
@@ -94,22 +97,32 @@ def _read_utf8(path: Path) -> str:
     return text.removeprefix("\ufeff")
 
 
-def _read_csv(path: Path, text: str) -> pd.DataFrame:
+def _read_csv(path: Path, text: str, column_names: list[str] | None = None) -> pd.DataFrame:
+    headerless = {"header": None, "names": column_names} if column_names else {}
     try:
-        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""], **headerless)
     except pd.errors.ParserError as err:
         raise DataError(
             f"{path}: malformed CSV ({_short(err)}).", "Quote fields that contain commas or newlines."
         ) from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty.") from None
+    if column_names and frame.index.nlevels > 1:  # more fields than names: pandas moves the extra into the index
+        raise DataError(
+            f"{path}: rows have more comma-separated fields than data.column_names ({len(column_names)}).",
+            "Name every column in data.column_names.",
+        )
+    return frame
 
 
-def _read_tsv(path: Path, text: str) -> pd.DataFrame:
+def _read_tsv(path: Path, text: str, column_names: list[str] | None = None) -> pd.DataFrame:
     """GLUE TSVs are unquoted and contain stray quote characters; exported TSVs are CSV-quoted. Try unquoted
-    first and fall back to quoted parsing when the unquoted reading is ragged or shows wrapping quotes."""
+    first and fall back to quoted parsing when the unquoted reading is ragged or shows wrapping quotes.
+    ``column_names``: the file has no header row (its first line is data) and its columns get these names."""
     lines = [line.removesuffix("\r") for line in text.split("\n")]
     rows = [line.split("\t") for line in lines if line != ""]
+    if column_names:
+        rows = [list(column_names), *rows]
     header = rows[0]
     ragged = next((i for i, row in enumerate(rows) if len(row) != len(header)), None)
     wrapped = any(len(cell) > 1 and cell[0] == '"' and cell[-1] == '"' for row in rows for cell in row)
@@ -117,12 +130,16 @@ def _read_tsv(path: Path, text: str) -> pd.DataFrame:
         return _frame(header, rows[1:])
     parsed = list(csv.reader(io.StringIO(text), delimiter="\t", quotechar='"'))
     parsed = [row for row in parsed if row]
+    if column_names:
+        parsed = [list(column_names), *parsed]
     bad = next((i for i, row in enumerate(parsed) if len(row) != len(parsed[0])), None)
     if bad is not None:
-        line = (ragged + 1) if ragged is not None else bad + 1
+        # Without a header row the first line of the file is row 1 of ``rows`` (row 0 is the names we put there).
+        offset = 0 if column_names else 1
+        line = (ragged + offset) if ragged is not None else bad + offset
         raise DataError(
-            f"{path}: row at line {line} has a different number of tab-separated fields than the header "
-            f"({len(header)}).",
+            f"{path}: row at line {line} has a different number of tab-separated fields than the "
+            f"{'column names' if column_names else 'header'} ({len(header)}).",
             "Check for stray tabs or unbalanced quotes.",
         )
     return _frame(parsed[0], parsed[1:])
@@ -186,8 +203,10 @@ def read_hub(name: str, revision: str | None = None) -> tuple[dict[str, pd.DataF
     names: dict[str, list[str]] = {}
     for split in loaded.values():
         for column, feature in split.features.items():
-            if isinstance(feature, datasets.ClassLabel):
-                names[column] = list(feature.names)
+            # A multi-label column is a list of ClassLabel ids (Sequence/List in datasets' features).
+            inner = getattr(feature, "feature", None) if not isinstance(feature, datasets.ClassLabel) else feature
+            if isinstance(inner, datasets.ClassLabel):
+                names[column] = list(inner.names)
     return {split: ds.to_pandas() for split, ds in loaded.items()}, names
 
 

@@ -71,7 +71,10 @@ def parity_inputs(
     chosen = _equal_shares(splits, max_samples, seed)
     frame = pd.concat(chosen.values(), ignore_index=True) if chosen else pd.DataFrame(columns=["text", "label"])
     pairs = frame["text_pair"].tolist() if reference.is_pair and "text_pair" in frame.columns else None
-    gold = [names[int(label)] for label in frame["label"]]
+    gold: list[Any] = [
+        [names[int(i)] for i in label] if isinstance(label, list | tuple | np.ndarray) else names[int(label)]
+        for label in frame["label"]
+    ]
     return frame["text"].tolist(), pairs, gold, {name: len(rows) for name, rows in chosen.items()}
 
 
@@ -140,18 +143,27 @@ def parity_report(
     onnx_probabilities, onnx_seconds = run(exported, "onnx")
     torch_labels = task.decide(torch_probabilities)
     onnx_labels = task.decide(onnx_probabilities)
+    # A row agrees when its whole decision does: one label, or every label of a multi-label row.
     agreeing = int(task.agreement(torch_labels, onnx_labels).sum())
     report: dict[str, Any] = {
         "samples": len(texts),
         "agreement": agreeing / len(texts) if len(texts) else 0.0,
         "agreement_interval": [round(bound, 6) for bound in wilson_interval(agreeing, len(texts))],
         "max_probability_difference": float(np.abs(torch_probabilities - onnx_probabilities).max(initial=0.0)),
+        **(
+            {"label_agreement": float((np.asarray(torch_labels) == np.asarray(onnx_labels)).mean())}
+            if np.asarray(torch_labels).ndim == 2 and len(texts)
+            else {}
+        ),
         "torch_samples_per_second": round(len(texts) / torch_seconds, 2),
         "onnx_samples_per_second": round(len(texts) / onnx_seconds, 2),
     }
     if gold is not None:
         names = reference.label_names
-        gold_ids = np.array([names.index(label) if label in names else -1 for label in gold])
+        if gold and isinstance(gold[0], list):  # multi-label: every label of the row right (subset accuracy)
+            gold_ids: Any = task.gold([[names.index(n) for n in labels if n in names] for labels in gold], len(names))
+        else:
+            gold_ids = np.array([names.index(label) if label in names else -1 for label in gold])
         report["torch_accuracy"] = float(task.agreement(torch_labels, gold_ids).mean())
         report["onnx_accuracy"] = float(task.agreement(onnx_labels, gold_ids).mean())
     return report

@@ -30,7 +30,7 @@ from distiltune.inference.onnx_runtime import ONNX_FILE, OnnxSequenceClassifier,
 from distiltune.inference.scoring import score_frame
 from distiltune.methods import METHODS, Method, Predictor, get_method
 from distiltune.modeling import load_classifier_config, load_tokenizer
-from distiltune.tasks.base import SINGLE_LABEL, Task, TaskCalibration, get_task, task_of_model
+from distiltune.tasks.base import MULTI_LABEL, SINGLE_LABEL, Task, TaskCalibration, get_task, task_of_model
 from distiltune.tasks.calibration import Calibration
 
 logger = logging.getLogger("distiltune")
@@ -87,7 +87,7 @@ class Classifier:
         onnx_dir = find_export(run_dir, export_dir) if backend == "onnx" and method.trains_with_trainer else None
         common = {
             "config": config,
-            "labels": LabelSpace(names=names, values=names),
+            "labels": LabelSpace(names=names, values=names, multi_label=task.name == MULTI_LABEL),
             "max_length": int(info.get("max_length") or 0),
             "is_pair": bool(info.get("is_pair")),
             "run_dir": run_dir,

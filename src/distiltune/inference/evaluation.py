@@ -9,6 +9,7 @@ from typing import Any
 from distiltune import runs
 from distiltune.data import load_eval_file
 from distiltune.inference.classifier import Classifier
+from distiltune.tasks.base import SINGLE_LABEL
 
 logger = logging.getLogger("distiltune")
 
@@ -39,7 +40,8 @@ def evaluate(
         label_column=label_column,
     )
     metrics, rows = classifier.evaluate_frame(frame)
-    metrics = {"dataset": dataset, **metrics}
+    task = {"task": classifier.task.name} if classifier.task.name != SINGLE_LABEL else {}
+    metrics = {"dataset": dataset, **task, **metrics}
     stem = runs.slug(dataset)
     target = Path(output) if output else Path(run_dir) / f"eval_{stem}.json"
     runs.write_json(target, metrics)

@@ -31,6 +31,8 @@ import pandas as pd
 from pydantic import Field
 
 from distiltune import runs
+from distiltune.data.multilabel import multi_hot
+from distiltune.data.tokenize import is_multi_label_frame
 from distiltune.errors import RunError
 from distiltune.methods.base import Method, MethodConfig, register_method
 
@@ -64,7 +66,8 @@ class TfidfConfig(MethodConfig):
 
 @dataclass
 class TfidfModel:
-    """TF-IDF features (sklearn's formula: optional 1 + log tf, times idf, L2-normalised) and a linear softmax."""
+    """TF-IDF features (sklearn's formula: optional 1 + log tf, times idf, L2-normalised) and linear logits: one
+    softmax over them for single-label runs, a sigmoid per label (one-vs-rest) for multi-label runs."""
 
     vocabulary: list[str]
     idf: np.ndarray
@@ -196,6 +199,10 @@ def fit_tfidf(train: pd.DataFrame, num_labels: int, options: TfidfConfig, seed: 
         sublinear_tf=options.sublinear_tf,
         token_pattern=vectorizer.token_pattern,
     )
+    if is_multi_label_frame(train):
+        return _fit_one_vs_rest(
+            model, model.features(texts), multi_hot(train["label"].tolist(), num_labels), options, seed
+        )
     labels = train["label"].to_numpy()
     classifier = LogisticRegression(C=options.c, max_iter=options.max_iter, random_state=seed)
     classifier.fit(model.features(texts), labels)
@@ -212,6 +219,34 @@ def fit_tfidf(train: pd.DataFrame, num_labels: int, options: TfidfConfig, seed: 
     for label, (weights, bias) in rows.items():
         model.weights[label] = weights
         model.bias[label] = bias
+    return model
+
+
+#: The logit of a label every training row carries (its sigmoid is 1 to float precision); +inf is not a logit the
+#: calibration accepts.
+ALWAYS_LOGIT = 30.0
+
+
+def _fit_one_vs_rest(
+    model: TfidfModel, features: Any, targets: np.ndarray, options: TfidfConfig, seed: int
+) -> TfidfModel:
+    """Multi-label: one binary logistic regression per label on the same features (one-vs-rest); each label's
+    logit is its own ``w.x + b``, read through a sigmoid. A label no training row carries gets a bias of -inf (never
+    predicted), one every row carries a constant logit of :data:`ALWAYS_LOGIT`."""
+    from sklearn.linear_model import LogisticRegression
+
+    for label in range(targets.shape[1]):
+        column = targets[:, label]
+        positives = int(column.sum())
+        if positives == 0:
+            model.bias[label] = -np.inf
+        elif positives == len(column):
+            model.bias[label] = ALWAYS_LOGIT
+        else:
+            classifier = LogisticRegression(C=options.c, max_iter=options.max_iter, random_state=seed)
+            classifier.fit(features, column)
+            model.weights[label] = classifier.coef_[0]
+            model.bias[label] = classifier.intercept_[0]
     return model
 
 

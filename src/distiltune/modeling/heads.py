@@ -135,7 +135,9 @@ class EncoderWithHead(nn.Module):
         hidden_states = self.encoder(**encoder_inputs).last_hidden_state
         logits = self.head(hidden_states, attention_mask)
         loss = None
-        if labels is not None:
+        if labels is not None and getattr(self.config, "problem_type", None) == "multi_label_classification":
+            loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float().view_as(logits))
+        elif labels is not None:
             loss = nn.functional.cross_entropy(logits.view(-1, self.config.num_labels).float(), labels.view(-1))
         return SequenceClassifierOutput(loss=loss, logits=logits)
 

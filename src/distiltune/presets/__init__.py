@@ -25,6 +25,8 @@ class Preset:
     max_length: int
     metric: str
     text_pair_column: str | None = None
+    multi_label: bool = False
+    """The dataset gives each text a set of labels (``data.multi_label``)."""
     long_text: str = "head"
     """How the preset's runs read texts longer than ``max_length`` unless ``data.long_text`` says otherwise
     (``data.long_text``: head, tail, head_tail or chunks)."""

@@ -233,9 +233,18 @@ class ServerState:
         # The task orders the labels: the decided one first (a tuned decision threshold may pick a label other than
         # the highest score), like Classifier.predict's "label".
         order = classifier.task.ranked_labels(row, classifier.calibration, raw)[: top_k or len(names)]
+        # A multi-label run marks every label its decision selects (each score against its own threshold).
+        selected = classifier.task.selected(row, classifier.calibration, raw)
         # A TF-IDF run gives -inf to a label absent from its training split: JSON has no infinity.
         largest = float(np.finfo(np.float64).max)
-        return [{"label": names[i], "score": max(-largest, min(largest, float(row[i])))} for i in order]
+        return [
+            {
+                "label": names[i],
+                "score": max(-largest, min(largest, float(row[i]))),
+                **({"selected": selected[i]} if selected is not None else {}),
+            }
+            for i in order
+        ]
 
     def info(self) -> dict[str, Any]:
         classifier, settings = self.classifier, self.settings

@@ -76,7 +76,8 @@ class Client:
         batch_size: int | None = None,
     ) -> list[dict[str, Any]]:
         """For each input: ``{"label": best, "score": p, "scores": [{"label", "score"}, ... top_k]}``, as
-        ``Classifier.predict`` returns it. ``batch_size``: inputs per HTTP request (default: the server's
+        ``Classifier.predict`` returns it (a multi-label model: also ``labels``, every selected label, and
+        ``selected`` per score). ``batch_size``: inputs per HTTP request (default: the server's
         ``max_client_batch_size``); longer lists go in several requests. Inputs longer than the model's max
         length are truncated, as ``Classifier.predict`` does."""
         texts = [texts] if isinstance(texts, str) else list(texts)
@@ -86,14 +87,16 @@ class Client:
         if top_k < 1:
             raise DataError(f"top_k must be >= 1, got {top_k}.")
         chunk = batch_size or int(self.info().get("max_client_batch_size", 32))
+        multi_label = bool(self.info().get("multi_label"))
         # [text] and [text, text_pair] lists: one unambiguous form for single-text and pair models alike.
         inputs = [[text, pairs[i]] if pairs is not None else [text] for i, text in enumerate(texts)]
         results: list[dict[str, Any]] = []
         for start in range(0, len(inputs), chunk):
-            body = {"inputs": inputs[start : start + chunk], "top_k": top_k, "truncate": True}
+            body: dict[str, Any] = {"inputs": inputs[start : start + chunk], "truncate": True}
+            if not multi_label:  # a multi-label answer needs every label: any number of them may be selected
+                body["top_k"] = top_k
             for ranked in self._request("POST", "/predict", json=body).json():
-                scores = [{"label": entry["label"], "score": round(float(entry["score"]), 6)} for entry in ranked]
-                results.append({"label": scores[0]["label"], "score": scores[0]["score"], "scores": scores})
+                results.append(_multi_label_result(ranked, top_k) if multi_label else _result(ranked))
         return results
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -116,6 +119,27 @@ class Client:
         if response.status_code >= 400:
             raise _error(response, f"{method} {self.url}{path}")
         return response
+
+
+def _result(ranked: list[dict[str, Any]]) -> dict[str, Any]:
+    scores = [{"label": entry["label"], "score": round(float(entry["score"]), 6)} for entry in ranked]
+    return {"label": scores[0]["label"], "score": scores[0]["score"], "scores": scores}
+
+
+def _multi_label_result(ranked: list[dict[str, Any]], top_k: int) -> dict[str, Any]:
+    """``Classifier.predict``'s multi-label answer from the server's ranked, marked labels: every selected label,
+    and the scores of the selected ones and the next highest up to ``top_k``."""
+    scores = [
+        {"label": entry["label"], "score": round(float(entry["score"]), 6), "selected": bool(entry.get("selected"))}
+        for entry in ranked
+    ]
+    chosen = [entry for entry in scores if entry["selected"]]
+    return {
+        "labels": [entry["label"] for entry in chosen],
+        "label": chosen[0]["label"] if chosen else None,
+        "score": chosen[0]["score"] if chosen else None,
+        "scores": scores[: max(top_k, len(chosen), 1)],
+    }
 
 
 def _retry_after(response: httpx.Response) -> float:

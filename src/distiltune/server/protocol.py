@@ -59,6 +59,11 @@ class PredictRequest(BaseModel):
 class Prediction(BaseModel):
     label: str
     score: float
+    selected: bool | None = Field(
+        None,
+        description="Multi-label runs only: whether the label's score passes its decision threshold (a text may have "
+        "any number of selected labels, none included).",
+    )
 
 
 class PredictResponse(RootModel[list[Prediction] | list[list[Prediction]]]):
@@ -89,7 +94,14 @@ class InfoResponse(BaseModel):
     temperature: float
     """The run's fitted temperature (1: none)."""
     decision_threshold: float | None
-    """The run's tuned decision threshold on its minority label's probability (None: the most probable label)."""
+    """The run's tuned decision threshold on its minority label's probability (None: the most probable label); a
+    multi-label run's common threshold (0.5) when it tuned none per label."""
+    multi_label: bool = False
+    """Whether each text gets any number of labels: independent sigmoid scores, each against its own threshold."""
+    problem_type: str = "single_label_classification"
+    """transformers' name for the kind of task: single_label_classification or multi_label_classification."""
+    decision_thresholds: list[float] | None = None
+    """A multi-label run's per-label thresholds, in label order (None: 0.5 for every label)."""
     backend: str
     model_dtype: str
     """What the model computes in (TEI's field): float32, bfloat16, float16, or int8 for a quantized ONNX export."""

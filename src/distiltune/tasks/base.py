@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 SINGLE_LABEL = "single_label"
 """One label per input, chosen by softmax: every run so far."""
+MULTI_LABEL = "multi_label"
+"""Any number of labels per input, each decided by its own sigmoid and threshold."""
 
 
 class TaskCalibration(Protocol):
@@ -62,6 +64,8 @@ class Task(ABC, Generic[CalibrationT]):
     """``train.metric`` when the config leaves it unset."""
     headline_metrics: ClassVar[tuple[str, ...]]
     """A split's metrics the CLI shows, in order (each only where some split has it)."""
+    progress_metrics: ClassVar[tuple[str, ...]]
+    """The two metrics of the progress table printed at every evaluation during training."""
 
     # --- settings, checked before anything trains ----------------------------------------------------------
 
@@ -91,6 +95,15 @@ class Task(ABC, Generic[CalibrationT]):
     ) -> torch.Tensor:
         """The training loss of ``logits`` against ``labels``: ``kind`` (``train.loss``) with per-label
         ``weights`` (``train.class_weights``) and the focal ``gamma``; rows labelled -100 count for nothing."""
+
+    @abstractmethod
+    def label_counts(self, labels: Any, num_labels: int) -> list[int]:
+        """Training rows carrying each label id (the dataset summary, ``balanced`` weights, the imbalance
+        warning)."""
+
+    @abstractmethod
+    def balanced_weights(self, labels: Any, num_labels: int) -> list[float]:
+        """The per-label loss weights of ``train.class_weights: balanced`` for these training labels."""
 
     @abstractmethod
     def compute_metrics(
@@ -125,6 +138,14 @@ class Task(ABC, Generic[CalibrationT]):
     @abstractmethod
     def agreement(self, decisions: np.ndarray, other: np.ndarray) -> np.ndarray:
         """Per row, whether two sets of decisions (or decisions and gold labels) agree on the whole row."""
+
+    @abstractmethod
+    def nll(self, probabilities: np.ndarray, labels: Any, num_labels: int) -> float:
+        """Mean negative log-likelihood of a split's gold labels under ``probabilities`` (its reported ``loss``)."""
+
+    @abstractmethod
+    def gold(self, labels: Any, num_labels: int) -> np.ndarray:
+        """A split's gold labels (a frame's ``label`` column) in the form of :meth:`decide`'s decisions."""
 
     # --- evaluation ----------------------------------------------------------------------------------------
 
@@ -177,6 +198,13 @@ class Task(ABC, Generic[CalibrationT]):
         """The server's label order for one row of scores (probabilities, or logits when ``raw``): the decided
         label(s) first."""
 
+    def selected(
+        self, scores: np.ndarray, calibration: CalibrationT | None = None, raw: bool = False
+    ) -> list[bool] | None:
+        """For the server's answer: which labels of one row of scores (probabilities, or logits when ``raw``) the
+        decision selects, marked per label; None where one label per input is the answer (the first listed)."""
+        return None
+
     @abstractmethod
     def info(self, calibration: CalibrationT | None = None) -> dict[str, Any]:
         """The task's facts in the server's ``/info``."""
@@ -185,7 +213,7 @@ class Task(ABC, Generic[CalibrationT]):
 # --- the registry --------------------------------------------------------------------------------------------
 
 #: Modules that define the built-in tasks, imported on first lookup (each registers its task).
-_BUILT_IN = {SINGLE_LABEL: "distiltune.tasks.single_label"}
+_BUILT_IN = {SINGLE_LABEL: "distiltune.tasks.single_label", MULTI_LABEL: "distiltune.tasks.multi_label"}
 _TASKS: dict[str, Task[Any]] = {}
 TaskT = TypeVar("TaskT", bound=Task[Any])
 
@@ -207,18 +235,24 @@ def get_task(name: str) -> Task[Any]:
 
 def task_for(config: Any = None) -> Task[Any]:
     """The task of a run with this config (a :class:`distiltune.config.Config`): the one place that chooses it.
-
-    Every run is single-label today; multi-label (issue 30) is chosen here from ``data.multi_label``."""
-    return get_task(SINGLE_LABEL)
+    Multi-label when ``data.multi_label`` says so (the data loader resolves an unset value from the data), else
+    single-label."""
+    data = getattr(config, "data", None)
+    # a Config (its data section), or the data itself (PreparedData: its resolved data config)
+    multi_label = getattr(data, "multi_label", None) if data is not None else None
+    if multi_label is None:
+        multi_label = getattr(getattr(config, "config", None), "multi_label", None)
+    return get_task(MULTI_LABEL if multi_label else SINGLE_LABEL)
 
 
 def task_of_model(info: dict[str, Any]) -> Task[Any]:
-    """The task of a saved model from its ``model/labels.json``: its ``task`` entry, absent (single-label) for every
-    run written so far."""
+    """The task of a saved model from its ``model/labels.json``: its ``task`` entry (absent: single-label, as every
+    run written before multi-label)."""
     return get_task(str(info.get("task") or SINGLE_LABEL))
 
 
 __all__ = [
+    "MULTI_LABEL",
     "SINGLE_LABEL",
     "Task",
     "TaskCalibration",

@@ -131,6 +131,21 @@ class ThresholdReport(_Record):
     validation_score_argmax: float
 
 
+class LabelThresholdsReport(_Record):
+    """metrics.json's ``threshold`` of a multi-label run: a decision threshold per label, tuned on the validation
+    split (:class:`distiltune.tasks.multi_label.MultiLabelTask`)."""
+
+    values: dict[str, float]
+    """Each label's threshold (0.5 where the label was too rare on validation to tune)."""
+    metric: str
+    tuned_labels: int
+    kept_default: list[str]
+    """The labels that kept 0.5."""
+    min_positives: int
+    validation_f1_macro: float
+    validation_f1_macro_at_default: float
+
+
 #: The top-level fields the method's own facts (extra keys) are written before.
 _AFTER_METHOD_FACTS = ("peak_memory_mb", "peak_memory_increase_mb", "peak_memory_kind", "device", "precision")
 
@@ -150,7 +165,7 @@ class RunMetrics(_Record):
     predictions_split: str | None = None
     """The split whose rows ``predictions.jsonl`` holds."""
     temperature: TemperatureReport | None = None
-    threshold: ThresholdReport | None = None
+    threshold: ThresholdReport | LabelThresholdsReport | None = None
     best_step: int | None = None
     best_epoch: float | None = None
     train_seconds: float | None = None
@@ -298,6 +313,7 @@ def evaluated_splits(metrics: RunMetrics | Mapping[str, Any]) -> dict[str, Split
 
 __all__ = [
     "CalibrationReport",
+    "LabelThresholdsReport",
     "ClassMetrics",
     "ConfusionMatrix",
     "ReliabilityTable",

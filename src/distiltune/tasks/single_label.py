@@ -212,6 +212,7 @@ class SingleLabelTask(Task[Calibration]):
     selectable_metrics = SELECTABLE_METRICS
     default_metric = "f1_macro"
     headline_metrics = HEADLINE_METRICS
+    progress_metrics = ("accuracy", "f1_macro")
 
     def check_metric(self, metric: str, num_labels: int) -> None:
         if metric not in SELECTABLE_METRICS or (metric in BINARY_METRICS and num_labels != 2):
@@ -237,6 +238,23 @@ class SingleLabelTask(Task[Calibration]):
         reduction: Literal["mean", "sum", "none"] = "mean",
     ) -> torch.Tensor:
         return classification_loss(logits, labels, weights, kind, gamma, reduction)
+
+    def label_counts(self, labels: Any, num_labels: int) -> list[int]:
+        """Rows per label id."""
+        ids = np.asarray(labels, dtype=np.int64)
+        return np.bincount(ids, minlength=num_labels)[:num_labels].astype(int).tolist()
+
+    def balanced_weights(self, labels: Any, num_labels: int) -> list[float]:
+        """scikit-learn's ``balanced`` rule, ``n_samples / (n_classes * count[c])``: every class then carries the
+        same total weight, and the weights average to 1 over the training rows."""
+        counts = self.label_counts(labels, num_labels)
+        return [sum(counts) / (num_labels * count) for count in counts]
+
+    def gold(self, labels: Any, num_labels: int) -> np.ndarray:
+        return np.asarray(labels, dtype=np.int64)
+
+    def nll(self, probabilities: np.ndarray, labels: Any, num_labels: int) -> float:
+        return negative_log_likelihood(probabilities, np.asarray(labels))
 
     def compute_metrics(
         self, label_names: list[str], to_documents: ToDocuments | None = None

@@ -86,12 +86,14 @@ class ConsoleProgress(TrainerCallback):
     use) they are also written under the bar. ``show_bar=False`` (``train --quiet``) keeps only the log lines.
     """
 
-    def __init__(self, metric: str, show_bar: bool, console_logs: bool) -> None:
+    def __init__(
+        self, metric: str, show_bar: bool, console_logs: bool, columns: tuple[str, ...] = ("accuracy", "f1_macro")
+    ) -> None:
         self.metric = metric
         self.show_bar = show_bar
         self.console_logs = console_logs
         self.bar: Any = None
-        self.table = EvaluationTable(metric)
+        self.table = EvaluationTable(metric, columns)
         self.best: float | None = None
         self._losses: list[float] = []
 
@@ -158,9 +160,10 @@ class EvaluationTable:
     selection metric when it is another one), and a mark on the best row so far. Rows stay under 70 characters, so
     they fit beside a log level on an 80-column terminal."""
 
-    def __init__(self, metric: str) -> None:
+    def __init__(self, metric: str, columns: tuple[str, ...] = ("accuracy", "f1_macro")) -> None:
+        """``columns``: the task's progress metrics (single-label: accuracy and macro F1)."""
         self.metric = metric
-        self.columns = ["accuracy", "f1_macro"] + ([metric] if metric not in ("accuracy", "f1_macro", "loss") else [])
+        self.columns = [*columns] + ([metric] if metric not in (*columns, "loss") else [])
         self.header_done = False
 
     def header(self) -> str:

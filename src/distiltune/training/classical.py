@@ -15,8 +15,7 @@ from distiltune.config import Config, resolve_settings
 from distiltune.data import PreparedData
 from distiltune.data.fingerprint import splits_fingerprint
 from distiltune.methods import Method
-from distiltune.tasks.base import task_for
-from distiltune.tasks.metrics import negative_log_likelihood
+from distiltune.tasks.base import SINGLE_LABEL, task_for
 from distiltune.training.memory import PeakMemory
 from distiltune.training.run import (
     Run,
@@ -35,7 +34,7 @@ def fit_without_trainer(run_dir: Path, config: Config, method: Method, data: Pre
     """Fit ``method`` on the training split, save it and evaluate it like an encoder run."""
     if method.fit is None:
         raise TypeError(f"method {method.name} trains an encoder; train it through the Trainer")
-    task = task_for(config)
+    task = task_for(config.model_copy(update={"data": data.config}))  # multi-label is resolved from the data
     check_calibration_settings(config.train, len(data.labels.names), task)
     settings = resolve_settings(config, model_limit=None, uses_encoder=False)
     config = settings.apply(config.model_copy(update={"data": data.config}))
@@ -61,7 +60,8 @@ def fit_without_trainer(run_dir: Path, config: Config, method: Method, data: Pre
     model_dir = run_dir / runs.MODEL_DIR
     model_dir.mkdir()
     fitted.save(model_dir)
-    runs.write_model_info(model_dir, data.labels.id2label, config.data.max_length, data.is_pair, method.name)
+    kind = task.name if task.name != SINGLE_LABEL else None
+    runs.write_model_info(model_dir, data.labels.id2label, config.data.max_length, data.is_pair, method.name, kind)
 
     evaluation = evaluate_splits(fitted.predict_logits, data, config.train, task)
     write_calibration(model_dir, evaluation)
@@ -73,7 +73,7 @@ def fit_without_trainer(run_dir: Path, config: Config, method: Method, data: Pre
     history_row = {
         "epoch": 1.0,
         "step": 1,
-        "train_loss": negative_log_likelihood(train_probabilities, train_gold),
+        "train_loss": task.nll(train_probabilities, train_gold, len(names)),
         # As for encoder runs, the accuracy on the data it trained on, next to the validation accuracy.
         "train_accuracy": float(task.agreement(train_predicted, train_gold).mean()),
         "eval_loss": validation["loss"],

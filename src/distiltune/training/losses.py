@@ -31,14 +31,20 @@ IMBALANCE_RATIO = 5.0
 
 
 def resolve_class_weights(
-    spec: str | Mapping[str, float] | None, label_names: Sequence[str], train_labels: Any
+    spec: str | Mapping[str, float] | None,
+    label_names: Sequence[str],
+    train_labels: Any,
+    task: Task[Any] | None = None,
 ) -> list[float] | None:
-    """One cross-entropy weight per label id from ``train.class_weights``, or None for unweighted.
+    """One loss weight per label id from ``train.class_weights``, or None for unweighted.
 
     * ``none`` (or None): unweighted.
-    * ``balanced``: scikit-learn's rule, ``n_samples / (n_classes * count[c])`` over the training labels: every
-      class then carries the same total weight, and the weights average to 1 over the training rows.
-    * ``{label_name: weight}``: the named labels get these weights (positive numbers), the others 1.0.
+    * ``balanced``: the ``task``'s rule over the training labels. Single-label: scikit-learn's,
+      ``n_samples / (n_classes * count[c])``: every class then carries the same total weight, and the weights
+      average to 1 over the training rows. Multi-label: each label's ``pos_weight``, its negative rows over its
+      positive rows.
+    * ``{label_name: weight}``: the named labels get these weights (positive numbers), the others 1.0 (for a
+      multi-label run, the named labels' ``pos_weight``).
 
     Raises a one-line ConfigError for an unknown spec or label name, a non-positive weight, and a DataError for
     ``balanced`` when a class has no training rows.
@@ -52,15 +58,15 @@ def resolve_class_weights(
                 f"train.class_weights must be none, balanced or a mapping {{label: weight}}; got '{spec}'.",
                 f"For example --set 'train.class_weights={{{names[0]}: 2.0}}'.",
             )
-        counts = class_counts(train_labels, len(names))
+        task = task or get_task(SINGLE_LABEL)
+        counts = task.label_counts(train_labels, len(names))
         empty = [names[i] for i, count in enumerate(counts) if count == 0]
         if empty:
             raise DataError(
                 f"train.class_weights=balanced: label(s) {', '.join(empty)} have no training rows.",
                 "Give explicit weights with train.class_weights={label: weight}, or fix the training data.",
             )
-        total = sum(counts)
-        return [total / (len(names) * count) for count in counts]
+        return task.balanced_weights(train_labels, len(names))
     if not isinstance(spec, Mapping):
         raise ConfigError(
             f"train.class_weights must be none, balanced or a mapping {{label: weight}}; got {type(spec).__name__}."
@@ -116,7 +122,10 @@ def make_compute_loss(
 
 
 def imbalance_warning(
-    counts: Sequence[int], label_names: Sequence[str], max_ratio: float = IMBALANCE_RATIO
+    counts: Sequence[int],
+    label_names: Sequence[str],
+    max_ratio: float = IMBALANCE_RATIO,
+    thresholds_tunable: bool | None = None,
 ) -> str | None:
     """The dataset summary's warning when the largest class has more than ``max_ratio`` times the training rows of
     the smallest (None otherwise), naming the options that handle it."""
@@ -126,7 +135,7 @@ def imbalance_warning(
     if counts[smallest] > 0 and counts[largest] <= max_ratio * counts[smallest]:
         return None
     options = "--class-weights balanced (train.class_weights=balanced) or --loss focal (train.loss=focal)"
-    if len(counts) == 2:
+    if thresholds_tunable if thresholds_tunable is not None else len(counts) == 2:
         options += ", or --tune-threshold (train.tune_threshold=true)"
     big, small = f"'{label_names[largest]}'", f"'{label_names[smallest]}'"
     if counts[smallest] == 0:

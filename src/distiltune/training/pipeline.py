@@ -38,6 +38,7 @@ from distiltune.data.long_text import (
     document_labels,
     summarize_lengths,
 )
+from distiltune.data.multilabel import describe_label_sets
 from distiltune.data.tokenize import DOCUMENT_COLUMN, tokenize_frame
 from distiltune.errors import ConfigError
 from distiltune.hardware import resolve_device
@@ -46,12 +47,12 @@ from distiltune.methods import Method, count_parameters, get_method
 from distiltune.methods.support import require_support
 from distiltune.modeling import load_encoder_config, load_model_for_classification, load_tokenizer, model_max_length
 from distiltune.modeling.heads import attach_head
-from distiltune.tasks.base import Task, task_for
+from distiltune.tasks.base import SINGLE_LABEL, Task, task_for
 from distiltune.training import distributed
 from distiltune.training.callbacks import ConsoleProgress, HistoryCallback
 from distiltune.training.classical import fit_without_trainer
 from distiltune.training.interrupts import InterruptCallback
-from distiltune.training.losses import class_counts, imbalance_warning, make_compute_loss, resolve_class_weights
+from distiltune.training.losses import imbalance_warning, make_compute_loss, resolve_class_weights
 from distiltune.training.memory import PeakMemory
 from distiltune.training.reproducibility import deterministic_mode
 from distiltune.training.resume import prepare_resume, run_config, supervised
@@ -265,8 +266,8 @@ def prepare_run(
     refuse what cannot run (a method the encoder cannot run, class weights for unknown labels, a decision threshold
     on more than two labels, a stride that does not fit a window) before anything trains, write the resolved
     ``config.yaml`` and log the dataset summary (unless ``data_summary`` is off)."""
-    task = task_for(config)
-    class_weights = resolve_class_weights(config.train.class_weights, data.labels.names, data.train["label"])
+    task = task_for(config.model_copy(update={"data": data.config}))  # multi-label is resolved from the data
+    class_weights = resolve_class_weights(config.train.class_weights, data.labels.names, data.train["label"], task)
     check_calibration_settings(config.train, len(data.labels.names), task)
     m = config.model
     tokenizer = load_tokenizer(m.name, m.revision, m.trust_remote_code)
@@ -342,9 +343,12 @@ def tokenize_splits(prepared: PreparedRun, frame: pd.DataFrame, split: str) -> A
     """One split's token ids (cut to the max length as ``data.long_text`` says; with chunks one row per window),
     through the tokenization cache when it is on."""
     long_text = prepared.long_text
+    num_labels = len(prepared.data.labels.names)
     if not prepared.speed.cache_tokenized:
-        return tokenize_frame(frame, prepared.tokenizer, prepared.max_length, long_text)
-    dataset, hit = cached_tokenize(frame, prepared.tokenizer, prepared.max_length, long_text=long_text)
+        return tokenize_frame(frame, prepared.tokenizer, prepared.max_length, long_text, num_labels)
+    dataset, hit = cached_tokenize(
+        frame, prepared.tokenizer, prepared.max_length, long_text=long_text, num_labels=num_labels
+    )
     rows = f"{len(dataset)} windows of {len(frame)} texts" if len(dataset) != len(frame) else f"{len(dataset)} rows"
     logger.info("Tokenized %s: %s (%s).", split, rows, "from cache" if hit else "cached for next time")
     return dataset
@@ -376,6 +380,7 @@ def build_trainer(
         metric,
         show_bar=main_process and _console_shows_progress(),
         console_logs=main_process and _has_console_handler(),
+        columns=prepared.task.progress_metrics,
     )
     callbacks: list[Any] = [history, progress, *(extra_callbacks or [])]
     if t.early_stopping_patience:
@@ -460,8 +465,15 @@ def build_trainer(
 
 
 def _needs_loss_adapter(prepared: PreparedRun) -> bool:
+    """Runs other than single-label ones always train with their task's loss: a model's own loss for its
+    ``problem_type`` differs between architectures and peft's wrappers, the task's does not."""
     t = prepared.config.train
-    return prepared.class_weights is not None or t.loss != "cross_entropy" or t.gradient_accumulation_steps > 1
+    return (
+        prepared.class_weights is not None
+        or t.loss != "cross_entropy"
+        or t.gradient_accumulation_steps > 1
+        or prepared.task.name != SINGLE_LABEL
+    )
 
 
 def documents_of(eval_set: Any, aggregation: str) -> Any:
@@ -510,7 +522,8 @@ def save_model(prepared: PreparedRun, model: Any) -> Path:
     model_dir.mkdir()
     method.save(model, model_dir)  # type: ignore[misc]
     prepared.tokenizer.save_pretrained(model_dir)
-    runs.write_model_info(model_dir, data.labels.id2label, prepared.max_length, data.is_pair, method.name)
+    task = prepared.task.name if prepared.task.name != SINGLE_LABEL else None
+    runs.write_model_info(model_dir, data.labels.id2label, prepared.max_length, data.is_pair, method.name, task)
     if method.export is not None:
         method.export(model, model_dir, config.method)
     return model_dir
@@ -580,14 +593,17 @@ def log_summary(data: PreparedData, tokenizer: Any, max_length: int, long_text: 
     logger.info(
         "Dataset %s (%s): %d labels %s",
         data.config.dataset,
-        "sentence pairs" if data.is_pair else "single text",
+        ("sentence pairs" if data.is_pair else "single text") + (", multi-label" if data.multi_label else ""),
         len(data.labels.names),
         data.labels.names,
     )
     hint = None
     for split, frame in data.splits().items():
-        counts = frame["label"].value_counts().reindex(range(len(data.labels.names)), fill_value=0)
-        balance = ", ".join(f"{data.labels.names[i]} {100 * c / len(frame):.0f}%" for i, c in counts.items())
+        if data.multi_label:
+            balance = describe_label_sets(frame["label"].tolist(), data.labels.names)
+        else:
+            counts = frame["label"].value_counts().reindex(range(len(data.labels.names)), fill_value=0)
+            balance = ", ".join(f"{data.labels.names[i]} {100 * c / len(frame):.0f}%" for i, c in counts.items())
         length_text = ""
         if split == "train" and len(frame):
             pairs = frame["text_pair"].tolist() if "text_pair" in frame.columns else None
@@ -597,7 +613,9 @@ def log_summary(data: PreparedData, tokenizer: Any, max_length: int, long_text: 
         logger.info("  %-10s %6d rows; %s%s", split, len(frame), balance, length_text)
     if hint:
         logger.warning("%s", hint)
-    imbalance = imbalance_warning(class_counts(data.train["label"], len(data.labels.names)), data.labels.names)
+    task = task_for(data)
+    counts = task.label_counts(data.train["label"], len(data.labels.names))
+    imbalance = imbalance_warning(counts, data.labels.names, thresholds_tunable=data.multi_label or None)
     if imbalance:
         logger.warning("%s", imbalance)
 
