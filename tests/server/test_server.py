@@ -469,11 +469,11 @@ def test_serve_flags_reach_the_server_settings(monkeypatch: pytest.MonkeyPatch, 
 def test_info_names_what_the_model_computes_in(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
+    from distiltune.inference.backends import export_dtype, precision_dtype
     from distiltune.server import model_dtype
 
-    assert model_dtype(SimpleNamespace(backend="torch", precision="bf16")) == "bfloat16"
-    assert model_dtype(SimpleNamespace(backend="torch", precision="fp32")) == "float32"
-    onnx = SimpleNamespace(backend="onnx", precision="fp32", model=SimpleNamespace(path=tmp_path / "model.onnx"))
-    assert model_dtype(onnx) == "float32"  # no export report: plain weights
+    assert precision_dtype("bf16") == "bfloat16" and precision_dtype("fp32") == "float32"
+    assert export_dtype(tmp_path) == "float32"  # no export report: plain weights
     (tmp_path / "export.json").write_text(json.dumps({"quantize": "int8"}))
-    assert model_dtype(onnx) == "int8"
+    assert export_dtype(tmp_path) == "int8"
+    assert model_dtype(SimpleNamespace(dtype="int8")) == "int8"  # the server reports what the backend said

@@ -197,3 +197,36 @@ def test_the_cli_reads_label_columns_and_refuses_a_missing_one_in_one_line(
     assert result.returncode == 2 and len(errors) == 1 and "Traceback" not in result.stderr
     assert "no label column 'hate'" in errors[0]
     assert not (tmp_path / "runs" / "broken").exists()
+
+
+def test_long_texts_in_windows_and_sentence_pairs_train_multi_label(tiny_model: str, tmp_path: Path) -> None:
+    pairs = [
+        {"premise": row["text"], "hypothesis": " ".join(reversed(row["text"].split())), **row} for row in rows(80, 4)
+    ]
+    for split, part in (("train", pairs[:60]), ("validation", pairs[60:])):
+        (tmp_path / "pairs").mkdir(exist_ok=True)
+        (tmp_path / "pairs" / f"{split}.jsonl").write_text("\n".join(json.dumps(r) for r in part) + "\n")
+    settings = {"train.epochs": 1, "data.text_column": "premise", "data.text_pair_column": "hypothesis"}
+    run = distiltune.train(None, overrides(tiny_model, tmp_path / "pairs", tmp_path / "runs", **settings))
+    classifier = distiltune.load(run.dir)
+    assert classifier.is_pair and classifier.predict(["happy"], ["glad"])[0].keys() >= {"labels", "scores"}
+
+    chunked = {"train.epochs": 1, "data.long_text": "chunks", "data.max_length": 8, "data.stride": 2}
+    run = distiltune.train(None, overrides(tiny_model, tmp_path / "pairs", tmp_path / "runs", **chunked))
+    assert run.metrics["train_windows"] > run.metrics["train_rows"]  # texts were read in several windows
+    long_text = " ".join(["happy glad cheerful furious"] * 6)
+    (result,) = distiltune.load(run.dir).predict([long_text])
+    assert len(result["scores"]) >= 1 and all(0 <= entry["score"] <= 1 for entry in result["scores"])
+
+
+def test_tune_searches_a_multi_label_run_by_macro_f1(tiny_model: str, emotions: Path, tmp_path: Path) -> None:
+    result = distiltune.tune(
+        None,
+        overrides(tiny_model, emotions, tmp_path / "runs", **{"train.epochs": 1}),
+        trials=2,
+        space={"train.lr": {"type": "float", "low": 1e-3, "high": 5e-3, "log": True}},
+        output_dir=tmp_path / "tune",
+        pruner="none",
+    )
+    assert result.metric == "f1_macro" and result.counts["complete"] == 2
+    assert all(row["value"] is not None for row in result.trials)

@@ -20,6 +20,7 @@ import torch
 from distiltune.data.collate import PaddingCollator
 from distiltune.data.long_text import LongTextOptions, aggregate_windows, encode_documents
 from distiltune.hardware import autocast_context
+from distiltune.inference.backends import get_backend
 
 #: The Trainer's evaluation batch size when ``train.eval_batch_size`` is unset. On a CPU small batches are faster: the
 #: attention scores of a 32 x 512-token batch (12 heads) take 400 MB and fall out of cache. Measured on MiniLM, IMDb,
@@ -31,8 +32,8 @@ DEFAULT_EVAL_BATCH_SIZE = {"cpu": 8, "cuda": 64, "mps": 32}
 #: texts go a few at a time, short ones up to :data:`TOKEN_BUDGET_MAX_ROWS` at a time. Measured on MiniLM, 2 cores,
 #: against a fixed batch of 8 (IMDb reviews, max length 512 / SST-2 sentences of 25 tokens on average): torch fp32
 #: with 2048 tokens 1.04x / 1.20x; ONNX int8 with 512 tokens 1.20x / 1.09x (its attention kernel slows down with
-#: padding and batch size more than torch's SDPA does). A GPU has no budget: it wants full batches.
-DEFAULT_EVAL_BATCH_TOKENS = {("cpu", "torch"): 2048, ("cpu", "onnx"): 512}
+#: padding and batch size more than torch's SDPA does). Each backend declares its budget
+#: (:attr:`~distiltune.inference.backends.Backend.cpu_batch_tokens`). A GPU has no budget: it wants full batches.
 TOKEN_BUDGET_MAX_ROWS = 64
 
 
@@ -62,7 +63,7 @@ def resolve_inference_batching(
     if batch_tokens is not None:
         tokens = batch_tokens or None
     elif batch_size is None:
-        tokens = DEFAULT_EVAL_BATCH_TOKENS.get((device_type, backend))
+        tokens = get_backend(backend).cpu_batch_tokens if device_type == "cpu" else None
     else:
         tokens = None
     if batch_size is None:

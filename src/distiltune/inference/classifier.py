@@ -1,8 +1,9 @@
 """Load a finished run and predict: ``distiltune.load(run_dir).predict(texts, top_k=...)``.
 
-A :class:`Classifier` serves any run directory. Which predictor runs is the method's business: an encoder method
-predicts with the PyTorch model (``backend="torch"``) or its ONNX export (``backend="onnx"``) through the batched
-inference path; a method without an encoder (TF-IDF) hands back its own predictor (``Method.load_predictor``).
+A :class:`Classifier` serves any run directory. What runs the model is an inference backend
+(:mod:`distiltune.inference.backends`): the PyTorch model (``backend="torch"``) or its ONNX export
+(``backend="onnx"``) through the batched inference path, or a method's own predictor (TF-IDF's:
+``Method.load_predictor``).
 Whatever the predictor, the run's long-text reading (``data.long_text``, inside the batched path) and its
 calibration (``model/calibration.json``: temperature, decision threshold) apply the same way.
 """
@@ -24,17 +25,14 @@ from distiltune.config import Config
 from distiltune.data.columns import LabelSpace
 from distiltune.data.long_text import LongTextOptions
 from distiltune.errors import RunError
-from distiltune.hardware import resolve_device, resolve_precision
+from distiltune.inference.backends import SavedRun, backend_for
 from distiltune.inference.batched import InferenceBatching, InferenceSettings, predict_logits
-from distiltune.inference.onnx_runtime import ONNX_FILE, OnnxSequenceClassifier, find_export
 from distiltune.inference.scoring import score_frame
 from distiltune.methods import METHODS, Method, Predictor, get_method
-from distiltune.modeling import load_classifier_config, load_tokenizer
 from distiltune.tasks.base import MULTI_LABEL, SINGLE_LABEL, Task, TaskCalibration, get_task, task_of_model
 from distiltune.tasks.calibration import Calibration
 
 logger = logging.getLogger("distiltune")
-BACKENDS = ("torch", "onnx")
 #: Files every encoder run's ``model/`` holds besides its method's own (``Method.required_files``).
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json")
 
@@ -62,6 +60,9 @@ class Classifier:
     task: Task[Any] = dataclasses.field(default_factory=lambda: get_task(SINGLE_LABEL))
     """The kind of task the run trained (``model/labels.json``): how logits become probabilities, decisions and
     answers."""
+    dtype: str = "float32"
+    """The number format the model computes in, as TEI's ``/info`` names it (the backend's
+    :attr:`~distiltune.inference.backends.LoadedModel.dtype`)."""
 
     @classmethod
     def load(
@@ -72,11 +73,10 @@ class Classifier:
         backend: str = "torch",
         export_dir: str | Path | None = None,
     ) -> Classifier:
-        """Load a run. ``backend="onnx"`` serves its ONNX export (int8 when present, else fp32; or
-        ``export_dir``) with ONNX Runtime instead of the PyTorch model. The run's calibration comes from
+        """Load a run with an inference ``backend`` (:mod:`distiltune.inference.backends`): ``torch`` (default),
+        or ``onnx``, which serves its ONNX export (int8 when present, else fp32; or ``export_dir``) with ONNX
+        Runtime. A method with its own predictor (TF-IDF) always predicts with it. The run's calibration comes from
         ``model/calibration.json``, for ONNX from the export's copy of it."""
-        if backend not in BACKENDS:
-            raise RunError(f"Unknown backend '{backend}'.", f"Choose one of: {', '.join(BACKENDS)}.")
         run_dir = Path(run_dir)
         model_dir = check_run_dir(run_dir)
         config = Config.from_yaml(run_dir / runs.CONFIG_FILE)
@@ -84,51 +84,24 @@ class Classifier:
         names = runs.label_names(info)
         task = task_of_model(info)
         method = get_method(str(info.get("method") or config.method.name))
-        onnx_dir = find_export(run_dir, export_dir) if backend == "onnx" and method.trains_with_trainer else None
-        common = {
-            "config": config,
-            "labels": LabelSpace(names=names, values=names, multi_label=task.name == MULTI_LABEL),
-            "max_length": int(info.get("max_length") or 0),
-            "is_pair": bool(info.get("is_pair")),
-            "run_dir": run_dir,
-            "backend": backend,
-            "method": method.name,
-            "calibration": read_calibration(onnx_dir or model_dir, names, task),
-            "task": task,
-        }
-        if method.load_predictor is not None:
-            if backend != "torch":
-                raise RunError(
-                    f"{run_dir} uses the {method.name} method, which predicts with its own predictor: it has no "
-                    f"{backend} backend.",
-                    "Drop --backend.",
-                )
-            predictor = method.load_predictor(model_dir)  # type: ignore[misc]
-            facts = predictor.run_facts() if hasattr(predictor, "run_facts") else {}
-            return cls(
-                model=predictor, tokenizer=None, device="cpu", precision=facts.get("precision", "fp32"), **common
-            )
-        if onnx_dir is not None:
-            model = OnnxSequenceClassifier(onnx_dir / ONNX_FILE, load_classifier_config(model_dir))
-            device, precision = "cpu", "fp32"  # ONNX Runtime picks its own provider; inputs start on the CPU
-        else:
-            model = method.load(model_dir, config.model)  # type: ignore[misc]
-        model_labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-        if model_labels != names:
-            raise RunError(
-                f"{run_dir}: the model's labels {model_labels} differ from labels.json {names}.",
-                "The run directory is inconsistent; retrain or restore model/ from a checkpoint.",
-            )
-        tokenizer = load_tokenizer(str(model_dir))
-        resolved_device = resolve_device(device)
-        model.to(resolved_device)
-        model.eval()
+        saved = SavedRun(run_dir, model_dir, config, info, method, names)
+        chosen = backend_for(saved, backend)
+        loaded = chosen.load(saved, device, precision, Path(export_dir) if export_dir is not None else None)
         return cls(
-            model=model,
-            tokenizer=tokenizer,
-            device=resolved_device,
-            precision=resolve_precision(precision, resolved_device),
-            **common,
+            model=loaded.model,
+            tokenizer=loaded.tokenizer,
+            config=config,
+            labels=LabelSpace(names=names, values=names, multi_label=task.name == MULTI_LABEL),
+            max_length=int(info.get("max_length") or 0),
+            is_pair=bool(info.get("is_pair")),
+            device=loaded.device,
+            precision=loaded.precision,
+            run_dir=run_dir,
+            backend=backend,
+            method=method.name,
+            calibration=read_calibration(loaded.calibration_dir, names, task),
+            task=task,
+            dtype=loaded.dtype,
         )
 
     @property
@@ -324,4 +297,4 @@ def _check_consistency(model_dir: Path) -> None:
             raise RunError(f"{weights} is damaged ({' '.join(str(err).split())[:120]}).", broken) from None
 
 
-__all__ = ["BACKENDS", "Classifier", "Predictor", "check_run_dir", "load", "read_calibration"]
+__all__ = ["Classifier", "Predictor", "check_run_dir", "load", "read_calibration"]

@@ -33,7 +33,6 @@ from distiltune import runs
 from distiltune.config import Config
 from distiltune.errors import ConfigError
 from distiltune.inference.classifier import load
-from distiltune.inference.onnx_runtime import REPORT_FILE
 from distiltune.server.batcher import BatchReport, DynamicBatcher, QueuedInput
 from distiltune.server.metrics import ServingMetrics
 from distiltune.server.middleware import AccessLogMiddleware, ApiKeyMiddleware, BodyLimitMiddleware
@@ -283,19 +282,11 @@ class ServerState:
         }
 
 
-#: TEI's names for the number formats a model computes in.
-DTYPE_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
-
-
 def model_dtype(classifier: Any) -> str:
-    """What the model computes in, as TEI's /info names it: the torch precision the classifier resolved (``auto``
-    measures bf16 at load time, so it can differ between machines), or an ONNX export's weights (int8 when
-    quantized)."""
-    if classifier.backend == "onnx":
-        report_path = Path(classifier.model.path).parent / REPORT_FILE
-        report = runs.read_json(report_path) if report_path.is_file() else {}
-        return "int8" if report.get("quantize") == "int8" else "float32"
-    return DTYPE_NAMES.get(str(classifier.precision), str(classifier.precision))
+    """What the model computes in, as TEI's /info names it: the backend's account (torch: the precision the
+    classifier resolved, which ``auto`` measures at load time, so it can differ between machines; ONNX: the export's
+    weights, int8 when quantized)."""
+    return str(classifier.dtype)
 
 
 def check_texts(texts: list[str], pairs: list[str] | None, max_chars: int) -> None:
