@@ -292,16 +292,37 @@ def test_a_typo_in_dataset_leaves_no_run_directory(
     assert not output.exists()
 
 
-def test_a_run_that_failed_on_a_setting_has_no_resume_hint(
+def test_a_setting_the_model_or_the_data_refuses_leaves_no_run_directory(
     tiny_model: str, fixtures_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
-    # The max length is checked against the model once the run directory exists; resuming would fail the same way.
-    args = ["train", "--model", tiny_model, "--dataset", str(fixtures_dir / "tiny.csv"), "--max-length", "4096"]
-    args += ["--text-column", "review", "--label-column", "sentiment", "--output-dir", str(tmp_path), "--name", "run"]
+    base = ["train", "--model", tiny_model, "--dataset", str(fixtures_dir / "tiny.csv"), "--text-column", "review"]
+    base += ["--label-column", "sentiment", "--output-dir", str(tmp_path), "--name", "run"]
+    for extra, message in (
+        (["--max-length", "4096"], "exceeds the model's limit"),  # judged against the encoder's config
+        (["--class-weights", "{nope: 2}"], "unknown label 'nope'"),  # judged against the data's labels
+        (["--report-to", "wandb"], "needs the wandb package"),
+    ):
+        code, stderr = run_main([*base, *extra], monkeypatch, capsys)
+        assert code == 2 and message in stderr and "--resume" not in stderr, extra
+        assert not (tmp_path / "run").exists(), extra
+
+
+def test_a_run_that_failed_on_a_user_error_has_no_resume_hint(
+    tiny_model: str, fixtures_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    from distiltune.errors import ModelError
+    from distiltune.training import pipeline
+
+    def unloadable(prepared: Any) -> Any:  # e.g. weights that do not fit the architecture
+        raise ModelError("the weights do not load.", "Check the model folder.")
+
+    monkeypatch.setattr(pipeline, "build_model", unloadable)
+    args = ["train", "--model", tiny_model, "--dataset", str(fixtures_dir / "tiny.csv"), "--text-column", "review"]
+    args += ["--label-column", "sentiment", "--output-dir", str(tmp_path), "--name", "run"]
     code, stderr = run_main(args, monkeypatch, capsys)
-    assert code == 2 and "exceeds the model's limit" in stderr and "--resume" not in stderr
+    assert code == 2 and "the weights do not load" in stderr and "--resume" not in stderr
     status = json.loads((tmp_path / "run" / "status.json").read_text())
-    assert status["status"] == "failed" and "exceeds the model's limit" in status["error"]
+    assert status["status"] == "failed" and "the weights do not load" in status["error"]
     assert "resume" not in status
     # What train logged while it loaded the data, before the run directory existed, is in the run's log all the same.
     assert "No validation split: held out a stratified 10% of train" in (tmp_path / "run" / "train.log").read_text()

@@ -102,6 +102,8 @@ def train(
     # that failed here could not be resumed into a better one, since resuming re-reads the same settings.
     with runs.held_log() as early_log:  # its records go to the run's train.log once it exists
         data = load_data(config.data, seed=config.train.seed)
+        # And so do settings that only the data and the encoder's limits can refuse.
+        check_before_run(config, data)
     distributed.init_process_group(resolve_device(config.train.device))
     run_dir = distributed.on_main(
         lambda: runs.create_run_dir(
@@ -117,6 +119,29 @@ def train(
             return run_in(
                 run_dir, config, interrupts=interrupts, callbacks=callbacks, data_summary=data_summary, data=data
             )
+
+
+def check_before_run(config: Config, data: PreparedData) -> None:
+    """Refuse, before a run directory exists, the settings that need the data or the encoder's limits to be judged:
+    class weights for labels the data does not have, a decision threshold the task cannot fit, a metric the task
+    does not report, a max length or long-text window beyond the model, a tracker that is not installed. The run
+    then checks them again as it prepares (:func:`prepare_run`), which also covers ``--resume``."""
+    method = get_method(config.method.name)
+    resolved = config.model_copy(update={"data": data.config})
+    task = task_for(resolved)
+    resolve_class_weights(config.train.class_weights, data.labels.names, data.train["label"], task)
+    check_calibration_settings(config.train, len(data.labels.names), task)
+    check_tracker(config.train.report_to)
+    if not method.trains_with_trainer:
+        settings = resolve_settings(config, model_limit=None, uses_encoder=False)
+    else:
+        m = config.model
+        tokenizer = load_tokenizer(m.name, m.revision, m.trust_remote_code)
+        encoder_config = load_encoder_config(m.name, m.revision, m.trust_remote_code)
+        settings = resolve_settings(config, model_max_length(encoder_config, tokenizer))
+        long_text = settings.apply(resolved).data.long_text_options()
+        check_window_settings(tokenizer, settings.max_length, long_text, data.is_pair)
+    check_metric(settings.metric, len(data.labels.names), task)
 
 
 def _resume(
