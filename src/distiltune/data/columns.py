@@ -177,14 +177,7 @@ class LabelSpace:
 
 def build_label_space(labels: pd.Series, source: str, names: list[str] | None) -> LabelSpace:
     """Label ids follow the declared ``names`` for integer labels 0..n-1, else the sorted training values."""
-    kinds = {"number" if _is_number(v) else "string" for v in labels}
-    if len(kinds) > 1:
-        example_number = next(v for v in labels if _is_number(v))
-        example_string = next(v for v in labels if not _is_number(v))
-        raise DataError(
-            f"{source}: labels mix numbers and strings (e.g. {example_number!r} and {example_string!r}).",
-            "Use one kind of label throughout the column.",
-        )
+    kinds = _label_kinds(list(labels), source)
     if kinds == {"number"}:
         values = sorted({int(float(v)) for v in labels})
         if any(float(v) != int(float(v)) for v in labels):
@@ -217,14 +210,7 @@ def build_multi_label_space(sets: list[list[object]], source: str, names: list[s
     values = [value for labels in sets for value in labels]
     if not values:
         raise DataError(f"{source}: no row has a label.", "Check the label column (or data.label_columns).")
-    kinds = {"number" if _is_number(v) else "string" for v in values}
-    if len(kinds) > 1:
-        example_number = next(v for v in values if _is_number(v))
-        example_string = next(v for v in values if not _is_number(v))
-        raise DataError(
-            f"{source}: labels mix numbers and strings (e.g. {example_number!r} and {example_string!r}).",
-            "Use one kind of label throughout the column.",
-        )
+    kinds = _label_kinds(values, source)
     if kinds == {"number"}:
         for row, labels in enumerate(sets):
             for value in labels:
@@ -260,6 +246,19 @@ def build_multi_label_space(sets: list[list[object]], source: str, names: list[s
             "Classification needs at least two labels; check the label column.",
         )
     return space
+
+
+def _label_kinds(values: list[object], source: str) -> set[str]:
+    """``{"number"}`` or ``{"string"}``: the one kind the labels are; a mix is an error naming one of each."""
+    kinds = {"number" if _is_number(v) else "string" for v in values}
+    if len(kinds) > 1:
+        example_number = next(v for v in values if _is_number(v))
+        example_string = next(v for v in values if not _is_number(v))
+        raise DataError(
+            f"{source}: labels mix numbers and strings (e.g. {example_number!r} and {example_string!r}).",
+            "Use one kind of label throughout the column.",
+        )
+    return kinds
 
 
 def _is_number(value: object) -> bool:

@@ -210,6 +210,18 @@ class Task(ABC, Generic[CalibrationT]):
         """The task's facts in the server's ``/info``."""
 
 
+def evaluation_arrays(eval_prediction: Any, to_documents: ToDocuments | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The logits and gold labels of a Trainer evaluation (``EvalPrediction``), per document when the split was read
+    in windows (``to_documents``): what every task's ``compute_metrics`` scores."""
+    logits = eval_prediction.predictions
+    if isinstance(logits, tuple):
+        logits = logits[0]
+    labels = eval_prediction.label_ids
+    if to_documents is not None:
+        logits, labels = to_documents(np.asarray(logits), np.asarray(labels))
+    return np.asarray(logits), np.asarray(labels)
+
+
 # --- the registry --------------------------------------------------------------------------------------------
 
 #: Modules that define the built-in tasks, imported on first lookup (each registers its task).
@@ -256,6 +268,7 @@ __all__ = [
     "SINGLE_LABEL",
     "Task",
     "TaskCalibration",
+    "evaluation_arrays",
     "get_task",
     "register_task",
     "task_for",

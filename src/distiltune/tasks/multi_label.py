@@ -40,7 +40,7 @@ from sklearn.metrics import (
 )
 
 from distiltune.errors import ConfigError, RunError
-from distiltune.tasks.base import MULTI_LABEL, Task, register_task
+from distiltune.tasks.base import MULTI_LABEL, Task, evaluation_arrays, register_task
 from distiltune.tasks.calibration import (
     TEMPERATURE_BOUNDS,
     THRESHOLD_METRICS,
@@ -284,12 +284,7 @@ class MultiLabelTask(Task[MultiLabelCalibration]):
         """Scalar metrics at the 0.5 threshold (a logit above 0), of the Trainer's multi-hot ``label_ids``."""
 
         def compute(eval_prediction: Any) -> dict[str, float]:
-            logits = eval_prediction.predictions
-            if isinstance(logits, tuple):
-                logits = logits[0]
-            labels = eval_prediction.label_ids
-            if to_documents is not None:
-                logits, labels = to_documents(np.asarray(logits), np.asarray(labels))
+            logits, labels = evaluation_arrays(eval_prediction, to_documents)
             logits = np.asarray(logits, dtype=np.float64)
             gold = as_multi_hot(np.asarray(labels), len(label_names))
             metrics = multi_label_metrics(gold, logits > 0, logits, label_names)

@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 from distiltune.errors import ConfigError
-from distiltune.tasks.base import SINGLE_LABEL, Task, register_task
+from distiltune.tasks.base import SINGLE_LABEL, Task, evaluation_arrays, register_task
 from distiltune.tasks.calibration import (
     TEMPERATURE_BOUNDS,
     Calibration,
@@ -265,12 +265,7 @@ class SingleLabelTask(Task[Calibration]):
         Trainer's evaluation keeping the evaluation set's row order."""
 
         def compute(eval_prediction: Any) -> dict[str, float]:
-            logits = eval_prediction.predictions
-            if isinstance(logits, tuple):
-                logits = logits[0]
-            labels = eval_prediction.label_ids
-            if to_documents is not None:
-                logits, labels = to_documents(np.asarray(logits), np.asarray(labels))
+            logits, labels = evaluation_arrays(eval_prediction, to_documents)
             # The argmax of the logits is the argmax of their softmax: no probabilities needed.
             predictions = np.asarray(logits).argmax(axis=-1)
             metrics = classification_metrics(labels, predictions, label_names)
