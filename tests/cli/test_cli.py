@@ -326,3 +326,9 @@ def test_a_run_that_failed_on_a_user_error_has_no_resume_hint(
     assert "resume" not in status
     # What train logged while it loaded the data, before the run directory existed, is in the run's log all the same.
     assert "No validation split: held out a stratified 10% of train" in (tmp_path / "run" / "train.log").read_text()
+
+
+def test_help_lists_train_first_and_the_helpers_last() -> None:
+    commands = [line.split()[0] for line in render_help().split("Commands:")[1].splitlines() if line.strip()]
+    assert commands[:3] == ["train", "evaluate", "predict"]
+    assert commands[-3:] == ["methods", "presets", "config"]

@@ -11,8 +11,6 @@ import sys
 
 import typer
 
-# Importing a command module registers its commands with the app, in this order in --help.
-from distiltune.cli import compare, config, demo, export, methods, predict, presets, serve, train, tune  # noqa: F401
 from distiltune.cli.common import app, is_main_process
 from distiltune.errors import DistiltuneError
 
@@ -36,3 +34,6 @@ def main() -> None:
 
 
 __all__ = ["app", "main"]
+
+# Importing a command module registers its commands with the app; --help lists them in this order.
+from distiltune.cli import train, predict, export, serve, demo, compare, tune, methods, presets, config  # noqa: E402, F401, I001
