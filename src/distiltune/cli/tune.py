@@ -11,7 +11,24 @@ from distiltune.cli.common import Debug, QuietOption, SetOption, app, fmt, make_
 from distiltune.cli.flags import config_flags
 
 #: The config flags of ``tune`` (cli/flags.py): the settings every trial starts from, unless the space searches them.
-TUNE_FLAGS = ("dataset", "model", "method", "epochs", "batch-size", "max-length", "seed", "report-to")
+TUNE_FLAGS = (
+    "dataset",
+    "model",
+    "method",
+    "epochs",
+    "batch-size",
+    "max-length",
+    "text-column",
+    "text-pair-column",
+    "label-column",
+    "multi-label",
+    "label-columns",
+    "label-separator",
+    "label-names-file",
+    "column-names",
+    "seed",
+    "report-to",
+)
 
 
 @app.command("tune")
