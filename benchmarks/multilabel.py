@@ -62,11 +62,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_file import dated_result_path  # noqa: E402  (a sibling script, not a package)
 from throughput import (  # noqa: E402
     PEER_ATTENTION,
+    PEER_OPTIMIZER,
+    PEER_SAMPLING,
     REPO_ROOT,
     hardware_summary,
     peer_precision,
     peer_recipe,
-    peer_trainer,
 )
 
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
@@ -143,7 +144,13 @@ def run_peer(args: argparse.Namespace, seed: int, work: Path) -> dict[str, Any]:
     import datasets
     import transformers
     from sklearn.metrics import f1_score
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
 
     from distiltune.data import load_data
     from distiltune.data.config import DataConfig
@@ -179,27 +186,39 @@ def run_peer(args: argparse.Namespace, seed: int, work: Path) -> dict[str, Any]:
         return {"f1": f1_score(gold, decided, average="micro", zero_division=0)}
 
     device = "cpu"
-    trainer = peer_trainer(
-        model,
-        train_set,
-        tokenizer,
-        work / f"peer_seed{seed}",
-        device,
-        batch_size=16,
-        lr=3e-5,
-        seed=seed,
-        num_train_epochs=args.epochs or 3,
+    precision = peer_precision(device)
+    # throughput.peer_trainer's settings, plus the tutorial's evaluation every epoch and best-epoch selection.
+    arguments = TrainingArguments(
+        output_dir=str(work / f"peer_seed{seed}"),
+        per_device_train_batch_size=16,
+        per_device_eval_batch_size=64,
+        learning_rate=3e-5,
         weight_decay=0.01,
+        num_train_epochs=args.epochs or 3,
+        seed=seed,
+        report_to="none",
         eval_strategy="epoch",
         save_strategy="epoch",
         save_total_limit=1,
         load_best_model_at_end=True,
         metric_for_best_model="f1",
-        per_device_eval_batch_size=64,
         logging_steps=200,
+        use_cpu=True,
+        disable_tqdm=True,
+        train_sampling_strategy=PEER_SAMPLING,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        optim=PEER_OPTIMIZER,
     )
-    trainer.eval_dataset = validation_set
-    trainer.compute_metrics = compute_metrics
+    trainer = Trainer(
+        model=model,
+        args=arguments,
+        train_dataset=train_set,
+        eval_dataset=validation_set,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
+        compute_metrics=compute_metrics,
+    )
     started = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - started
@@ -210,7 +229,7 @@ def run_peer(args: argparse.Namespace, seed: int, work: Path) -> dict[str, Any]:
         "f1_macro": float(f1_score(gold, decided, average="macro", zero_division=0)),
         "f1_micro": float(f1_score(gold, decided, average="micro", zero_division=0)),
         "train_seconds": round(seconds, 2),
-        "precision": peer_precision(device),
+        "precision": precision,
         "recipe": peer_recipe(trainer),
     }
 
